@@ -1,0 +1,138 @@
+"""The build: config -> introspect -> snapshot -> render -> write (-> index).
+
+`build_package` runs the pipeline and returns a report; it raises `BuildError`
+when the output must not be written, in which case nothing on disk changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import load_config
+from .diagnostics import BuildError, Diagnostics
+from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
+from .package import DEFAULT_OUT_ROOT
+from .render import PackageOptions, render_package
+from .snapshot import Snapshot
+from .write import write_package
+
+__all__ = ["BuildReport", "build_package", "introspect_snapshot"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    out: Path
+    package: str
+    snapshot: Snapshot
+    diagnostics: Diagnostics
+    modules: int
+    failed_servers: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def introspect_snapshot(
+    config_path: Path | str,
+    diagnostics: Diagnostics,
+    *,
+    timeout: float = DEFAULT_SERVER_TIMEOUT,
+) -> tuple[Snapshot, list[str]]:
+    """Introspect every server of the config into a snapshot of the ones that answered.
+
+    Returns the snapshot and the names of the servers that failed (recorded in
+    `diagnostics`).
+
+    Raises:
+        ConfigError: the config cannot be read.
+    """
+    config = load_config(config_path)
+    listings = asyncio.run(introspect(config, diagnostics, timeout=timeout))
+    failed = [listing.name for listing in listings if listing.snapshot is None]
+    servers = tuple(listing.snapshot for listing in listings if listing.snapshot is not None)
+    return Snapshot(servers=servers), failed
+
+
+def _canonical(snapshot: Snapshot) -> Snapshot:
+    # Render exactly what the snapshot file says: key order as written (sorted),
+    # so a live build and a build from its snapshot give the same bytes.
+    return Snapshot.model_validate(json.loads(snapshot.to_json()))
+
+
+def build_package(
+    *,
+    options: PackageOptions,
+    out: Path | None = None,
+    config_path: Path | str | None = None,
+    snapshot: Snapshot | None = None,
+    keep_going: bool = False,
+    fail_on_warning: bool = False,
+    timeout: float = DEFAULT_SERVER_TIMEOUT,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build the package from live servers (`config_path`) or a `snapshot`.
+
+    Raises:
+        ConfigError: the config cannot be read.
+        BuildError: a server or tool failed (without `keep_going`), a warning
+            occurred (with `fail_on_warning`), or the generated code failed
+            verification. Nothing was written.
+    """
+    say = progress or (lambda message: None)
+    out = out or DEFAULT_OUT_ROOT / options.name
+    diagnostics = Diagnostics()
+    seconds: dict[str, float] = {}
+    failed: list[str] = []
+    started = time.perf_counter()
+    if snapshot is None:
+        if config_path is None:
+            raise ValueError("build_package needs a config_path or a snapshot")
+        say(f"introspecting the servers of {config_path}")
+        snapshot, failed = introspect_snapshot(config_path, diagnostics, timeout=timeout)
+        seconds["introspect"] = time.perf_counter() - started
+        if failed and not keep_going:
+            raise BuildError(
+                f"{len(failed)} of {len(failed) + len(snapshot.servers)} servers failed; nothing was written "
+                "(--keep-going builds the others)",
+                diagnostics,
+            )
+    snapshot = _canonical(snapshot)
+    say(f"rendering {snapshot.tool_count()} tools of {len(snapshot.servers)} servers")
+    mark = time.perf_counter()
+    rendered = render_package(snapshot, options)
+    seconds["render"] = time.perf_counter() - mark
+    diagnostics.extend(rendered.diagnostics)
+    if diagnostics.errors and not keep_going:
+        raise BuildError(
+            f"{len(diagnostics.errors)} errors; nothing was written (--keep-going leaves out what failed)",
+            diagnostics,
+        )
+    if fail_on_warning and diagnostics.warnings:
+        raise BuildError(
+            f"{len(diagnostics.warnings)} warnings and --fail-on-warning; nothing was written", diagnostics
+        )
+    say(f"formatting, verifying and indexing into {out}")
+    mark = time.perf_counter()
+    try:
+        diagnostics.extend(write_package(rendered, out, options.name))
+    except BuildError as exc:
+        diagnostics.extend(exc.diagnostics)
+        raise BuildError(str(exc), diagnostics) from None
+    seconds["write"] = time.perf_counter() - mark
+    seconds["total"] = time.perf_counter() - started
+    return BuildReport(
+        out=out,
+        package=options.name,
+        snapshot=snapshot,
+        diagnostics=diagnostics,
+        modules=len(rendered.tools),
+        failed_servers=failed,
+        seconds=seconds,
+    )

@@ -1,0 +1,152 @@
+"""Introspection: connect to every configured server at once and list its tools.
+
+Each server gets its own deadline. A server that cannot start, exits, hangs, or
+answers with invalid data becomes an error naming it, with the tail of its
+stderr; the others are still listed, so one report shows every problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .diagnostics import Diagnostics
+from .runtime.config import Config, ServerConfig
+from .runtime.direct import open_client, stderr_tail
+from .runtime.errors import ConfigError
+from .snapshot import ServerSnapshot, ToolSnapshot
+
+__all__ = ["DEFAULT_SERVER_TIMEOUT", "ServerListing", "introspect"]
+
+DEFAULT_SERVER_TIMEOUT = 30.0
+MAX_PAGES = 1000
+
+
+@dataclass(frozen=True)
+class ServerListing:
+    """What one server gave: its snapshot, or nothing; and how long it took."""
+
+    name: str
+    snapshot: ServerSnapshot | None
+    seconds: float
+
+
+class _ServerFailed(Exception):
+    pass
+
+
+async def introspect(
+    config: Config, diagnostics: Diagnostics, *, timeout: float = DEFAULT_SERVER_TIMEOUT
+) -> list[ServerListing]:
+    """List the tools of every server in `config`, concurrently.
+
+    Failures are recorded in `diagnostics` as errors; their listing has no snapshot.
+    A server's own `timeout` in the config overrides `timeout`.
+    """
+    return list(
+        await asyncio.gather(*(_listing(server, diagnostics, timeout) for server in config.servers))
+    )
+
+
+async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: float) -> ServerListing:
+    started = time.perf_counter()
+    deadline = server.timeout or timeout
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
+        try:
+            snapshot = await asyncio.wait_for(_list_server(server, errlog, deadline), deadline)
+        except ConfigError as exc:
+            diagnostics.error(str(exc), server=server.name)
+            snapshot = None
+        except TimeoutError:
+            _fail(diagnostics, server, f"did not answer within {deadline:g}s", errlog,
+                  "raise its \"timeout\" in mcp.json or --timeout if it is just slow")
+            snapshot = None
+        except _ServerFailed as exc:
+            _fail(diagnostics, server, str(exc), errlog, None)
+            snapshot = None
+        except Exception as exc:  # whatever the SDK raised on a dead or broken server
+            _fail(diagnostics, server, _describe(exc), errlog, _start_hint(server))
+            snapshot = None
+    return ServerListing(server.name, snapshot, time.perf_counter() - started)
+
+
+def _fail(diagnostics: Diagnostics, server: ServerConfig, message: str, errlog: Any, hint: str | None) -> None:
+    tail = stderr_tail(errlog)
+    if tail:
+        message += "\n    stderr: " + tail.replace("\n", "\n    stderr: ")
+    diagnostics.error(message, server=server.name, hint=hint)
+
+
+def _start_hint(server: ServerConfig) -> str:
+    if hasattr(server, "command"):
+        return "check that its command runs on its own in a terminal"
+    return "check that its url is reachable and speaks streamable HTTP"
+
+
+def _describe(exc: BaseException) -> str:
+    # anyio wraps failures of task groups; the first leaf says what happened.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, FileNotFoundError):
+        return f"cannot start: {exc.filename or exc}: no such file or command"
+    if isinstance(exc, PermissionError):
+        return f"cannot start: {exc.filename or exc}: permission denied"
+    text = str(exc).strip() or type(exc).__name__
+    return f"failed while connecting or listing tools: {text}"
+
+
+async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> ServerSnapshot:
+    async with open_client(server, errlog=errlog, timeout=timeout) as client:
+        tools: list[ToolSnapshot] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            try:
+                page = await client.list_tools(cursor=cursor)
+            except ValidationError as exc:
+                raise _ServerFailed(f"answered tools/list with invalid data: {_first(exc)}") from exc
+            tools.extend(_tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
+                         for tool in page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            if cursor in seen:
+                raise _ServerFailed(f"tools/list repeated the cursor {cursor!r}; pagination never ends")
+            seen.add(cursor)
+        else:
+            raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
+        info = client.server_info
+        try:
+            return ServerSnapshot(
+                name=server.name,
+                server_name=info.name if info else None,
+                server_title=info.title if info else None,
+                server_version=info.version if info else None,
+                protocol_version=client.protocol_version,
+                instructions=client.instructions or None,
+                tools=tuple(tools),
+            )
+        except ValidationError as exc:
+            raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc
+
+
+def _tool(wire: dict[str, Any]) -> ToolSnapshot:
+    title = wire.get("title") or (wire.get("annotations") or {}).get("title")
+    return ToolSnapshot(
+        name=wire["name"],
+        title=title,
+        description=wire.get("description") or "",
+        input_schema=wire.get("inputSchema") or {"type": "object"},
+        output_schema=wire.get("outputSchema"),
+        annotations=wire.get("annotations") or None,
+    )
+
+
+def _first(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'/'.join(str(part) for part in error['loc'])}: {error['msg']}"

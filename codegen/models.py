@@ -1,0 +1,263 @@
+"""Pydantic models for a tool's input and output, by datamodel-code-generator.
+
+Each tool's schemas go through datamodel-code-generator's `mcp-tools` input type,
+which names the classes `<Tool>Input` and `<Tool>Output`. The generated function's
+parameters are then read off the input model's fields (ast), so a parameter has
+exactly the type and default the model validates against.
+
+Descriptions of top-level properties are taken out of the schema first: they are
+the docstring's Args section, and printing them twice would double the tokens an
+agent spends reading the module. Nested models keep theirs.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import multiprocessing
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .names import pascal_case
+from .snapshot import ToolSnapshot
+
+__all__ = ["ModelError", "Param", "ToolModels", "generate_all", "generate_models"]
+
+_HEADER_PREFIX = "#"
+
+
+class ModelError(Exception):
+    """A schema datamodel-code-generator cannot turn into models."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One keyword-only parameter of a generated function."""
+
+    name: str
+    wire_name: str
+    annotation: str
+    default: str | None
+    description: str
+
+    @property
+    def required(self) -> bool:
+        """Whether the caller must pass it."""
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class ToolModels:
+    """The model source for one tool, and what the function needs from it."""
+
+    source: str
+    input_class: str
+    output_class: str | None
+    params: tuple[Param, ...]
+    class_names: tuple[str, ...]
+
+
+# Formats whose pydantic types need an extra (`pydantic[email]`); the package must
+# need nothing but pydantic, so these validate as plain strings.
+_FORMATS_NEEDING_EXTRAS = frozenset({"email", "idn-email"})
+
+
+def _simplify(node: Any) -> None:
+    """Drop what would cost tokens or extras and change no validation.
+
+    Formats needing extras go; so do property titles, which pydantic servers
+    derive from the property name (`day_of_week` -> "Day Of Week").
+    """
+    if isinstance(node, dict):
+        if isinstance(node.get("format"), str) and node["format"] in _FORMATS_NEEDING_EXTRAS:
+            del node["format"]
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for prop in properties.values():
+                if isinstance(prop, dict) and isinstance(prop.get("title"), str):
+                    del prop["title"]
+        for value in node.values():
+            _simplify(value)
+    elif isinstance(node, list):
+        for value in node:
+            _simplify(value)
+
+
+def _strip_top_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = copy.deepcopy(schema)
+    _simplify(schema)
+    for key in ("$schema", "title", "description", "$id"):
+        schema.pop(key, None)
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for prop in properties.values():
+            if isinstance(prop, dict):
+                prop.pop("description", None)
+                prop.pop("title", None)
+    return schema
+
+
+def _descriptions(schema: dict[str, Any]) -> dict[str, str]:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {}
+    found: dict[str, str] = {}
+    for name, prop in properties.items():
+        if isinstance(prop, dict):
+            text = prop.get("description") or prop.get("title") or ""
+            found[name] = text if isinstance(text, str) else ""
+    return found
+
+
+def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
+    """Generate the models of `tool`, whose function is named `ident`.
+
+    Raises:
+        ModelError: datamodel-code-generator rejected a schema, or its output lacks
+            the input class.
+    """
+    from datamodel_code_generator import (
+        DataModelType,
+        InputFileType,
+        LiteralType,
+        PythonVersion,
+        generate,
+    )
+
+    entry: dict[str, Any] = {
+        "name": ident,
+        "inputSchema": _strip_top_descriptions(tool.input_schema),
+    }
+    if tool.output_schema is not None:
+        output = copy.deepcopy(tool.output_schema)
+        for key in ("$schema", "title", "$id"):
+            output.pop(key, None)
+        _simplify(output)
+        entry["outputSchema"] = output
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = generate(
+                [entry],
+                input_file_type=InputFileType.MCPTools,
+                output_model_type=DataModelType.PydanticV2BaseModel,
+                target_python_version=PythonVersion.PY_311,
+                disable_timestamp=True,
+                use_annotated=True,
+                formatters=[],
+                allow_population_by_field_name=True,
+                enum_field_as_literal=LiteralType.All,
+                field_constraints=True,
+                use_union_operator=True,
+                use_standard_collections=True,
+                capitalise_enum_members=False,
+            )
+    except RecursionError:
+        raise ModelError("the schema nests too deeply to generate models") from None
+    except Exception as exc:  # datamodel-code-generator raises many kinds on bad schemas
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(message) from None
+    if not isinstance(source, str):
+        raise ModelError("datamodel-code-generator produced several modules for one tool")
+    source = "\n".join(
+        line for line in source.splitlines() if not line.startswith(_HEADER_PREFIX)
+    ).strip() + "\n"
+    base = pascal_case(ident)
+    return _read_models(source, f"{base}Input", f"{base}Output" if "outputSchema" in entry else None,
+                        _descriptions(tool.input_schema))
+
+
+PARALLEL_THRESHOLD = 200
+"""Below this many tools, worker processes cost more than they save."""
+
+
+def _generate_or_error(job: tuple[ToolSnapshot, str]) -> ToolModels | str:
+    try:
+        return generate_models(*job)
+    except ModelError as exc:
+        return str(exc)
+
+
+def generate_all(jobs: Sequence[tuple[ToolSnapshot, str]]) -> list[ToolModels | str]:
+    """`generate_models` for each (tool, ident), in order; an error's message in place of models.
+
+    Large catalogs are spread over the machine's cores; the result is the same.
+    """
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_THRESHOLD or workers < 2:
+        return [_generate_or_error(job) for job in jobs]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_generate_or_error, jobs, chunksize=32))
+
+
+def _read_models(
+    source: str, input_class: str, output_class: str | None, descriptions: dict[str, str]
+) -> ToolModels:
+    tree = ast.parse(source)
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    if input_class not in classes:
+        raise ModelError(f"datamodel-code-generator did not produce {input_class}")
+    if output_class is not None and output_class not in classes:
+        raise ModelError(f"datamodel-code-generator did not produce {output_class}")
+    required: list[Param] = []
+    optional: list[Param] = []
+    for node in classes[input_class].body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        name = node.target.id
+        if name == "model_config":
+            continue
+        annotation, alias = _unwrap(node.annotation, source)
+        wire = alias or name
+        default = _default(node.value, source)
+        if default == "None" and not _optional(annotation):
+            annotation += " | None"
+        param = Param(name, wire, annotation, default, descriptions.get(wire, ""))
+        (required if default is None else optional).append(param)
+    return ToolModels(
+        source=source,
+        input_class=input_class,
+        output_class=output_class,
+        params=tuple(required + optional),
+        class_names=tuple(classes),
+    )
+
+
+def _unwrap(annotation: ast.expr, source: str) -> tuple[str, str | None]:
+    """`Annotated[T, Field(alias="x")]` -> ("T", "x"); anything else -> (its text, None)."""
+    alias = None
+    if (
+        isinstance(annotation, ast.Subscript)
+        and isinstance(annotation.value, ast.Name)
+        and annotation.value.id == "Annotated"
+        and isinstance(annotation.slice, ast.Tuple)
+    ):
+        inner, *extras = annotation.slice.elts
+        for extra in extras:
+            if isinstance(extra, ast.Call):
+                for keyword in extra.keywords:
+                    if keyword.arg == "alias" and isinstance(keyword.value, ast.Constant):
+                        alias = str(keyword.value.value)
+        annotation = inner
+    text = ast.get_source_segment(source, annotation) or ast.unparse(annotation)
+    return " ".join(text.split()), alias
+
+
+def _optional(annotation: str) -> bool:
+    parts = [part.strip() for part in annotation.split("|")]
+    return "None" in parts or annotation.startswith(("Optional[", "Any"))
+
+
+def _default(value: ast.expr | None, source: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, ast.Call):
+        # Field(default_factory=...) and friends: the model fills it in when omitted.
+        return "None"
+    text = ast.get_source_segment(source, value) or ast.unparse(value)
+    return text

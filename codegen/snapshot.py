@@ -1,0 +1,149 @@
+"""The snapshot: the normalized record of what the servers offered.
+
+Introspection writes it, everything downstream reads only it. It holds what the
+servers said about themselves and their tools, and nothing from the config: no
+commands, no environment, no headers, so no secret can reach it.
+
+The JSON form is canonical: keys sorted, servers and tools sorted by name,
+two-space indent, UTF-8, a trailing newline. The same servers give the same bytes,
+and `Snapshot.digest()` hashes exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "SNAPSHOT_FILENAME",
+    "SNAPSHOT_FORMAT",
+    "ServerSnapshot",
+    "Snapshot",
+    "SnapshotError",
+    "ToolSnapshot",
+    "canonical_json",
+]
+
+SNAPSHOT_FILENAME = "mcp-snapshot.json"
+SNAPSHOT_FORMAT = 1
+
+JSONObject = dict[str, Any]
+
+
+class SnapshotError(Exception):
+    """A snapshot file that cannot be read or does not hold a valid snapshot."""
+
+
+def canonical_json(value: Any) -> str:
+    """Serialize `value` canonically: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolSnapshot(_Frozen):
+    """One tool as the server listed it (MCP `Tool`, in its wire spelling)."""
+
+    name: str
+    title: str | None = None
+    description: str = ""
+    input_schema: JSONObject = Field(alias="inputSchema")
+    output_schema: JSONObject | None = Field(default=None, alias="outputSchema")
+    annotations: JSONObject | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def digest(self) -> str:
+        """A hash of this tool's definition, for incremental builds and drift checks."""
+        return hashlib.sha256(canonical_json(self.to_json()).encode("utf-8")).hexdigest()
+
+    def to_json(self) -> JSONObject:
+        """The tool in MCP wire spelling, with absent fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ServerSnapshot(_Frozen):
+    """One configured server: its key in `mcpServers`, what it said of itself, its tools."""
+
+    name: str
+    """The key under `mcpServers`; generated code calls the server by this name."""
+    server_name: str | None = None
+    server_title: str | None = None
+    server_version: str | None = None
+    protocol_version: str | None = None
+    instructions: str | None = None
+    tools: tuple[ToolSnapshot, ...] = ()
+
+    @field_validator("tools")
+    @classmethod
+    def _sorted_unique(cls, tools: tuple[ToolSnapshot, ...]) -> tuple[ToolSnapshot, ...]:
+        names = [tool.name for tool in tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tool names listed twice: {', '.join(duplicates)}")
+        return tuple(sorted(tools, key=lambda tool: tool.name))
+
+
+class Snapshot(_Frozen):
+    """Every server of one config, normalized."""
+
+    format: int = SNAPSHOT_FORMAT
+    servers: tuple[ServerSnapshot, ...] = ()
+
+    @field_validator("servers")
+    @classmethod
+    def _sorted(cls, servers: tuple[ServerSnapshot, ...]) -> tuple[ServerSnapshot, ...]:
+        return tuple(sorted(servers, key=lambda server: server.name))
+
+    def to_json(self) -> str:
+        """The canonical JSON text of this snapshot."""
+        return canonical_json(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON text."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def server(self, name: str) -> ServerSnapshot | None:
+        """The server configured as `name`, if the snapshot has it."""
+        return next((server for server in self.servers if server.name == name), None)
+
+    def tool_count(self) -> int:
+        """How many tools all servers list together."""
+        return sum(len(server.tools) for server in self.servers)
+
+    def write(self, path: Path) -> None:
+        """Write the canonical JSON to `path`."""
+        path.write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Snapshot:
+        """Read and validate a snapshot file.
+
+        Raises:
+            SnapshotError: the file is missing, not JSON, or not a snapshot.
+        """
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SnapshotError(f"{path}: cannot read snapshot ({exc.strerror})") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from exc
+        if isinstance(data, dict) and data.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
+            raise SnapshotError(
+                f"{path}: snapshot format {data.get('format')!r} is not {SNAPSHOT_FORMAT}; "
+                "rebuild it with this mcp-codegen (`mcp-codegen build`)"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "/".join(str(part) for part in first["loc"])
+            raise SnapshotError(f"{path}: invalid snapshot at {where}: {first['msg']}") from exc

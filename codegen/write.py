@@ -1,0 +1,107 @@
+"""Write: format, verify and index the rendered package, then swap it into place.
+
+Everything is written into a staging directory beside the output first. ruff
+formats it once (not once per file), every module is verified, the search index
+is built, and only then does the staging directory replace the old output. A
+build that fails anywhere leaves the previous output exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ruff.__main__ import find_ruff_bin
+
+from . import __version__
+from .diagnostics import BuildError, Diagnostics
+from .index import INDEX_FILENAME, build_index
+from .render import RenderedPackage
+from .verify import verify_package
+
+__all__ = ["format_python", "stage_package", "swap_into_place", "write_package"]
+
+LINE_LENGTH = 100
+
+
+def format_python(paths: list[Path]) -> None:
+    """Sort imports and format `paths` with the pinned ruff, in isolated mode: two spawns in all.
+
+    Raises:
+        BuildError: ruff failed, which means a generated file is not valid Python.
+    """
+    if not paths:
+        return
+    ruff = os.fsdecode(find_ruff_bin())
+    common = ["--isolated", "--no-respect-gitignore", f"--line-length={LINE_LENGTH}",
+              "--target-version=py311", "--quiet"]
+    for command in (
+        [ruff, "check", *common, "--select=I", "--fix", "--exit-zero"],
+        [ruff, "format", *common],
+    ):
+        done = subprocess.run(
+            [*command, *map(str, paths)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise BuildError(f"ruff {command[1]} failed on the generated code: {done.stderr.strip()[:2000]}")
+
+
+def stage_package(rendered: RenderedPackage, staging: Path, package: str) -> Diagnostics:
+    """Write, format, verify and index `rendered` under `staging`.
+
+    Raises:
+        BuildError: formatting or verification failed.
+    """
+    for relative, content in sorted(rendered.files.items()):
+        path = staging / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="\n")
+    root = staging / package
+    format_python([root / "__init__.py", root / "servers"])
+    problems = verify_package(root, package)
+    if problems.errors:
+        raise BuildError("generated code failed verification", problems)
+    build_index([tool.entry for tool in rendered.tools], root / INDEX_FILENAME, generator_version=__version__)
+    return problems
+
+
+def swap_into_place(staging: Path, out: Path) -> None:
+    """Replace `out` with `staging` (two renames), removing the old output after."""
+    old: Path | None = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+    try:
+        staging.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_package(rendered: RenderedPackage, out: Path, package: str) -> Diagnostics:
+    """Stage `rendered`, then swap it in as `out`; on any failure leave `out` untouched.
+
+    Raises:
+        BuildError: the staged package failed formatting or verification.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the package is read by others (the sandbox)
+    try:
+        problems = stage_package(rendered, staging, package)
+        swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return problems
