@@ -127,11 +127,15 @@ def build(
         click.echo(_report_json(report, report.diagnostics, ok=True))
         return
     _print_diagnostics(report.diagnostics)
-    failed = f"; left out {len(report.failed_servers)} failed servers" if report.failed_servers else ""
+    failed = f"; left out {_count(len(report.failed_servers), 'failed server')}" if report.failed_servers else ""
     click.echo(
-        f"built {report.out}: {report.modules} tools of {len(report.snapshot.servers)} servers "
+        f"built {report.out}: {_count(report.modules, 'tool')} of {_count(len(report.snapshot.servers), 'server')} "
         f"in {report.seconds.get('total', 0):.1f}s{failed}"
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _register_optional() -> None:

@@ -59,20 +59,31 @@ async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: floa
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
         try:
             snapshot = await asyncio.wait_for(_list_server(server, errlog, deadline), deadline)
-        except ConfigError as exc:
-            diagnostics.error(str(exc), server=server.name)
-            snapshot = None
-        except TimeoutError:
-            _fail(diagnostics, server, f"did not answer within {deadline:g}s", errlog,
-                  "raise its \"timeout\" in mcp.json or --timeout if it is just slow")
-            snapshot = None
-        except _ServerFailed as exc:
-            _fail(diagnostics, server, str(exc), errlog, None)
-            snapshot = None
-        except Exception as exc:  # whatever the SDK raised on a dead or broken server
-            _fail(diagnostics, server, _describe(exc), errlog, _start_hint(server))
+        except Exception as exc:  # whatever the SDK raised on a dead, hung or broken server
+            _record(diagnostics, server, _leaf(exc), errlog, deadline)
             snapshot = None
     return ServerListing(server.name, snapshot, time.perf_counter() - started)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    # anyio wraps failures inside task groups; the first leaf says what happened.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _record(
+    diagnostics: Diagnostics, server: ServerConfig, exc: BaseException, errlog: Any, deadline: float
+) -> None:
+    if isinstance(exc, ConfigError):
+        diagnostics.error(str(exc), server=server.name)
+    elif isinstance(exc, TimeoutError):
+        _fail(diagnostics, server, f"did not answer within {deadline:g}s", errlog,
+              'raise its "timeout" in mcp.json or --timeout if it is just slow')
+    elif isinstance(exc, _ServerFailed):
+        _fail(diagnostics, server, str(exc), errlog, "the server is at fault; report it to its authors")
+    else:
+        _fail(diagnostics, server, _describe(exc), errlog, _start_hint(server))
 
 
 def _fail(diagnostics: Diagnostics, server: ServerConfig, message: str, errlog: Any, hint: str | None) -> None:
@@ -89,9 +100,6 @@ def _start_hint(server: ServerConfig) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    # anyio wraps failures of task groups; the first leaf says what happened.
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
     if isinstance(exc, FileNotFoundError):
         return f"cannot start: {exc.filename or exc}: no such file or command"
     if isinstance(exc, PermissionError):

@@ -189,6 +189,7 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
     if not isinstance(entries, dict):
         raise ConfigError(f"{source}: 'mcpServers' must be an object of servers by name")
     servers: list[ServerConfig] = []
+    base_dir = os.path.abspath(base_dir)  # a relative command must not be looked up in its own cwd
     for name, entry in entries.items():
         server = _parse_server(name, entry, _Where(source, name), base_dir)
         if server is not None:

@@ -1,0 +1,5 @@
+"""`python -m codegen` is `mcp-codegen`."""
+
+from codegen.cli import main
+
+main()
