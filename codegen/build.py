@@ -51,9 +51,11 @@ def introspect_snapshot(
     `diagnostics`).
 
     Raises:
-        ConfigError: the config cannot be read.
+        ConfigError: the config cannot be read, or a `${VAR}` in it is not set.
     """
     config = load_config(config_path)
+    for server in config.servers:
+        server.resolve()  # an unset ${VAR} is a config error before any server starts
     listings = asyncio.run(introspect(config, diagnostics, timeout=timeout))
     failed = [listing.name for listing in listings if listing.snapshot is None]
     servers = tuple(listing.snapshot for listing in listings if listing.snapshot is not None)

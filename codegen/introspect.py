@@ -145,13 +145,15 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
 
 def _tool(wire: dict[str, Any]) -> ToolSnapshot:
     title = wire.get("title") or (wire.get("annotations") or {}).get("title")
-    return ToolSnapshot(
-        name=wire["name"],
-        title=title,
-        description=wire.get("description") or "",
-        input_schema=wire.get("inputSchema") or {"type": "object"},
-        output_schema=wire.get("outputSchema"),
-        annotations=wire.get("annotations") or None,
+    return ToolSnapshot.model_validate(
+        {
+            "name": wire["name"],
+            "title": title,
+            "description": wire.get("description") or "",
+            "inputSchema": wire.get("inputSchema") or {"type": "object"},
+            "outputSchema": wire.get("outputSchema"),
+            "annotations": wire.get("annotations") or None,
+        }
     )
 
 

@@ -61,19 +61,17 @@ class ToolModels:
     class_names: tuple[str, ...]
 
 
-# Formats whose pydantic types need an extra (`pydantic[email]`); the package must
-# need nothing but pydantic, so these validate as plain strings.
-_FORMATS_NEEDING_EXTRAS = frozenset({"email", "idn-email"})
-
-
 def _simplify(node: Any) -> None:
-    """Drop what would cost tokens or extras and change no validation.
+    """Drop what would cost tokens or extras, or force callers to build objects.
 
-    Formats needing extras go; so do property titles, which pydantic servers
-    derive from the property name (`day_of_week` -> "Day Of Week").
+    String formats go: `uri` would make a parameter `AnyUrl`, `date-time` a
+    `datetime`, `email` an `EmailStr` that needs `pydantic[email]`; agent code
+    passes strings, the wire carries strings, and the server checks its own
+    formats. Property titles go too: pydantic servers derive them from the
+    property name (`day_of_week` -> "Day Of Week").
     """
     if isinstance(node, dict):
-        if isinstance(node.get("format"), str) and node["format"] in _FORMATS_NEEDING_EXTRAS:
+        if isinstance(node.get("format"), str):
             del node["format"]
         properties = node.get("properties")
         if isinstance(properties, dict):
@@ -120,13 +118,9 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
         ModelError: datamodel-code-generator rejected a schema, or its output lacks
             the input class.
     """
-    from datamodel_code_generator import (
-        DataModelType,
-        InputFileType,
-        LiteralType,
-        PythonVersion,
-        generate,
-    )
+    from datamodel_code_generator import InputFileType, LiteralType, generate
+    from datamodel_code_generator.enums import DataModelType
+    from datamodel_code_generator.format import PythonVersion
 
     entry: dict[str, Any] = {
         "name": ident,
@@ -155,6 +149,7 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
                 use_union_operator=True,
                 use_standard_collections=True,
                 capitalise_enum_members=False,
+                allow_remote_refs=False,  # a schema is data: never fetch what it points to
             )
     except RecursionError:
         raise ModelError("the schema nests too deeply to generate models") from None

@@ -99,14 +99,18 @@ class Renamed:
 def assign_unique(
     names: Iterable[str], *, fallback: str = "tool"
 ) -> tuple[dict[str, PythonIdentifier], list[Renamed]]:
-    """Give each MCP name a distinct identifier; later names in sorted order get `_2`, `_3`.
+    """Give each MCP name a distinct identifier; clashing names get `_2`, `_3`.
 
-    Returns the mapping and the names that were suffixed, so the caller can warn.
+    A name that already is its identifier keeps it; the others follow in sorted
+    order. Returns the mapping (in sorted order) and the names that were
+    suffixed, so the caller can warn.
     """
+    unique = sorted(set(names))
+    exact = [name for name in unique if python_identifier(name, fallback=fallback) == name]
     taken: set[str] = set()
     mapping: dict[str, PythonIdentifier] = {}
     renamed: list[Renamed] = []
-    for original in sorted(set(names)):
+    for original in exact + [name for name in unique if name not in set(exact)]:
         wanted = python_identifier(original, fallback=fallback)
         given, counter = str(wanted), 2
         while given in taken:
@@ -116,4 +120,4 @@ def assign_unique(
         mapping[original] = PythonIdentifier(given)
         if given != wanted:
             renamed.append(Renamed(original, wanted, given))
-    return mapping, renamed
+    return {name: mapping[name] for name in unique}, sorted(renamed, key=lambda item: item.original)

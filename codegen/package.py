@@ -56,7 +56,7 @@ def locate_package(directory: Path | str | None = None) -> BuiltPackage:
             f"{root}: not a package built by mcp-codegen (no {SNAPSHOT_FILENAME}); "
             "run `mcp-codegen build --out DIR` first"
         )
-    names = sorted(path.parent.name for path in root.glob("*/_runtime/__init__.py"))
-    if len(names) != 1:
-        raise PackageNotFound(f"{root}: expected one import package with a _runtime/, found {len(names)}")
-    return BuiltPackage(root=root, name=names[0])
+    imports = sorted(path.parent.name for path in root.glob("*/_runtime/__init__.py"))
+    if len(imports) != 1:
+        raise PackageNotFound(f"{root}: expected one import package with a _runtime/, found {len(imports)}")
+    return BuiltPackage(root=root, name=imports[0])

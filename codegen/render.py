@@ -214,7 +214,14 @@ def _render_server(
         rendered = render_tool(server.name, server_ident, tool, ident, models, options.name)
         package.tools.append(rendered)
         package.files[PurePosixPath(options.name) / "servers" / server_ident / f"{ident}.py"] = rendered.source
-        view.append({"ident": ident, "name": tool.name, "summary": one_line(tool.description or tool.title)})
+        view.append(
+            {
+                "ident": ident,
+                "name": tool.name,
+                "summary": one_line(tool.description or tool.title),
+                "required": ",".join(param.name for param in models.params if param.required),
+            }
+        )
     return view
 
 
@@ -331,9 +338,10 @@ def _split_imports(source: str) -> tuple[str, str]:
 
 
 def _example(servers: list[dict[str, Any]]) -> tuple[str, str]:
-    for server in servers:
-        if server["tools"]:
-            return str(server["ident"]), str(server["tools"][0]["ident"])
+    """A tool to show in the README: the first that needs no arguments, else the first."""
+    candidates = [(server, tool) for server in servers for tool in server["tools"]]
+    for server, tool in sorted(candidates, key=lambda pair: bool(pair[1]["required"])):
+        return str(server["ident"]), str(tool["ident"])
     return "example", "example_tool"
 
 

@@ -108,11 +108,11 @@ class _Checker:
                 self._type_checking(node)
             else:
                 self.problems.append(f"line {node.lineno}: unexpected {type(node).__name__}")
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                self._call(node)
-            elif isinstance(node, _FORBIDDEN_EXPRESSIONS):
-                self.problems.append(f"line {node.lineno}: unexpected {type(node).__name__}")
+        for any_node in ast.walk(tree):
+            if isinstance(any_node, ast.Call):
+                self._call(any_node)
+            elif isinstance(any_node, _FORBIDDEN_EXPRESSIONS):
+                self.problems.append(f"line {any_node.lineno}: unexpected {type(any_node).__name__}")
 
     def _import(self, node: ast.ImportFrom) -> None:
         if node.level:
@@ -125,9 +125,9 @@ class _Checker:
         if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING") or node.orelse:
             self.problems.append(f"line {node.lineno}: unexpected if statement")
             return
-        for statement in node.body:
-            if not (isinstance(statement, ast.ImportFrom) and statement.level == 1):
-                self.problems.append(f"line {statement.lineno}: unexpected statement under TYPE_CHECKING")
+        for guarded in node.body:
+            if not (isinstance(guarded, ast.ImportFrom) and guarded.level == 1):
+                self.problems.append(f"line {guarded.lineno}: unexpected statement under TYPE_CHECKING")
 
     def _class(self, node: ast.ClassDef) -> None:
         for base in node.bases:
@@ -136,11 +136,9 @@ class _Checker:
                 self.problems.append(f"class {node.name} has an unexpected base")
         if node.decorator_list or node.keywords:
             self.problems.append(f"class {node.name} is decorated or has keywords")
-        for statement in node.body:
-            if not (
-                isinstance(statement, ast.AnnAssign | ast.Assign | ast.Pass) or _is_docstring(statement)
-            ):
-                self.problems.append(f"class {node.name} holds a {type(statement).__name__}")
+        for member in node.body:
+            if not (isinstance(member, ast.AnnAssign | ast.Assign | ast.Pass) or _is_docstring(member)):
+                self.problems.append(f"class {node.name} holds a {type(member).__name__}")
         self.classes.add(node.name)
 
     def _function(self, node: ast.AsyncFunctionDef) -> None:

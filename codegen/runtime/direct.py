@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import Config, HttpServer, ServerConfig, load_config
 from .errors import ConfigError, TransportError
@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT = 60.0
 
 @asynccontextmanager
 async def open_client(
-    server: ServerConfig, *, errlog: IO[str] | None = None, timeout: float | None = None
+    server: ServerConfig, *, errlog: TextIO | None = None, timeout: float | None = None
 ) -> AsyncIterator[Client]:
     """Start or connect to `server` and yield an initialized SDK `Client`.
 
@@ -68,7 +68,7 @@ async def open_client(
         yield client
 
 
-def stderr_tail(errlog: IO[str] | None, lines: int = 8) -> str:
+def stderr_tail(errlog: TextIO | None, lines: int = 8) -> str:
     """The last `lines` lines a server wrote to its stderr file, for error messages."""
     if errlog is None:
         return ""
@@ -88,7 +88,7 @@ class _HeldSession:
     def __init__(self, server: ServerConfig, timeout: float):
         self.server = server
         self.timeout = timeout
-        self.errlog: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
         self._stop = asyncio.Event()
         self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._hold(), name=f"mcp-session-{server.name}")

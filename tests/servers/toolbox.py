@@ -45,14 +45,6 @@ def move_point(point: Point, dx: int = 0, dy: int = 0) -> Point:
     return Point(x=point.x + dx, y=point.y + dy, label=point.label)
 
 
-@server.tool(name="class", description="A tool whose name and parameters are Python keywords.")
-def class_(
-    from_: Annotated[str, Field(alias="from", description="Where from.")],
-    lambda_: Annotated[int, Field(alias="lambda", description="How many.")] = 1,
-) -> str:
-    return f"{from_} x{lambda_}"
-
-
 @server.tool(description=HOSTILE)
 def hostile(text: Annotated[str, Field(description=HOSTILE)] = '"""') -> str:
     return text

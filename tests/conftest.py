@@ -1,0 +1,70 @@
+"""Shared fixtures: real servers from tests/servers and the demo, and building packages from them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codegen.build import BuildReport, build_package
+from codegen.render import PackageOptions
+from codegen.snapshot import Snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = Path(__file__).resolve().parent / "servers"
+DEMO_CONFIG = ROOT / "demo" / "mcp.json"
+GOLDEN = ROOT / "generated" / "mcp_demo"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def server_entry(script: str, **env: str) -> dict[str, object]:
+    """An mcp.json entry that starts tests/servers/<script> with this interpreter."""
+    entry: dict[str, object] = {"command": sys.executable, "args": [str(SERVERS / script)]}
+    if env:
+        entry["env"] = env
+    return entry
+
+
+def write_config(path: Path, servers: dict[str, dict[str, object]]) -> Path:
+    """Write an mcp.json with `servers` and return its path."""
+    path.write_text(json.dumps({"mcpServers": servers}, indent=2), encoding="utf-8")
+    return path
+
+
+def build(out: Path, name: str = "pkg", **kwargs: object) -> BuildReport:
+    """Build a package into `out` with the Python API."""
+    return build_package(options=PackageOptions(name=name), out=out, **kwargs)  # type: ignore[arg-type]
+
+
+def run_python(code: str, *paths: Path, env: dict[str, str] | None = None) -> str:
+    """Run `code` in a fresh interpreter with `paths` on sys.path; return its stdout."""
+    import os
+
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, paths)), **(env or {}))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def toolbox_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """The toolbox server built once: (config path, package directory)."""
+    base = tmp_path_factory.mktemp("toolbox")
+    config = write_config(
+        base / "mcp.json", {"toolbox": server_entry("toolbox.py", TOOLBOX_SECRET="${TOOLBOX_TEST_SECRET:-}")}
+    )
+    out = base / "out"
+    build(out, name="tb", config_path=config)
+    yield config, out
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot() -> Snapshot:
+    """The committed snapshot of the demo servers."""
+    return Snapshot.read(GOLDEN / "mcp-snapshot.json")
