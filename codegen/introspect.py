@@ -78,15 +78,28 @@ def _record(
     if isinstance(exc, ConfigError):
         diagnostics.error(str(exc), server=server.name)
     elif isinstance(exc, TimeoutError):
-        _fail(diagnostics, server, f"did not answer within {deadline:g}s", errlog,
-              'raise its "timeout" in mcp.json or --timeout if it is just slow')
+        _fail(
+            diagnostics,
+            server,
+            f"did not answer within {deadline:g}s",
+            errlog,
+            'raise its "timeout" in mcp.json or --timeout if it is just slow',
+        )
     elif isinstance(exc, _ServerFailed):
-        _fail(diagnostics, server, str(exc), errlog, "the server is at fault; report it to its authors")
+        _fail(
+            diagnostics,
+            server,
+            str(exc),
+            errlog,
+            "the server is at fault; report it to its authors",
+        )
     else:
         _fail(diagnostics, server, _describe(exc), errlog, _start_hint(server))
 
 
-def _fail(diagnostics: Diagnostics, server: ServerConfig, message: str, errlog: Any, hint: str | None) -> None:
+def _fail(
+    diagnostics: Diagnostics, server: ServerConfig, message: str, errlog: Any, hint: str | None
+) -> None:
     tail = stderr_tail(errlog)
     if tail:
         message += "\n    stderr: " + tail.replace("\n", "\n    stderr: ")
@@ -117,14 +130,20 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
             try:
                 page = await client.list_tools(cursor=cursor)
             except ValidationError as exc:
-                raise _ServerFailed(f"answered tools/list with invalid data: {_first(exc)}") from exc
-            tools.extend(_tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
-                         for tool in page.tools)
+                raise _ServerFailed(
+                    f"answered tools/list with invalid data: {_first(exc)}"
+                ) from exc
+            tools.extend(
+                _tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
+                for tool in page.tools
+            )
             cursor = page.next_cursor
             if cursor is None:
                 break
             if cursor in seen:
-                raise _ServerFailed(f"tools/list repeated the cursor {cursor!r}; pagination never ends")
+                raise _ServerFailed(
+                    f"tools/list repeated the cursor {cursor!r}; pagination never ends"
+                )
             seen.add(cursor)
         else:
             raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")

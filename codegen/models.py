@@ -16,6 +16,7 @@ import ast
 import copy
 import multiprocessing
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -105,10 +106,21 @@ def _descriptions(schema: dict[str, Any]) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     for name, prop in properties.items():
-        if isinstance(prop, dict):
-            text = prop.get("description") or prop.get("title") or ""
-            found[name] = text if isinstance(text, str) else ""
+        if not isinstance(prop, dict):
+            continue
+        text = prop.get("description")
+        title = prop.get("title")
+        if not text and isinstance(title, str) and _words(title) != _words(name):
+            text = title  # a title that says more than the name restated
+        found[name] = text if isinstance(text, str) else ""
     return found
+
+
+def _words(text: str) -> list[str]:
+    return [
+        word.lower()
+        for word in re.findall(r"[A-Za-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text))
+    ]
 
 
 def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
@@ -158,12 +170,19 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
         raise ModelError(message) from None
     if not isinstance(source, str):
         raise ModelError("datamodel-code-generator produced several modules for one tool")
-    source = "\n".join(
-        line for line in source.splitlines() if not line.startswith(_HEADER_PREFIX)
-    ).strip() + "\n"
+    source = (
+        "\n".join(
+            line for line in source.splitlines() if not line.startswith(_HEADER_PREFIX)
+        ).strip()
+        + "\n"
+    )
     base = pascal_case(ident)
-    return _read_models(source, f"{base}Input", f"{base}Output" if "outputSchema" in entry else None,
-                        _descriptions(tool.input_schema))
+    return _read_models(
+        source,
+        f"{base}Input",
+        f"{base}Output" if "outputSchema" in entry else None,
+        _descriptions(tool.input_schema),
+    )
 
 
 PARALLEL_THRESHOLD = 200

@@ -48,7 +48,9 @@ def locate_package(directory: Path | str | None = None) -> BuiltPackage:
             )
         if len(found) > 1:
             names = ", ".join(str(path) for path in found)
-            raise PackageNotFound(f"several built packages ({names}); choose one with --package DIR")
+            raise PackageNotFound(
+                f"several built packages ({names}); choose one with --package DIR"
+            )
         directory = found[0]
     root = Path(directory)
     if not (root / SNAPSHOT_FILENAME).is_file():
@@ -58,5 +60,7 @@ def locate_package(directory: Path | str | None = None) -> BuiltPackage:
         )
     imports = sorted(path.parent.name for path in root.glob("*/_runtime/__init__.py"))
     if len(imports) != 1:
-        raise PackageNotFound(f"{root}: expected one import package with a _runtime/, found {len(imports)}")
+        raise PackageNotFound(
+            f"{root}: expected one import package with a _runtime/, found {len(imports)}"
+        )
     return BuiltPackage(root=root, name=imports[0])

@@ -12,11 +12,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ruff.__main__ import find_ruff_bin
 
 from . import __version__
+from .cache import BuildCache
 from .diagnostics import BuildError, Diagnostics
 from .index import INDEX_FILENAME, build_index
 from .render import RenderedPackage
@@ -28,7 +29,7 @@ LINE_LENGTH = 100
 
 
 def format_python(paths: list[Path]) -> None:
-    """Sort imports and format `paths` with the pinned ruff, in isolated mode: two spawns in all.
+    """Sort imports and format `paths` with the pinned ruff, in isolated mode: two spawns at most.
 
     Raises:
         BuildError: ruff failed, which means a generated file is not valid Python.
@@ -36,39 +37,88 @@ def format_python(paths: list[Path]) -> None:
     if not paths:
         return
     ruff = os.fsdecode(find_ruff_bin())
-    common = ["--isolated", "--no-respect-gitignore", f"--line-length={LINE_LENGTH}",
-              "--target-version=py311", "--quiet"]
+    common = [
+        "--isolated",
+        "--no-respect-gitignore",
+        f"--line-length={LINE_LENGTH}",
+        "--target-version=py311",
+        "--quiet",
+    ]
     for command in (
         [ruff, "check", *common, "--select=I", "--fix", "--exit-zero"],
         [ruff, "format", *common],
     ):
+        # Paths go in through a response-free list; 10,000 of them fit well within ARG_MAX.
         done = subprocess.run(
             [*command, *map(str, paths)], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise BuildError(f"ruff {command[1]} failed on the generated code: {done.stderr.strip()[:2000]}")
+            raise BuildError(
+                f"ruff {command[1]} failed on the generated code: {done.stderr.strip()[:2000]}"
+            )
 
 
-def stage_package(rendered: RenderedPackage, staging: Path, package: str) -> Diagnostics:
-    """Write, format, verify and index `rendered` under `staging`.
+def stage_package(
+    rendered: RenderedPackage, staging: Path, package: str, cache: BuildCache, state: str
+) -> Diagnostics:
+    """Write, format, verify and index `rendered` under `staging`, recording it in `cache`.
+
+    Modules reused from the cache are written as they were: only fresh source is
+    formatted and verified.
 
     Raises:
         BuildError: formatting or verification failed.
     """
+    reused = set(rendered.known)
+    fresh: list[Path] = []
     for relative, content in sorted(rendered.files.items()):
         path = staging / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if isinstance(content, Path):
+            _link_or_copy(content, path)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8", newline="\n")
-    root = staging / package
-    format_python([root / "__init__.py", root / "servers"])
-    problems = verify_package(root, package)
+        if (
+            relative.suffix == ".py"
+            and relative not in reused
+            and relative.parts[1:2] != ("_runtime",)
+        ):
+            fresh.append(path)
+    format_python(fresh)
+    problems = verify_package(staging / package, package, fresh)
     if problems.errors:
         raise BuildError("generated code failed verification", problems)
-    build_index([tool.entry for tool in rendered.tools], root / INDEX_FILENAME, generator_version=__version__)
+
+    def final_bytes(relative: PurePosixPath) -> bytes:
+        known = rendered.known.get(relative)
+        return known if known is not None else (staging / relative).read_bytes()
+
+    for tool in rendered.tools:
+        cache.record(tool.key, tool.path, final_bytes(tool.path), tool.entry)
+    for relative, key in rendered.keyed.items():
+        cache.record(key, relative, final_bytes(relative))
+    build_index(
+        [tool.entry for tool in rendered.tools],
+        staging / package / INDEX_FILENAME,
+        generator_version=__version__,
+    )
+    cache.save(
+        staging,
+        state,
+        {relative.as_posix(): content for relative, content in rendered.known.items()},
+    )
     return problems
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    # An unchanged module of the previous output: a hard link costs no write. Files
+    # are never modified in place, so sharing them between the two trees is safe.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def swap_into_place(staging: Path, out: Path) -> None:
@@ -89,7 +139,9 @@ def swap_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_package(rendered: RenderedPackage, out: Path, package: str) -> Diagnostics:
+def write_package(
+    rendered: RenderedPackage, out: Path, package: str, cache: BuildCache, state: str
+) -> Diagnostics:
     """Stage `rendered`, then swap it in as `out`; on any failure leave `out` untouched.
 
     Raises:
@@ -99,7 +151,7 @@ def write_package(rendered: RenderedPackage, out: Path, package: str) -> Diagnos
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the package is read by others (the sandbox)
     try:
-        problems = stage_package(rendered, staging, package)
+        problems = stage_package(rendered, staging, package, cache, state)
         swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

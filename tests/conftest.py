@@ -57,7 +57,8 @@ def toolbox_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     """The toolbox server built once: (config path, package directory)."""
     base = tmp_path_factory.mktemp("toolbox")
     config = write_config(
-        base / "mcp.json", {"toolbox": server_entry("toolbox.py", TOOLBOX_SECRET="${TOOLBOX_TEST_SECRET:-}")}
+        base / "mcp.json",
+        {"toolbox": server_entry("toolbox.py", TOOLBOX_SECRET="${TOOLBOX_TEST_SECRET:-}")},
     )
     out = base / "out"
     build(out, name="tb", config_path=config)

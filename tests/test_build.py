@@ -93,7 +93,9 @@ except pydantic.ValidationError as error:
     assert output.strip() == "invalid ('punctuation',)"
 
 
-def test_signature_is_keyword_only_required_first_with_schema_defaults(toolbox_package: tuple[Path, Path]) -> None:
+def test_signature_is_keyword_only_required_first_with_schema_defaults(
+    toolbox_package: tuple[Path, Path],
+) -> None:
     _, out = toolbox_package
     output = run_python(
         "import inspect; from tb.servers.toolbox import greet; print(inspect.signature(greet))", out
@@ -115,13 +117,18 @@ def test_hostile_description_changes_only_the_docstring(toolbox_package: tuple[P
     docstring = ast.get_docstring(function) or ""
     assert docstring.startswith(HOSTILE.split("\n")[0])
     assert 'os.system("echo pwned")' in docstring
-    output = run_python("from tb.servers.toolbox import hostile; print(repr(hostile.__doc__[:40]))", out)
+    output = run_python(
+        "from tb.servers.toolbox import hostile; print(repr(hostile.__doc__[:40]))", out
+    )
     assert "Ends the docstring" in output
 
 
 def test_no_secret_reaches_the_snapshot_or_the_package(tmp_path: Path) -> None:
     secret = "sk-test-" + os.urandom(8).hex()
-    config = write_config(tmp_path / "mcp.json", {"toolbox": server_entry("toolbox.py", TOOLBOX_SECRET="${TB_SECRET_FOR_TEST}")})
+    config = write_config(
+        tmp_path / "mcp.json",
+        {"toolbox": server_entry("toolbox.py", TOOLBOX_SECRET="${TB_SECRET_FOR_TEST}")},
+    )
     os.environ["TB_SECRET_FOR_TEST"] = secret
     try:
         build(tmp_path / "out", name="tb", config_path=config)
@@ -158,7 +165,9 @@ print(callable(add), type(add).__name__)
     assert lines[2] == "True function"
 
 
-def test_same_snapshot_same_bytes_and_live_equals_snapshot(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+def test_same_snapshot_same_bytes_and_live_equals_snapshot(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, out = toolbox_package
     snapshot = Snapshot.read(out / "mcp-snapshot.json")
     build(tmp_path / "a", name="tb", snapshot=snapshot)
@@ -166,7 +175,9 @@ def test_same_snapshot_same_bytes_and_live_equals_snapshot(toolbox_package: tupl
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") == tree_digest(out)
 
 
-def test_failed_build_leaves_previous_output_untouched(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+def test_failed_build_leaves_previous_output_untouched(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, out = toolbox_package
     snapshot = Snapshot.read(out / "mcp-snapshot.json")
     target = tmp_path / "out"
@@ -182,7 +193,10 @@ def test_failed_build_leaves_previous_output_untouched(toolbox_package: tuple[Pa
     (error,) = caught.value.diagnostics.errors
     assert error.server == "crash" and "EXAMPLE_API_KEY is not set" in error.message
     assert tree_digest(target) == before
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["mcp.json", "out"]  # no staging left
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "mcp.json",
+        "out",
+    ]  # no staging left
 
 
 @pytest.mark.parametrize(
@@ -193,8 +207,12 @@ def test_failed_build_leaves_previous_output_untouched(toolbox_package: tuple[Pa
         ("invalid.py", "answered tools/list with invalid data: tools/0/inputSchema"),
     ],
 )
-def test_broken_server_is_named_and_keep_going_builds_the_rest(tmp_path: Path, script: str, expected: str) -> None:
-    config = write_config(tmp_path / "mcp.json", {"toolbox": server_entry("toolbox.py"), "bad": server_entry(script)})
+def test_broken_server_is_named_and_keep_going_builds_the_rest(
+    tmp_path: Path, script: str, expected: str
+) -> None:
+    config = write_config(
+        tmp_path / "mcp.json", {"toolbox": server_entry("toolbox.py"), "bad": server_entry(script)}
+    )
     report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True, timeout=3.0)
     assert report.failed_servers == ["bad"]
     (error,) = report.diagnostics.errors
@@ -214,7 +232,9 @@ def test_hang_server_stderr_is_shown(tmp_path: Path) -> None:
 
 def test_servers_are_introspected_concurrently(tmp_path: Path) -> None:
     # Three hanging servers with a 2 s deadline each finish in about 2 s, not 6.
-    config = write_config(tmp_path / "mcp.json", {f"h{i}": server_entry("hang.py") for i in range(3)})
+    config = write_config(
+        tmp_path / "mcp.json", {f"h{i}": server_entry("hang.py") for i in range(3)}
+    )
     report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True, timeout=2.0)
     assert len(report.failed_servers) == 3
     assert report.seconds["introspect"] < 5.5
@@ -224,10 +244,16 @@ def test_keywords_clashes_and_pagination(tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {"kw": server_entry("keywords.py")})
     report = build(tmp_path / "out", name="kw", config_path=config)
     assert [tool.name for tool in report.snapshot.servers[0].tools] == [
-        "class", "get_time", "list.items-v2", "list_items_v2", "print"
+        "class",
+        "get_time",
+        "list.items-v2",
+        "list_items_v2",
+        "print",
     ]  # all three pages
     warnings = sorted(str(item) for item in report.diagnostics.warnings)
-    assert warnings == ["warning: kw/list.items-v2: function named 'list_items_v2_2', since 'list_items_v2' is taken by another tool"]
+    assert warnings == [
+        "warning: kw/list.items-v2: function named 'list_items_v2_2', since 'list_items_v2' is taken by another tool"
+    ]
     output = run_python(
         """
 import asyncio, inspect, kw
@@ -253,8 +279,17 @@ assert SERVERS.is_dir()
 
 
 def test_a_bad_schema_is_a_per_tool_error_and_nothing_is_fetched(tmp_path: Path) -> None:
-    good = {"name": "good", "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}
-    bad = {"name": "remote", "inputSchema": {"type": "object", "properties": {"a": {"$ref": "https://attacker.invalid/x.json"}}}}
+    good = {
+        "name": "good",
+        "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    bad = {
+        "name": "remote",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"a": {"$ref": "https://attacker.invalid/x.json"}},
+        },
+    }
     snapshot = Snapshot.model_validate({"servers": [{"name": "s", "tools": [good, bad]}]})
     with pytest.raises(BuildError) as caught:
         build(tmp_path / "strict", name="p", snapshot=snapshot)
@@ -264,4 +299,49 @@ def test_a_bad_schema_is_a_per_tool_error_and_nothing_is_fetched(tmp_path: Path)
     assert (error.server, error.tool, error.pointer) == ("s", "remote", "/inputSchema")
     assert "remote" in error.message.lower()
     assert caught.value.diagnostics.errors == [error]
-    assert sorted(path.name for path in (tmp_path / "out/p/servers/s").glob("*.py")) == ["__init__.py", "good.py"]
+    assert sorted(path.name for path in (tmp_path / "out/p/servers/s").glob("*.py")) == [
+        "__init__.py",
+        "good.py",
+    ]
+
+
+def test_incremental_build_equals_full_build(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, out = toolbox_package
+    original = Snapshot.read(out / "mcp-snapshot.json")
+    changed = original.model_dump(by_alias=True, exclude_none=True, mode="json")
+    changed["servers"][0]["tools"][0]["description"] = "Add two integers, now documented better."
+    del changed["servers"][0]["tools"][-1]
+    modified = Snapshot.model_validate(changed)
+    incremental = tmp_path / "incremental"
+    build(incremental, name="tb", snapshot=original)
+    assert build(incremental, name="tb", snapshot=original).up_to_date
+    report = build(incremental, name="tb", snapshot=modified)
+    assert not report.up_to_date and report.reused == len(modified.servers[0].tools) - 1
+    build(tmp_path / "full", name="tb", snapshot=modified)
+    without_cache = {
+        name: digest
+        for name, digest in tree_digest(incremental).items()
+        if not name.startswith(".mcp-codegen")
+    }
+    assert without_cache == {
+        name: digest
+        for name, digest in tree_digest(tmp_path / "full").items()
+        if not name.startswith(".mcp-codegen")
+    }
+
+
+def test_a_damaged_output_is_rebuilt_not_trusted(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, out = toolbox_package
+    snapshot = Snapshot.read(out / "mcp-snapshot.json")
+    target = tmp_path / "out"
+    build(target, name="tb", snapshot=snapshot)
+    module = target / "tb/servers/toolbox/add.py"
+    pristine = module.read_bytes()
+    module.write_text("# edited by hand\n", encoding="utf-8")
+    report = build(target, name="tb", snapshot=snapshot)
+    assert not report.up_to_date and report.reused == len(snapshot.servers[0].tools) - 1
+    assert module.read_bytes() == pristine

@@ -24,7 +24,11 @@ def test_stdio_and_http_servers(tmp_path: Path) -> None:
         {
             "mcpServers": {
                 "local": {"command": "uvx", "args": ["x"], "env": {"A": "1"}, "cwd": "sub"},
-                "remote": {"type": "http", "url": "https://example.invalid/mcp", "headers": {"X": "y"}},
+                "remote": {
+                    "type": "http",
+                    "url": "https://example.invalid/mcp",
+                    "headers": {"X": "y"},
+                },
                 "off": {"command": "nope", "disabled": True},
             }
         },
@@ -47,7 +51,11 @@ def test_relative_command_is_made_absolute_against_the_config(tmp_path: Path) ->
 def test_variables_expand_at_run_time_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(
         tmp_path,
-        {"mcpServers": {"s": {"command": "srv", "env": {"TOKEN": "${MY_TOKEN}", "MODE": "${MODE:-fast}"}}}},
+        {
+            "mcpServers": {
+                "s": {"command": "srv", "env": {"TOKEN": "${MY_TOKEN}", "MODE": "${MODE:-fast}"}}
+            }
+        },
     )
     monkeypatch.delenv("MY_TOKEN", raising=False)
     server = load_config(path).servers[0]
@@ -55,7 +63,12 @@ def test_variables_expand_at_run_time_only(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(ConfigError) as caught:
         server.resolve()
     message = str(caught.value)
-    assert "mcp.json" in message and "'s'" in message and "env.TOKEN" in message and "MY_TOKEN" in message
+    assert (
+        "mcp.json" in message
+        and "'s'" in message
+        and "env.TOKEN" in message
+        and "MY_TOKEN" in message
+    )
     monkeypatch.setenv("MY_TOKEN", "t0k")
     assert server.resolve().env == {"TOKEN": "t0k", "MODE": "fast"}  # type: ignore[union-attr]
 
@@ -66,13 +79,31 @@ def test_variables_expand_at_run_time_only(tmp_path: Path, monkeypatch: pytest.M
         ("{not json", "not valid JSON"),
         ({"servers": 3}, "'mcpServers' must be an object"),
         ({"mcpServers": {}, "extra": 1}, "unknown top-level key 'extra'"),
-        ({"mcpServers": {"a": {"args": []}}}, "server 'a': has neither 'command' (stdio) and 'url'"),
+        (
+            {"mcpServers": {"a": {"args": []}}},
+            "server 'a': has neither 'command' (stdio) and 'url'",
+        ),
         ({"mcpServers": {"a": {"command": "x", "url": "http://h"}}}, "server 'a': has both"),
-        ({"mcpServers": {"a": {"command": "x", "environment": {}}}}, "server 'a': field 'environment': unknown key"),
-        ({"mcpServers": {"a": {"command": "x", "args": "--flag"}}}, "server 'a': field 'args': must be a list"),
-        ({"mcpServers": {"a": {"url": "http://h", "headers": {"k": 1}}}}, "field 'headers.k': must be a string"),
-        ({"mcpServers": {"a": {"command": "x", "type": "sse"}}}, "field 'type': 'sse' is not supported"),
-        ({"mcpServers": {"a": {"command": "x", "timeout": -1}}}, "field 'timeout': must be a positive"),
+        (
+            {"mcpServers": {"a": {"command": "x", "environment": {}}}},
+            "server 'a': field 'environment': unknown key",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x", "args": "--flag"}}},
+            "server 'a': field 'args': must be a list",
+        ),
+        (
+            {"mcpServers": {"a": {"url": "http://h", "headers": {"k": 1}}}},
+            "field 'headers.k': must be a string",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x", "type": "sse"}}},
+            "field 'type': 'sse' is not supported",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x", "timeout": -1}}},
+            "field 'timeout': must be a positive",
+        ),
     ],
 )
 def test_bad_config_is_one_line_naming_file_server_and_field(
@@ -93,9 +124,17 @@ def test_missing_file_names_it_and_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
-    path = write(tmp_path, {"mcpServers": {"gh": {"command": "x", "env": {"T": "${UNSET_FOR_TEST_XYZ}"}}}})
-    result = CliRunner().invoke(main, ["build", "--config", str(path), "--out", str(tmp_path / "out")])
+    path = write(
+        tmp_path, {"mcpServers": {"gh": {"command": "x", "env": {"T": "${UNSET_FOR_TEST_XYZ}"}}}}
+    )
+    result = CliRunner().invoke(
+        main, ["build", "--config", str(path), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
-    assert "error:" in result.output and "'gh'" in result.output and "UNSET_FOR_TEST_XYZ" in result.output
+    assert (
+        "error:" in result.output
+        and "'gh'" in result.output
+        and "UNSET_FOR_TEST_XYZ" in result.output
+    )
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()

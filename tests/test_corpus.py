@@ -21,7 +21,9 @@ def test_every_corpus_tool_builds_and_imports(tmp_path: Path) -> None:
     assert report.modules + len(errors) == 2800
     assert all(error.server and error.tool for error in errors)  # each failure names its tool
     # The names outside the MCP pattern are warned about, and still generated.
-    assert any("outside the MCP pattern" in warning.message for warning in report.diagnostics.warnings)
+    assert any(
+        "outside the MCP pattern" in warning.message for warning in report.diagnostics.warnings
+    )
     output = run_python(
         """
 import importlib, corpus.servers as servers
@@ -36,4 +38,6 @@ print(imported)
         tmp_path / "out",
     )
     assert int(output) == report.modules
-    print(f"corpus: {report.modules} of 2800 tools built and imported; {len(errors)} per-tool errors")
+    print(
+        f"corpus: {report.modules} of 2800 tools built and imported; {len(errors)} per-tool errors"
+    )

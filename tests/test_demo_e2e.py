@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import DEMO_CONFIG, ROOT, build
 
-AGENT = r'''
+AGENT = r"""
 import asyncio, json, sys, uuid
 import mcp_demo
 from mcp_demo.servers.time import get_current_time, convert_time
@@ -47,7 +47,7 @@ async def main():
     await mcp_demo.aclose()
 
 asyncio.run(main())
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = env_dir / "bin" / "python"
     done = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", f"{base / 'mcp_demo'}[direct]"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return python
@@ -73,7 +75,11 @@ def test_installed_package_calls_every_demo_server(installed: Path, tmp_path: Pa
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run(
         [str(installed), str(script), str(DEMO_CONFIG)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=environment,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == [
@@ -93,14 +99,28 @@ def test_installed_package_calls_every_demo_server(installed: Path, tmp_path: Pa
 
 def test_installed_package_is_the_wheel_not_the_source(installed: Path) -> None:
     done = subprocess.run(
-        [str(installed), "-c", "import mcp_demo, pathlib; print(pathlib.Path(mcp_demo.__file__).parts[-3])"],
-        capture_output=True, text=True, cwd="/", check=True,
+        [
+            str(installed),
+            "-c",
+            "import mcp_demo, pathlib; print(pathlib.Path(mcp_demo.__file__).parts[-3])",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
     )
     assert done.stdout.strip() == "site-packages"
     files = subprocess.run(
-        [str(installed), "-c", "import mcp_demo, pathlib; p = pathlib.Path(mcp_demo.__file__).parent;"
-         "print((p / 'py.typed').exists(), (p / 'search_index.sqlite3').exists())"],
-        capture_output=True, text=True, cwd="/", check=True,
+        [
+            str(installed),
+            "-c",
+            "import mcp_demo, pathlib; p = pathlib.Path(mcp_demo.__file__).parent;"
+            "print((p / 'py.typed').exists(), (p / 'search_index.sqlite3').exists())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
     )
     assert files.stdout.split() == ["True", "True"]
 

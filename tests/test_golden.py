@@ -15,32 +15,53 @@ def files(root: Path) -> dict[str, bytes]:
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and ".mypy_cache" not in path.parts
+        if path.is_file() and not {"__pycache__", ".mypy_cache", ".mcp-codegen"} & set(path.parts)
     }
 
 
 def test_golden_tree_is_what_its_snapshot_renders(tmp_path: Path, demo_snapshot: Snapshot) -> None:
     build(tmp_path / "mcp_demo", name="mcp_demo", snapshot=demo_snapshot)
     expected, actual = files(tmp_path / "mcp_demo"), files(GOLDEN)
-    problems = [f"missing from generated/: {name}" for name in sorted(expected.keys() - actual.keys())]
-    problems += [f"not rendered any more: {name}" for name in sorted(actual.keys() - expected.keys())]
+    problems = [
+        f"missing from generated/: {name}" for name in sorted(expected.keys() - actual.keys())
+    ]
+    problems += [
+        f"not rendered any more: {name}" for name in sorted(actual.keys() - expected.keys())
+    ]
     for name in sorted(expected.keys() & actual.keys()):
         if expected[name] != actual[name]:
             if name.endswith((".py", ".md", ".toml", ".json")):
                 diff = difflib.unified_diff(
-                    actual[name].decode().splitlines(), expected[name].decode().splitlines(),
-                    f"generated/mcp_demo/{name}", f"rendered/{name}", lineterm="", n=1,
+                    actual[name].decode().splitlines(),
+                    expected[name].decode().splitlines(),
+                    f"generated/mcp_demo/{name}",
+                    f"rendered/{name}",
+                    lineterm="",
+                    n=1,
                 )
                 problems.append("\n".join(list(diff)[:40]))
             else:
                 problems.append(f"differs: {name}")
-    assert not problems, "generated/ is stale; refresh it with `make golden`:\n" + "\n".join(problems)
+    assert not problems, "generated/ is stale; refresh it with `make golden`:\n" + "\n".join(
+        problems
+    )
 
 
 def test_golden_package_passes_mypy_strict() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir=/dev/null", "mcp_demo"],
-        cwd=GOLDEN, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir=/dev/null",
+            "mcp_demo",
+        ],
+        cwd=GOLDEN,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -61,4 +82,3 @@ print(count, "mcp" in sys.modules)
         GOLDEN,
     )
     assert output.split() == ["57", "False"]  # every tool; the mcp SDK is not imported
-

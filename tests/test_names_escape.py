@@ -49,8 +49,16 @@ def test_clashes_get_deterministic_suffixes_and_are_reported() -> None:
     names = ["get-time", "get_time", "getTime", "other"]
     mapping, renamed = assign_unique(reversed(names))
     # The name that already is an identifier keeps it; the others follow in sorted order.
-    assert mapping == {"get-time": "get_time_2", "getTime": "get_time_3", "get_time": "get_time", "other": "other"}
-    assert [(item.original, item.given) for item in renamed] == [("get-time", "get_time_2"), ("getTime", "get_time_3")]
+    assert mapping == {
+        "get-time": "get_time_2",
+        "getTime": "get_time_3",
+        "get_time": "get_time",
+        "other": "other",
+    }
+    assert [(item.original, item.given) for item in renamed] == [
+        ("get-time", "get_time_2"),
+        ("getTime", "get_time_3"),
+    ]
     assert assign_unique(names) == (mapping, renamed)
 
 
@@ -59,7 +67,11 @@ def test_pascal_case() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )

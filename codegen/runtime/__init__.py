@@ -23,7 +23,9 @@ from .results import (
 from .transport import Transport, get_transport, set_transport
 
 
-def configure(config: str | os.PathLike[str] | None = None, *, timeout: float | None = None) -> None:
+def configure(
+    config: str | os.PathLike[str] | None = None, *, timeout: float | None = None
+) -> None:
     """Call the servers directly from this process, as `config` (an `mcp.json`) says.
 
     Without `config`, `$MCP_CODEGEN_CONFIG` or `./mcp.json` is read on the first call.
@@ -36,6 +38,7 @@ def configure(config: str | os.PathLike[str] | None = None, *, timeout: float | 
 async def aclose() -> None:
     """Close the sessions of the transport in use; a later call opens them again."""
     await get_transport().aclose()
+
 
 __all__ = [
     "AudioContent",

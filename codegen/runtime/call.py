@@ -25,7 +25,9 @@ def _arguments(params: type[BaseModel], values: Mapping[str, Any]) -> dict[str, 
     return dumped
 
 
-async def _call(server: str, tool: str, params: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+async def _call(
+    server: str, tool: str, params: type[BaseModel], values: Mapping[str, Any]
+) -> dict[str, Any]:
     arguments = _arguments(params, values)
     result = await get_transport().call_tool(server, tool, arguments)
     if result.get("isError"):
@@ -72,7 +74,9 @@ async def call_tool_structured(
         try:
             structured = json.loads(text)
         except ValueError:
-            raise ToolOutputError(server, tool, "no structured content, and its text is not JSON") from None
+            raise ToolOutputError(
+                server, tool, "no structured content, and its text is not JSON"
+            ) from None
     try:
         return output.model_validate(structured)
     except ValidationError as exc:

@@ -159,9 +159,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{source}: no such file; pass --config or set {CONFIG_ENV}"
-        ) from None
+        raise ConfigError(f"{source}: no such file; pass --config or set {CONFIG_ENV}") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
     try:
@@ -181,9 +179,7 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         raise ConfigError(f"{source}: the top level must be an object with 'mcpServers'")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown top-level key {unknown[0]!r}; expected 'mcpServers'"
-        )
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; expected 'mcpServers'")
     servers_key = "mcpServers" if "mcpServers" in data else "servers"
     entries = data.get(servers_key)
     if not isinstance(entries, dict):
@@ -286,6 +282,8 @@ def _expand(value: str, where: _Where) -> str:
             return found
         if default is not None:
             return default
-        raise where.error(f"${{{name}}} is not set; export {name} or give a default as ${{{name}:-…}}")
+        raise where.error(
+            f"${{{name}}} is not set; export {name} or give a default as ${{{name}:-…}}"
+        )
 
     return _VAR.sub(replace, value)

@@ -88,7 +88,8 @@ class _HeldSession:
     def __init__(self, server: ServerConfig, timeout: float):
         self.server = server
         self.timeout = timeout
-        self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        # Closed in aclose(): it outlives this method, so no `with` can hold it.
+        self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._stop = asyncio.Event()
         self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._hold(), name=f"mcp-session-{server.name}")

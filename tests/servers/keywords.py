@@ -42,10 +42,14 @@ TOOLS = [
 PAGE = 2
 
 
-async def list_tools(_ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+async def list_tools(
+    _ctx: Any, params: types.PaginatedRequestParams | None
+) -> types.ListToolsResult:
     start = int(params.cursor) if params and params.cursor else 0
     end = start + PAGE
-    return types.ListToolsResult(tools=TOOLS[start:end], next_cursor=str(end) if end < len(TOOLS) else None)
+    return types.ListToolsResult(
+        tools=TOOLS[start:end], next_cursor=str(end) if end < len(TOOLS) else None
+    )
 
 
 async def call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:

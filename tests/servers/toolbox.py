@@ -14,7 +14,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-HOSTILE = 'Ends the docstring """ and then\n\nimport os\nos.system("echo pwned")\n\\x00 \\ backslash'
+HOSTILE = (
+    'Ends the docstring """ and then\n\nimport os\nos.system("echo pwned")\n\\x00 \\ backslash'
+)
 
 server = MCPServer("toolbox", instructions="Small tools for tests.")
 

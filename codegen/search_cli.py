@@ -1,0 +1,96 @@
+"""`mcp-codegen search`: query a built package's search index from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .runtime.search import DETAILS, INDEX_FILENAME, SearchError, format_hits, index_info, search
+
+__all__ = ["find_index", "search_command"]
+
+DEFAULT_PACKAGE = Path("generated/mcp_demo")
+_JSON_FIELDS = {
+    "name": ("import_path", "server", "tool", "score"),
+    "summary": ("import_path", "server", "tool", "title", "summary", "score"),
+    "full": (
+        "import_path",
+        "server",
+        "tool",
+        "title",
+        "summary",
+        "signature",
+        "docstring",
+        "score",
+    ),
+}
+
+
+def find_index(package: Path) -> Path:
+    """The search index of a built package project (or of an import package) at `package`.
+
+    Raises:
+        SearchError: `package` holds no index, or more than one import package has one.
+    """
+    if (package / INDEX_FILENAME).is_file():
+        return package / INDEX_FILENAME
+    found = sorted(package.glob(f"*/{INDEX_FILENAME}"))
+    if not found:
+        raise SearchError(
+            f"no {INDEX_FILENAME} in {package} or its subdirectories; "
+            "build the package with `mcp-codegen build` (or pass --package DIR)"
+        )
+    if len(found) > 1:
+        names = ", ".join(str(path.parent.name) for path in found)
+        raise SearchError(
+            f"{package} holds several indexed packages ({names}); pass one with --package"
+        )
+    return found[0]
+
+
+@click.command("search")
+@click.argument("query")
+@click.option(
+    "--package",
+    "package",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_PACKAGE,
+    show_default=True,
+    help="The built package project (its import package holds the index).",
+)
+@click.option(
+    "--detail",
+    type=click.Choice(DETAILS),
+    default="summary",
+    show_default=True,
+    help="name: import paths; summary: plus one line each; full: plus signature and docstring.",
+)
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
+def search_command(query: str, package: Path, detail: str, limit: int, as_json: bool) -> None:
+    """Find the tools of a built package that match QUERY, best first."""
+    try:
+        index = find_index(package)
+        written_by = index_info(index).get("generator_version")
+        if written_by != __version__:
+            raise SearchError(
+                f"{index} was written by mcp-codegen {written_by}, this is {__version__}; "
+                "rebuild the package with `mcp-codegen build`"
+            )
+        hits = search(query, limit, index_path=index)
+    except SearchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        fields = _JSON_FIELDS[detail]
+        rows = [{key: value for key, value in asdict(hit).items() if key in fields} for hit in hits]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif hits:
+        click.echo(format_hits(hits, detail), nl=False)
+    else:
+        click.echo(f"no tool matches {query!r}; try other words", err=True)
