@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .cache import BuildCache, build_state
@@ -19,6 +19,7 @@ from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
 from .package import DEFAULT_OUT_ROOT
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
+from .versioning import next_version
 from .write import write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
@@ -37,6 +38,8 @@ class BuildReport:
     modules: int
     reused: int = 0
     up_to_date: bool = False
+    version: str = ""
+    bump: str | None = None
     failed_servers: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -70,12 +73,16 @@ def build_package(
     out: Path | None = None,
     config_path: Path | str | None = None,
     snapshot: Snapshot | None = None,
+    version: str | None = None,
     keep_going: bool = False,
     fail_on_warning: bool = False,
     timeout: float = DEFAULT_SERVER_TIMEOUT,
     progress: Progress | None = None,
 ) -> BuildReport:
     """Build the package from live servers (`config_path`) or a `snapshot`.
+
+    The version is `version` if given, else the previous output's version moved
+    by the class of change since its snapshot (see `versioning`).
 
     Raises:
         ConfigError: the config cannot be read.
@@ -101,6 +108,10 @@ def build_package(
                 "(--keep-going builds the others)",
                 diagnostics,
             )
+    bump: str | None = None
+    if version is None:
+        version, bump = next_version(out, snapshot)
+    options = replace(options, version=version)
     cache = BuildCache(out)
     state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
     if cache.up_to_date(state):
@@ -116,6 +127,7 @@ def build_package(
             failed_servers=failed,
             seconds=seconds,
             up_to_date=True,
+            version=options.version,
         )
     say(f"rendering {snapshot.tool_count()} tools of {len(snapshot.servers)} servers")
     mark = time.perf_counter()
@@ -148,6 +160,8 @@ def build_package(
         diagnostics=diagnostics,
         modules=len(rendered.tools),
         reused=sum(tool.reused for tool in rendered.tools),
+        version=options.version,
+        bump=bump,
         failed_servers=failed,
         seconds=seconds,
     )

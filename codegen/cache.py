@@ -39,7 +39,6 @@ __all__ = [
 
 CACHE_PATH = PurePosixPath(".mcp-codegen/build-cache.json")
 _HERE = Path(__file__).resolve().parent
-_RENDERING_CODE = ("escape.py", "models.py", "names.py", "render.py")
 
 
 @functools.cache
@@ -51,9 +50,11 @@ def generator_fingerprint() -> str:
     templates = _HERE / "templates"
     if not templates.is_dir():
         templates = _HERE.parent / "templates"
-    sources = [*(_HERE / name for name in _RENDERING_CODE), *sorted(templates.glob("*.jinja"))]
+    # All of the compiler and the runtime it copies: any change to them rebuilds everything,
+    # which is slower than needed but never wrong.
+    sources = [*sorted(_HERE.glob("*.py")), *sorted((_HERE / "runtime").glob("*.py")), *sorted(templates.glob("*.jinja"))]
     for path in sources:
-        digest.update(path.name.encode())
+        digest.update(path.relative_to(_HERE.parent).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -18,10 +18,12 @@ from .build import BuildReport, build_package
 from .diagnostics import BuildError, Diagnostics
 from .drift_cli import check_command, diff_command
 from .introspect import DEFAULT_SERVER_TIMEOUT
+from .package import DEFAULT_OUT_ROOT
 from .render import PackageOptions
 from .runtime.errors import ConfigError
 from .search_cli import search_command
 from .snapshot import Snapshot, SnapshotError
+from .staleness import fix_command, stale_files
 
 __all__ = ["main"]
 
@@ -50,6 +52,10 @@ def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool)
             "servers": len(report.snapshot.servers),
             "tools": report.snapshot.tool_count(),
             "modules": report.modules,
+            "reused": report.reused,
+            "up_to_date": report.up_to_date,
+            "version": report.version,
+            "bump": report.bump,
             "failed_servers": report.failed_servers,
             "snapshot_sha256": report.snapshot.digest(),
             "seconds": {key: round(value, 3) for key, value in report.seconds.items()},
@@ -97,9 +103,9 @@ def main() -> None:
 @click.option(
     "--version",
     "base_version",
-    default="0.1.0",
-    show_default=True,
-    help="Base version; the snapshot's hash is appended as a local label.",
+    default=None,
+    help="Package version [default: the previous build's, bumped major/minor/patch by the "
+    "class of change since its snapshot; 0.1.0 for a first build].",
 )
 @click.option(
     "--from-snapshot",
@@ -120,6 +126,12 @@ def main() -> None:
     show_default=True,
     help="Seconds each server may take to start and list its tools.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Build nothing: exit 1 with the diff when the package in --out is not what its "
+    "snapshot renders.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def build(
     config_path: Path,
@@ -131,10 +143,14 @@ def build(
     keep_going: bool,
     fail_on_warning: bool,
     timeout: float,
+    check: bool,
     as_json: bool,
 ) -> None:
     """Introspect the servers of an mcp.json and generate a typed package."""
-    options = PackageOptions(name=name, dist_name=dist_name, version=base_version)
+    options = PackageOptions(name=name, dist_name=dist_name)
+    if check:
+        _check_stale(out or DEFAULT_OUT_ROOT / name, options, as_json)
+        return
     try:
         snapshot = Snapshot.read(from_snapshot) if from_snapshot else None
         report = build_package(
@@ -142,6 +158,7 @@ def build(
             out=out,
             config_path=None if snapshot else config_path,
             snapshot=snapshot,
+            version=base_version,
             keep_going=keep_going,
             fail_on_warning=fail_on_warning,
             timeout=timeout,
@@ -171,10 +188,38 @@ def build(
         if report.failed_servers
         else ""
     )
+    if report.up_to_date:
+        click.echo(f"{report.out} is up to date (version {report.version})")
+        return
+    bumped = f", {report.bump} change" if report.bump else ""
     click.echo(
-        f"built {report.out}: {_count(report.modules, 'tool')} of {_count(len(report.snapshot.servers), 'server')} "
+        f"built {report.out} {report.version}{bumped}: {_count(report.modules, 'tool')} of "
+        f"{_count(len(report.snapshot.servers), 'server')} ({report.reused} unchanged) "
         f"in {report.seconds.get('total', 0):.1f}s{failed}"
     )
+
+
+def _check_stale(out: Path, options: PackageOptions, as_json: bool) -> None:
+    try:
+        problems = stale_files(out, options)
+    except SnapshotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"ok": not problems, "stale": problems, "fix": fix_command(out, options)}, indent=2
+            )
+        )
+    elif problems:
+        click.echo("\n".join(problems))
+        click.echo(
+            f"error: {out} is not what its snapshot renders; run: {fix_command(out, options)}",
+            err=True,
+        )
+    else:
+        click.echo(f"{out} is what its snapshot renders")
+    sys.exit(1 if problems else 0)
 
 
 def _count(number: int, noun: str) -> str:

@@ -58,7 +58,7 @@ def locate_package(directory: Path | str | None = None) -> BuiltPackage:
             f"{root}: not a package built by mcp-codegen (no {SNAPSHOT_FILENAME}); "
             "run `mcp-codegen build --out DIR` first"
         )
-    imports = sorted(path.parent.name for path in root.glob("*/_runtime/__init__.py"))
+    imports = sorted(path.parent.parent.name for path in root.glob("*/_runtime/__init__.py"))
     if len(imports) != 1:
         raise PackageNotFound(
             f"{root}: expected one import package with a _runtime/, found {len(imports)}"

@@ -39,6 +39,7 @@ class PackageOptions:
     name: str = "mcp_tools"
     dist_name: str | None = None
     version: str = "0.1.0"
+    """The package version (the build computes it from the previous output unless given)."""
 
     @property
     def distribution(self) -> str:
@@ -206,7 +207,7 @@ def render_package(
     for path in sorted(RUNTIME_DIR.glob("*.py")):
         package.files[root / "_runtime" / path.name] = path.read_text(encoding="utf-8")
     example_server, example_tool = _example(servers_view)
-    version = f"{options.version}+{digest[:12]}"
+    version = options.version
     common = {
         "header": header(digest),
         "dist_name": options.distribution,

@@ -5,9 +5,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
+
+from codegen.cli import main
 
 from codegen.diagnostics import BuildError
 from codegen.snapshot import Snapshot
@@ -35,7 +40,8 @@ def test_layout_and_report(toolbox_package: tuple[Path, Path]) -> None:
     assert modules == ["__init__", "add", "fail", "greet", "hostile", "move_point_v2", "whoami"]
     for name in ("py.typed", "_runtime/__init__.py", "search_index.sqlite3"):
         assert (out / "tb" / name).exists(), name
-    assert (out / "pyproject.toml").read_text(encoding="utf-8").count(snapshot.digest()[:12]) == 2
+    assert 'version = "0.1.0"' in (out / "pyproject.toml").read_text(encoding="utf-8")
+    assert snapshot.digest() in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_calls_reach_the_real_server(toolbox_package: tuple[Path, Path]) -> None:
@@ -317,9 +323,9 @@ def test_incremental_build_equals_full_build(
     incremental = tmp_path / "incremental"
     build(incremental, name="tb", snapshot=original)
     assert build(incremental, name="tb", snapshot=original).up_to_date
-    report = build(incremental, name="tb", snapshot=modified)
+    report = build(incremental, name="tb", snapshot=modified, version="0.1.0")
     assert not report.up_to_date and report.reused == len(modified.servers[0].tools) - 1
-    build(tmp_path / "full", name="tb", snapshot=modified)
+    build(tmp_path / "full", name="tb", snapshot=modified, version="0.1.0")
     without_cache = {
         name: digest
         for name, digest in tree_digest(incremental).items()
@@ -345,3 +351,38 @@ def test_a_damaged_output_is_rebuilt_not_trusted(
     report = build(target, name="tb", snapshot=snapshot)
     assert not report.up_to_date and report.reused == len(snapshot.servers[0].tools) - 1
     assert module.read_bytes() == pristine
+
+
+def test_version_moves_by_the_class_of_change(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = toolbox_package
+    base = Snapshot.read(out / "mcp-snapshot.json").model_dump(by_alias=True, exclude_none=True, mode="json")
+    target = tmp_path / "out"
+
+    def version_after(change: Callable[[dict[str, Any]], None]) -> str:
+        change(base)
+        return build(target, name="tb", snapshot=Snapshot.model_validate(base)).version
+
+    assert version_after(lambda data: None) == "0.1.0"
+    assert version_after(lambda data: None) == "0.1.0"  # nothing changed
+    tools = base["servers"][0]["tools"]
+    assert version_after(lambda data: tools[0].update(description="Reworded.")) == "0.1.1"
+    assert version_after(lambda data: tools.append({**tools[0], "name": "add2"})) == "0.2.0"
+    assert version_after(lambda data: tools.pop()) == "1.0.0"
+    assert 'version = "1.0.0"' in (target / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_build_check_reports_a_stale_package_with_the_fix(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = toolbox_package
+    target = tmp_path / "pkg"
+    build(target, name="tb", snapshot=Snapshot.read(out / "mcp-snapshot.json"))
+    runner = CliRunner()
+    command = ["build", "--check", "--name", "tb", "--out", str(target)]
+    clean = runner.invoke(main, command)
+    assert clean.exit_code == 0, clean.output
+    module = target / "tb/servers/toolbox/add.py"
+    module.write_text(module.read_text(encoding="utf-8").replace("Add two integers", "Add two ints"), encoding="utf-8")
+    stale = runner.invoke(main, command)
+    assert stale.exit_code == 1
+    assert "-    \"\"\"Add two ints." in stale.output and "+    \"\"\"Add two integers." in stale.output
+    assert f"mcp-codegen build --from-snapshot {target / 'mcp-snapshot.json'} --name tb --out {target}" in stale.output
+    assert "Add two ints" in module.read_text(encoding="utf-8")  # --check writes nothing

@@ -1,0 +1,222 @@
+"""The host's end of one worker: its process, and the lines on its stdin and stdout.
+
+Lines from the worker start with `W` and hold one JSON message (`ready`,
+`result`, `failed`). `LineSplitter` is shared with the bridge socket: a line
+longer than its limit is never held whole; its first bytes are kept (a call's id
+is at the front) and the rest is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LineSplitter", "Oversized", "WorkerDied", "WorkerProcess"]
+
+_HEAD = 512
+_CHUNK = 1 << 16
+
+
+class WorkerDied(Exception):
+    """The worker's process ended (or stopped answering) while it was needed."""
+
+
+@dataclass
+class Oversized:
+    """A line longer than its limit: its first bytes and its full size."""
+
+    head: bytes
+    size: int
+
+
+class LineSplitter:
+    """Splits a byte stream into lines, each kind (first byte) with its own size limit."""
+
+    def __init__(self, limits: dict[bytes, int], default_limit: int):
+        self.limits = limits
+        self.default_limit = default_limit
+        self.buffer = bytearray()
+        self.dropping: Oversized | None = None
+
+    def feed(self, data: bytes) -> list[bytes | Oversized]:
+        """The lines completed by `data` (without their newline)."""
+        lines: list[bytes | Oversized] = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            piece = data[start : end if end >= 0 else len(data)]
+            if self.dropping is not None:
+                self.dropping.size += len(piece)
+            else:
+                self.buffer += piece
+                limit = self.limits.get(bytes(self.buffer[:1]), self.default_limit)
+                if len(self.buffer) > limit:
+                    self.dropping = Oversized(bytes(self.buffer[:_HEAD]), len(self.buffer))
+                    self.buffer.clear()
+            if end < 0:
+                return lines
+            if self.dropping is not None:
+                lines.append(self.dropping)
+                self.dropping = None
+            else:
+                lines.append(bytes(self.buffer))
+                self.buffer.clear()
+            start = end + 1
+
+
+class WorkerProcess:
+    """A worker process (`runsc run ...`, or a plain interpreter) and its protocol."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ):
+        self.command = list(command)
+        self.env = env
+        self.cwd = cwd
+        self.splitter = LineSplitter({}, 1 << 30)
+        self.process: asyncio.subprocess.Process | None = None
+        self.stderr_tail = bytearray()
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._result: asyncio.Future[dict[str, Any]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dead = False
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the process (the `runsc run` process for a sandbox)."""
+        return self.process.pid if self.process else None
+
+    async def start(self, timeout: float) -> dict[str, Any]:
+        """Start the process and wait for its `ready` message.
+
+        Raises:
+            WorkerDied: it exited, failed to prepare, or was not ready in time.
+            OSError: the command could not be started.
+        """
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        self._tasks = [
+            loop.create_task(self._read_stdout(), name="mcp-codegen-worker-stdout"),
+            loop.create_task(self._read_stderr(), name="mcp-codegen-worker-stderr"),
+        ]
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            raise WorkerDied(
+                f"the sandbox was not ready within {timeout:g}s{self._tail()}"
+            ) from None
+
+    def _tail(self) -> str:
+        text = self.stderr_tail.decode("utf-8", "replace").strip()
+        lines = [line for line in text.splitlines() if line.strip()][-6:]
+        return (": " + " | ".join(lines)) if lines else ""
+
+    async def _read_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while data := await self.process.stderr.read(_CHUNK):
+            self.stderr_tail += data
+            del self.stderr_tail[:-8192]
+
+    async def _read_stdout(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        try:
+            while data := await self.process.stdout.read(_CHUNK):
+                for line in self.splitter.feed(data):
+                    self._dispatch(line)
+        finally:
+            self.dead = True
+            await asyncio.sleep(0)  # let the stderr reader catch up for the message
+            reason = WorkerDied(f"the sandbox's worker exited{self._tail()}")
+            for future in (self._ready, self._result):
+                if future is not None and not future.done():
+                    future.set_exception(reason)
+
+    def _dispatch(self, line: bytes | Oversized) -> None:
+        if isinstance(line, Oversized) or not line.startswith(b"W"):
+            return
+        try:
+            message = json.loads(line[1:])
+        except ValueError:
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ready" and self._ready is not None and not self._ready.done():
+            self._ready.set_result(message)
+        elif kind == "failed" and self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                WorkerDied(f"the sandbox could not start: {message.get('error')}")
+            )
+        elif kind == "result" and self._result is not None and not self._result.done():
+            self._result.set_result(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message to the worker; dropped if it is gone."""
+        process = self.process
+        if process is None or process.stdin is None or self.dead:
+            return
+        line = b"W" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            process.stdin.write(line)
+
+    async def execute(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Hand `job` to the worker and wait (at most `timeout`) for its result.
+
+        Raises:
+            WorkerDied: the worker died or did not answer in time.
+        """
+        if self.dead:
+            raise WorkerDied("the sandbox's worker is gone")
+        loop = asyncio.get_running_loop()
+        self._result = loop.create_future()
+        self.send({"type": "exec", **job})
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._result), timeout)
+        except TimeoutError:
+            raise WorkerDied("the sandbox stopped answering") from None
+        finally:
+            self._result = None
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Ask the worker to exit, then make sure the process is gone."""
+        process = self.process
+        if process is None:
+            return
+        self.send({"type": "shutdown"})
+        if process.stdin is not None:
+            with contextlib.suppress(Exception):
+                process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            self.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+    def kill(self) -> None:
+        """SIGKILL the process group of the worker's process at once."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.process.pid, signal.SIGKILL)

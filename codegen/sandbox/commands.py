@@ -1,0 +1,126 @@
+"""`mcp-codegen run FILE` and `mcp-codegen exec -c CODE`: run code in the sandbox.
+
+Without `--json`, the code's stdout and stderr are replayed on ours, then the
+value of its last expression (like a REPL), then its error; the exit status is 1
+when the code failed. With `--json`, the whole `ExecutionResult` is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SandboxError
+from .executor import Executor, Limits, UnsafeLocalExecutor
+from .result import ExecutionResult
+
+__all__ = ["exec_command", "run_command"]
+
+DEFAULT_PACKAGE = "generated/mcp_demo"
+
+
+def _options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--config",
+            default="mcp.json",
+            show_default=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="The mcp.json the host opens server sessions from.",
+        ),
+        click.option(
+            "--package",
+            default=DEFAULT_PACKAGE,
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="The built package (the directory `build` wrote).",
+        ),
+        click.option(
+            "--timeout",
+            default=30.0,
+            show_default=True,
+            type=click.FloatRange(min=0.1),
+            help="Wall-clock limit in seconds.",
+        ),
+        click.option(
+            "--memory",
+            default=512,
+            show_default=True,
+            type=click.IntRange(min=16),
+            help="Memory the code may allocate, in MB.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+        click.option(
+            "--unsafe-local",
+            is_flag=True,
+            help="Run WITHOUT isolation as a plain process (development only; no gVisor).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
+    limits = Limits(timeout=options["timeout"], memory_mb=options["memory"])
+    kind = UnsafeLocalExecutor if options["unsafe_local"] else Executor
+    executor = kind(options["package"], config=options["config"], limits=limits)
+    try:
+        await executor.start()
+        result = await executor.execute(code, filename=filename)
+        _show(result, options["as_json"])
+        return result
+    finally:
+        # After the result is out: deleting a sandbox takes a moment.
+        await executor.aclose()
+
+
+def _show(result: ExecutionResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(result.to_json())
+        return
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.value_repr is not None and result.error is None:
+        sys.stdout.write(result.value_repr + "\n")
+    if result.error is not None:
+        error = result.error
+        sys.stderr.write(error.traceback or f"{error.type}: {error.message}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _main(code: str, filename: str, options: dict[str, Any]) -> None:
+    if options["unsafe_local"]:
+        click.echo("warning: --unsafe-local runs the code WITHOUT any isolation", err=True)
+    try:
+        result = asyncio.run(_execute(code, filename, **options))
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_options
+def run_command(file: Path, **options: Any) -> None:
+    """Run the Python FILE in the sandbox, with the package's tools."""
+    try:
+        code = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file}: cannot read: {exc}") from None
+    _main(code, file.name, options)
+
+
+@click.command("exec")
+@click.option("-c", "code", required=True, help="The Python code to run.")
+@_options
+def exec_command(code: str, **options: Any) -> None:
+    """Run Python CODE in the sandbox, with the package's tools."""
+    _main(code, "<exec>", options)

@@ -1,0 +1,405 @@
+"""`Executor`: run agent code against a generated package, isolated in gVisor.
+
+    async with Executor("generated/mcp_demo", config="mcp.json") as executor:
+        result = await executor.execute("from servers.time import get_current_time\\n...")
+
+The executor keeps `pool_size` sandboxes running, each a warm worker with a
+spare process forked ahead, so an execution costs milliseconds, not a cold start.
+A sandbox that dies (its memory backstop, a crash) is replaced in the background;
+tear-down never sits on an execution's path. `aclose()` (or leaving the `async
+with`) stops and deletes every sandbox; an `atexit` hook catches the rest.
+
+`UnsafeLocalExecutor` is the same with plain processes and NO isolation, for
+development on machines without gVisor; it is never chosen silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..runtime.transport import Transport
+from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from .bridgeserver import BridgeServer
+from .bundle import BundleOptions
+from .channel import WorkerDied, WorkerProcess
+from .errors import SandboxError, SandboxUnavailableError
+from .hostbridge import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge
+from .launch import GvisorLauncher, Launcher, UnsafeLocalLauncher, WorkerSpec
+from .result import ExecutionError, ExecutionResult
+
+__all__ = ["Executor", "Limits", "UnsafeLocalExecutor"]
+
+_GRACE = 5.0
+"""Seconds the host waits past the time limit before it gives up on a sandbox."""
+_FAILED_TO_REPORT = 86
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-execution limits; each ends the execution with an error the code's author can read."""
+
+    timeout: float = 30.0
+    """Wall-clock seconds."""
+    memory_mb: int = 512
+    """Address space the code may add (RLIMIT_AS per process: a clean MemoryError)."""
+    max_processes: int = 32
+    """Processes of the code at once (RLIMIT_NPROC)."""
+    max_output_bytes: int = 100_000
+    """Bytes of stdout, and of stderr, kept; the rest is cut with a marker."""
+    output_kill_bytes: int = 16 * 1024 * 1024
+    """Output past which the execution is stopped."""
+
+
+@dataclass(eq=False)
+class _Sandbox:
+    spec: WorkerSpec
+    worker: WorkerProcess
+
+
+class Executor:
+    """Runs code in gVisor sandboxes whose tool calls reach real servers through a bridge.
+
+    Args:
+        package_dir: the generated import package (e.g. `generated/mcp_demo`); its
+            parent holds `mcp-snapshot.json`. None runs plain Python with no tools.
+        config: the `mcp.json` the host opens sessions from (ignored with `transport`).
+        transport: the host's transport; by default a `DirectTransport` of `config`.
+        snapshot: the servers and tools calls are checked against; by default read
+            from beside the package.
+        limits: default limits of each execution.
+        pool_size: sandboxes kept running (executions at once).
+    """
+
+    unsafe = False
+
+    def __init__(
+        self,
+        package_dir: str | os.PathLike[str] | None,
+        *,
+        config: str | os.PathLike[str] | None = None,
+        transport: Transport | None = None,
+        snapshot: Snapshot | None = None,
+        limits: Limits | None = None,
+        pool_size: int = 1,
+        runsc: str | None = None,
+        runsc_flags: tuple[str, ...] = (),
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        start_timeout: float = 60.0,
+    ):
+        self.package_dir, self.snapshot_path = _resolve_package(package_dir)
+        self.config = config
+        self.limits = limits or Limits()
+        self.pool_size = max(1, pool_size)
+        self.start_timeout = start_timeout
+        self.max_request_bytes = max_request_bytes
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._snapshot = snapshot
+        self._launcher: Launcher = self._make_launcher(runsc, runsc_flags)
+        self._workdir: Path | None = None
+        self._server: BridgeServer | None = None
+        self._idle: asyncio.Queue[_Sandbox | BaseException] = asyncio.Queue()
+        self._live: set[_Sandbox] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._started = False
+
+    def _make_launcher(self, runsc: str | None, flags: tuple[str, ...]) -> Launcher:
+        memory = max(2048, 3 * self.limits.memory_mb + 512)
+        options = BundleOptions(package_dir=self.package_dir, memory_limit_mb=memory)
+        return GvisorLauncher(options, runsc=runsc, flags=flags)
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _read_snapshot(self) -> Snapshot:
+        if self._snapshot is not None:
+            return self._snapshot
+        if self.package_dir is None:
+            return Snapshot()
+        try:
+            return Snapshot.read(self.snapshot_path or self.package_dir.parent / SNAPSHOT_FILENAME)
+        except SnapshotError as exc:
+            raise SandboxError(str(exc)) from None
+
+    def _host_transport(self) -> Transport:
+        if self._transport is None:
+            from ..runtime.direct import DirectTransport
+
+            self._transport = DirectTransport(self.config)
+        return self._transport
+
+    async def start(self) -> None:
+        """Prepare the sandboxes and wait until the first one is ready.
+
+        Raises:
+            SandboxUnavailableError: gVisor's `runsc` is missing or cannot run.
+            SandboxError: the package, snapshot or a needed library is missing.
+        """
+        if self._started:
+            return
+        self._started = True
+        snapshot = self._read_snapshot()
+        bridge = HostBridge(
+            snapshot, self._host_transport(), max_request_bytes=self.max_request_bytes
+        )
+        self._workdir = Path(tempfile.mkdtemp(prefix="mcp-codegen-sandbox-"))
+        self._server = BridgeServer(
+            self._workdir / "bridge", bridge, max_request_bytes=self.max_request_bytes
+        )
+        try:
+            await self._server.start()
+            await asyncio.to_thread(self._launcher.prepare, self._workdir, self._server.directory)
+        except BaseException:
+            await self.aclose()
+            raise
+        for _ in range(self.pool_size):
+            self._spawn()
+        first = await self._idle.get()
+        if isinstance(first, BaseException):
+            await self.aclose()
+            if isinstance(first, SandboxError):
+                raise first
+            raise SandboxUnavailableError(
+                f"the sandbox could not start: {first}; is gVisor usable on this machine? "
+                "(`runsc --network=none do true` should work)"
+            ) from None
+        self._idle.put_nowait(first)
+
+    def _spawn(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._start_one())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _start_one(self) -> None:
+        spec = self._launcher.spec()
+        worker = WorkerProcess(spec.command, env=spec.env, cwd=spec.cwd)
+        sandbox = _Sandbox(spec, worker)
+        self._live.add(sandbox)
+        try:
+            await worker.start(self.start_timeout)
+            self._launcher.started(spec, worker.pid)
+        except (OSError, WorkerDied) as exc:
+            self._retire(sandbox)
+            self._idle.put_nowait(exc)
+            return
+        if self._closed:
+            self._retire(sandbox)
+            return
+        self._idle.put_nowait(sandbox)
+
+    def _retire(self, sandbox: _Sandbox) -> None:
+        """Stop and delete a sandbox in the background."""
+        self._live.discard(sandbox)
+
+        async def stop() -> None:
+            await sandbox.worker.stop()
+            await self._launcher.dispose(sandbox.spec)
+
+        task = asyncio.get_running_loop().create_task(stop())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _acquire(self) -> _Sandbox:
+        while True:
+            item = await self._idle.get()
+            if isinstance(item, BaseException):
+                self._spawn()  # try again for the next execution
+                raise SandboxError(f"no sandbox is available: {item}")
+            if not item.worker.dead:
+                return item
+            self._retire(item)
+            self._spawn()
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        filename: str = "<exec>",
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+    ) -> ExecutionResult:
+        """Run `code` in a fresh process of a warm sandbox and return what it did.
+
+        Errors of the code, and the limits it hits, are in the result, not raised.
+
+        Raises:
+            SandboxError: the executor is closed or no sandbox can be started.
+        """
+        if self._closed:
+            raise SandboxError("the executor is closed")
+        await self.start()
+        limits = self.limits
+        timeout = limits.timeout if timeout is None else timeout
+        memory = limits.memory_mb if memory_mb is None else memory_mb
+        sandbox = await self._acquire()
+        assert self._server is not None
+        token, log = self._server.open()
+        job = {
+            "id": token[:8],
+            "code": code,
+            "filename": filename,
+            "timeout": timeout,
+            "memory_mb": memory,
+            "max_processes": limits.max_processes,
+            "max_output": limits.max_output_bytes,
+            "output_kill_bytes": limits.output_kill_bytes,
+            "bridge": {"socket": self._launcher.bridge_socket(), "token": token},
+        }
+        started = time.perf_counter()
+        raw: dict[str, Any] | None = None
+        crash: str | None = None
+        try:
+            raw = await sandbox.worker.execute(job, timeout + _GRACE)
+        except WorkerDied as exc:
+            crash = str(exc)
+        finally:
+            await self._server.close(token)
+        duration = (time.perf_counter() - started) * 1000
+        if raw is None:
+            self._retire(sandbox)
+            if not self._closed:
+                self._spawn()
+        else:
+            self._idle.put_nowait(sandbox)
+        return _result(raw, crash, log, duration, timeout, memory, limits)
+
+    async def aclose(self) -> None:
+        """Stop every sandbox and wait until each is deleted; close the host transport."""
+        self._closed = True
+        while not self._idle.empty():
+            item = self._idle.get_nowait()
+            if isinstance(item, _Sandbox):
+                self._retire(item)
+        for sandbox in list(self._live):
+            self._retire(sandbox)
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self._server is not None:
+            await self._server.aclose()
+        if self._owns_transport and self._transport is not None:
+            with contextlib.suppress(Exception):
+                await self._transport.aclose()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+class UnsafeLocalExecutor(Executor):
+    """An `Executor` whose code runs as a plain local process: NO ISOLATION.
+
+    The code can read your files, your environment's secrets, and the network.
+    For developing mcp-codegen on machines without gVisor, by explicit choice only.
+    """
+
+    unsafe = True
+
+    def _make_launcher(self, runsc: str | None, flags: tuple[str, ...]) -> Launcher:
+        return UnsafeLocalLauncher(self.package_dir)
+
+
+def _resolve_package(
+    given: str | os.PathLike[str] | None,
+) -> tuple[Path | None, Path | None]:
+    """(import package directory, snapshot file) of a built package.
+
+    `given` is what `build` wrote (the directory holding `mcp-snapshot.json` and the
+    import package) or the import package itself.
+
+    Raises:
+        SandboxError: neither.
+    """
+    if given is None:
+        return None, None
+    path = Path(given).resolve()
+    if (path / SNAPSHOT_FILENAME).is_file():
+        found = sorted(init.parent.parent for init in path.glob("*/_runtime/__init__.py"))
+        if len(found) != 1:
+            raise SandboxError(
+                f"{given}: expected one import package with a _runtime/ in it, found {len(found)}"
+            )
+        return found[0], path / SNAPSHOT_FILENAME
+    if (path / "__init__.py").is_file() and (path.parent / SNAPSHOT_FILENAME).is_file():
+        return path, path.parent / SNAPSHOT_FILENAME
+    raise SandboxError(
+        f"{given}: not a package built by mcp-codegen (no {SNAPSHOT_FILENAME}); "
+        "run `mcp-codegen build` first, or pass --package DIR"
+    )
+
+
+def _result(
+    raw: dict[str, Any] | None,
+    crash: str | None,
+    log: CallLog,
+    duration: float,
+    timeout: float,
+    memory: int,
+    limits: Limits,
+) -> ExecutionResult:
+    raw = raw or {}
+    outcome: dict[str, Any] = raw.get("outcome") or {}
+    error: ExecutionError | None = None
+    killed = raw.get("killed")
+    died = raw.get("died")
+    if crash is not None:
+        error = ExecutionError(
+            type="SandboxCrashed",
+            message=f"{crash}; the sandbox was replaced (did the code exceed the sandbox's "
+            f"memory backstop, e.g. with many processes of {memory} MB each?)",
+        )
+    elif killed == "timeout":
+        error = ExecutionError(
+            type="TimeoutError",
+            message=f"the execution did not finish within {timeout:g} s and was stopped",
+        )
+    elif killed == "output":
+        error = ExecutionError(
+            type="OutputLimitError",
+            message=f"the execution wrote more than {limits.output_kill_bytes} bytes of "
+            "output and was stopped",
+        )
+    elif isinstance(died, dict):
+        if "signal" in died:
+            message = (
+                f"the process was killed by signal {died['signal']} before it reported a result"
+            )
+            error = ExecutionError(type="ProcessDied", message=message)
+        elif died.get("status") == _FAILED_TO_REPORT:
+            error = ExecutionError(
+                type="MemoryError",
+                message=f"the execution ran out of memory (limit {memory} MB)",
+            )
+        elif died.get("status"):
+            message = f"the process exited with status {died['status']} without a result"
+            error = ExecutionError(type="ProcessDied", message=message)
+    elif isinstance(outcome.get("error"), dict):
+        error = ExecutionError.model_validate(outcome["error"])
+    return ExecutionResult(
+        stdout=str(raw.get("stdout", "")),
+        stderr=str(raw.get("stderr", "")),
+        value=outcome.get("value"),
+        value_repr=outcome.get("repr"),
+        error=error,
+        duration_ms=duration,
+        calls=list(log.calls),
+        stdout_cut_bytes=int(raw.get("stdout_cut", 0)),
+        stderr_cut_bytes=int(raw.get("stderr_cut", 0)),
+    )

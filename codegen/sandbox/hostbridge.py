@@ -1,0 +1,178 @@
+"""The host's end of the bridge: every call from the sandbox is checked, then forwarded.
+
+A request line must be a JSON object `{"id": int, "server": str, "tool": str,
+"arguments": object}` no longer than `max_request_bytes`; its server and tool must
+be in the snapshot, and its arguments must validate against the tool's input
+schema. Only then does it reach a server, through the host's `Transport` (real
+MCP sessions). Anything else gets an error answer naming what was wrong, and the
+host goes on. Each call is recorded for the execution's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+from jsonschema import exceptions as schema_exceptions  # type: ignore[import-untyped]
+from jsonschema import validators
+
+from ..runtime.transport import Transport
+from ..snapshot import Snapshot
+from .channel import Oversized
+from .result import ToolCall
+
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_RESULT_BYTES", "CallLog", "HostBridge"]
+
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024
+_ID_AT_FRONT = re.compile(rb'^\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
+
+
+class _Rejected(Exception):
+    """A request refused before it reached any server."""
+
+
+class CallLog:
+    """The calls of one execution, in the order they finished."""
+
+    def __init__(self) -> None:
+        self.calls: list[ToolCall] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def cancel(self) -> None:
+        """Stop calls still running (their execution is over)."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class HostBridge:
+    """Validates and forwards the calls of sandboxed code to real servers."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        transport: Transport,
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_concurrent_calls: int = 32,
+    ):
+        self.snapshot = snapshot
+        self.transport = transport
+        self.max_request_bytes = max_request_bytes
+        self.max_result_bytes = max_result_bytes
+        self._limit = asyncio.Semaphore(max_concurrent_calls)
+        self._validators: dict[tuple[str, str], Any] = {}
+
+    def _validator(self, server: str, tool: str) -> Any:
+        key = (server, tool)
+        if key in self._validators:
+            return self._validators[key]
+        found = self.snapshot.server(server)
+        if found is None:
+            known = ", ".join(s.name for s in self.snapshot.servers) or "none"
+            raise _Rejected(f"unknown server {server!r} (servers: {known})")
+        spec = next((t for t in found.tools if t.name == tool), None)
+        if spec is None:
+            raise _Rejected(f"server {server!r} has no tool {tool!r}")
+        schema = spec.input_schema
+        try:
+            cls = validators.validator_for(schema)
+            cls.check_schema(schema)
+            validator: Any = cls(schema)
+        except schema_exceptions.SchemaError:
+            validator = None  # the server's own schema is broken: let the server judge
+        self._validators[key] = validator
+        return validator
+
+    def _parse(self, line: bytes) -> tuple[int, str, str, dict[str, Any]]:
+        try:
+            message = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise _Rejected("the request is not JSON") from None
+        if not isinstance(message, dict):
+            raise _Rejected("the request is not a JSON object")
+        call_id, server, tool = message.get("id"), message.get("server"), message.get("tool")
+        arguments = message.get("arguments", {})
+        if not isinstance(call_id, int) or isinstance(call_id, bool):
+            raise _Rejected("the request has no integer id")
+        if not isinstance(server, str) or not isinstance(tool, str):
+            raise _Rejected("the request needs string 'server' and 'tool'")
+        if not isinstance(arguments, dict):
+            raise _Rejected("'arguments' must be a JSON object")
+        return call_id, server, tool, arguments
+
+    def _check(self, server: str, tool: str, arguments: dict[str, Any]) -> None:
+        validator = self._validator(server, tool)
+        if validator is None:
+            return
+        error = schema_exceptions.best_match(validator.iter_errors(arguments))
+        if error is not None:
+            where = "/" + "/".join(str(part) for part in error.absolute_path)
+            raise _Rejected(f"invalid arguments for {server}.{tool} at {where}: {error.message}")
+
+    async def handle(self, line: bytes | Oversized, log: CallLog) -> bytes:
+        """Answer one request line (the answer line, without its newline)."""
+        started = time.perf_counter()
+        size = line.size if isinstance(line, Oversized) else len(line)
+        server = tool = ""
+        call_id: int | None = None
+        try:
+            if isinstance(line, Oversized) or size > self.max_request_bytes:
+                head = line.head if isinstance(line, Oversized) else line
+                match = _ID_AT_FRONT.match(head)
+                call_id = int(match.group(1)) if match else None
+                raise _Rejected(
+                    f"the request is {size} bytes, over the limit of {self.max_request_bytes}"
+                )
+            call_id, server, tool, arguments = self._parse(line)
+            self._check(server, tool, arguments)
+            async with self._limit:
+                result = await self.transport.call_tool(server, tool, arguments)
+            answer = json.dumps({"id": call_id, "result": result}, ensure_ascii=False).encode(
+                "utf-8"
+            )
+            if len(answer) > self.max_result_bytes:
+                raise _Rejected(
+                    f"{server}.{tool} returned {len(answer)} bytes, over the limit of "
+                    f"{self.max_result_bytes}"
+                )
+            error = _tool_error(result)
+            ok = error is None
+        except asyncio.CancelledError:
+            raise
+        except _Rejected as exc:
+            answer, ok, error = _error_line(call_id, str(exc)), False, str(exc)
+        except Exception as exc:  # the transport's errors, and the servers' failures
+            message = str(exc) or type(exc).__name__
+            answer, ok, error = _error_line(call_id, message), False, message
+        log.calls.append(
+            ToolCall(
+                server=server,
+                tool=tool,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                bytes_in=size,
+                bytes_out=len(answer),
+                ok=ok,
+                error=error,
+            )
+        )
+        return answer
+
+
+def _error_line(call_id: int | None, message: str) -> bytes:
+    return json.dumps({"id": call_id, "error": message}, ensure_ascii=False).encode("utf-8")
+
+
+def _tool_error(result: dict[str, Any]) -> str | None:
+    if not result.get("isError"):
+        return None
+    for block in result.get("content") or ():
+        if isinstance(block, dict) and block.get("type") == "text":
+            return str(block.get("text", ""))[:500]
+    return "the tool reported an error"

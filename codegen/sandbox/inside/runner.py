@@ -1,0 +1,240 @@
+"""Run one piece of agent code in a fresh forked process and describe its outcome.
+
+The code may use top-level `await`. The value of its last expression is kept
+(like a notebook cell), and an exception is reported with a traceback trimmed to
+the agent's own lines: frames of the runner, the generated package and the
+libraries are dropped. `servers.<server>` is an alias of
+`<package>.servers.<server>`: both spellings give the same module objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import builtins
+import contextlib
+import errno
+import importlib
+import importlib.abc
+import importlib.machinery
+import inspect
+import json
+import linecache
+import os
+import resource
+import sys
+import traceback
+import types
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["ServersAlias", "install_alias", "outcome_of", "run_job"]
+
+_VALUE_LIMIT = 100_000
+"""Characters of a value's repr (or JSON) kept in the outcome."""
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, real: types.ModuleType):
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.real
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # module_from_spec() set the alias spec on the real module; put its own back.
+        module.__spec__ = self.real.__spec__
+
+
+class ServersAlias(importlib.abc.MetaPathFinder):
+    """Makes `servers.x.y` import `<package>.servers.x.y` and return the same module."""
+
+    def __init__(self, package: str):
+        self.target = f"{package}.servers"
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "servers" and not fullname.startswith("servers."):
+            return None
+        real = importlib.import_module(self.target + fullname[len("servers") :])
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(real))
+
+
+def install_alias(package: str) -> None:
+    """Alias `servers` to `<package>.servers`, for modules imported now and later."""
+    prefix = f"{package}.servers"
+    for name, module in list(sys.modules.items()):
+        if name == prefix or name.startswith(prefix + "."):
+            sys.modules["servers" + name[len(prefix) :]] = module
+    sys.meta_path.append(ServersAlias(package))
+
+
+def _trimmed(exc: BaseException, filename: str) -> str:
+    """The traceback of `exc` with only the frames of the agent's own code."""
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending = [te]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        kept = [frame for frame in current.stack if frame.filename == filename]
+        current.stack = traceback.StackSummary.from_list(kept)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return "".join(te.format())
+
+
+def _jsonable(value: Any) -> tuple[bool, Any]:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        try:
+            value = dump(mode="json")
+        except Exception:
+            return False, None
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False, None
+    if len(text) > _VALUE_LIMIT:
+        return False, None
+    return True, value
+
+
+def _cut(text: str) -> str:
+    if len(text) <= _VALUE_LIMIT:
+        return text
+    return text[:_VALUE_LIMIT] + f"... [{len(text) - _VALUE_LIMIT} characters cut]"
+
+
+def outcome_of(value: Any, error: BaseException | None, filename: str) -> dict[str, Any]:
+    """The JSON-ready outcome: the value (JSON and repr) or the error."""
+    if error is not None:
+        return {
+            "error": {
+                "type": type(error).__name__,
+                "message": _cut(str(error)),
+                "traceback": _cut(_trimmed(error, filename)),
+            }
+        }
+    if value is None:
+        return {}
+    ok, as_json = _jsonable(value)
+    try:
+        shown = repr(value)
+    except Exception as exc:
+        shown = f"<repr failed: {type(exc).__name__}>"
+    outcome: dict[str, Any] = {"repr": _cut(shown)}
+    if ok:
+        outcome["value"] = as_json
+    return outcome
+
+
+def _compile(source: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
+    """The body, and the last expression apart (if the code ends in one)."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    tree = ast.parse(source, filename, "exec")
+    last: types.CodeType | None = None
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        expression = ast.Expression(final.value)
+        last = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
+    body = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+    return body, last
+
+
+def _is_async(code: types.CodeType | None) -> bool:
+    return code is not None and bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+def _execute(source: str, filename: str, namespace: dict[str, Any]) -> Any:
+    body, last = _compile(source, filename)
+    if not (_is_async(body) or _is_async(last)):
+        # No top-level await: run plainly, so the code may call asyncio.run itself.
+        exec(body, namespace)
+        return eval(last, namespace) if last is not None else None
+
+    async def both() -> Any:
+        result = eval(body, namespace)
+        if inspect.isawaitable(result):
+            await result
+        if last is None:
+            return None
+        value = eval(last, namespace)
+        return (await value) if _is_async(last) else value
+
+    return asyncio.run(both())
+
+
+def _namespace(package: str | None, filename: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "__file__": filename,
+    }
+    if package:
+        search = getattr(sys.modules.get(package), "search_tools", None)
+        if search is not None:
+            namespace["search_tools"] = search
+    return namespace
+
+
+def _limit(kind: int, value: int) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(kind, (value, value))
+
+
+def _address_space() -> int:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def run_job(job: dict[str, Any], package: str | None) -> dict[str, Any]:
+    """Apply the job's limits, run its code, and return the outcome.
+
+    The memory limit is counted above what the process already maps, so a limit
+    of N MB lets the code allocate about N MB more.
+    """
+    memory = int(job.get("memory_mb") or 0)
+    if memory > 0:
+        _limit(resource.RLIMIT_AS, _address_space() + memory * 1024 * 1024)
+    processes = int(job.get("max_processes") or 0)
+    if processes > 0:
+        _limit(resource.RLIMIT_NPROC, processes)
+    _limit(resource.RLIMIT_NOFILE, 256)
+    filename = str(job.get("filename") or "<exec>")
+    source = str(job.get("code", ""))
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    bridge = job.get("bridge") or {}
+    os.environ["MCP_CODEGEN_TRANSPORT"] = "bridge"
+    os.environ["MCP_CODEGEN_BRIDGE_SOCKET"] = str(bridge.get("socket", ""))
+    os.environ["MCP_CODEGEN_BRIDGE_TOKEN"] = str(bridge.get("token", ""))
+    namespace = _namespace(package, filename)
+    sys.argv = [filename]
+    try:
+        value = _execute(source, filename, namespace)
+    except BaseException as exc:
+        # SystemExit(0) and SystemExit(None) end the code normally, as they would a script.
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            return {}
+        if isinstance(exc, MemoryError):
+            namespace.clear()  # free what the code held, so the report itself fits
+        outcome = outcome_of(None, exc, filename)
+        if isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN and processes > 0:
+            outcome["error"]["message"] += (
+                f" (an execution may run at most {processes} processes at once)"
+            )
+        return outcome
+    return outcome_of(value, None, filename)

@@ -1,0 +1,445 @@
+"""The worker: the first process of a sandbox, warm and idle between executions.
+
+It imports pydantic and the generated package once, then forks a spare child
+that drops to the unprivileged user and waits for a job. An execution hands the
+job to the spare, so it starts in a few milliseconds from clean process state.
+While the child runs, the worker:
+
+- captures its stdout and stderr (pipes), keeping the first `max_output` bytes;
+- ends it at the deadline or when its output passes `output_kill_bytes`.
+
+Afterwards it kills every other process of the sandbox (as pid 1, `kill(-1)`),
+answers the host with one result line, and forks the next spare.
+
+The channel to the host is the worker's stdin and stdout, one JSON line per
+message, each starting with `W`. The child cannot write there: its stdout is a
+pipe to the worker, and the worker's descriptors belong to another user. The
+child's tool calls go to the host on a channel of their own (the bridge socket,
+see `codegen/runtime/bridge.py`), so they never pass through the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import json
+import os
+import pkgutil
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import runner
+
+__all__ = ["main"]
+
+_HOST_IN = 0
+_HOST_OUT = 1
+_CHUNK = 1 << 16
+_FAILED_TO_REPORT = 86
+"""Exit status of a child that could not even write its outcome (e.g. out of memory)."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            selectors.DefaultSelector().select(0.01)
+            continue
+        view = view[written:]
+
+
+def _send(message: dict[str, Any]) -> None:
+    line = b"W" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+    _write_all(_HOST_OUT, line)
+
+
+@dataclass
+class _Capture:
+    """One output stream: the kept head and how much came in total."""
+
+    limit: int
+    kept: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+
+    def text(self, name: str) -> tuple[str, int]:
+        cut = self.total - len(self.kept)
+        text = self.kept.decode("utf-8", errors="replace")
+        if cut:
+            text += f"\n[... {cut} more bytes of {name} cut ...]\n"
+        return text, cut
+
+
+@dataclass
+class _Child:
+    """A forked child: its pid and the worker's ends of its pipes."""
+
+    pid: int
+    job: int
+    stdout: int
+    stderr: int
+    outcome: int
+    exited: int | None = None
+    outcome_data: bytearray = field(default_factory=bytearray)
+    open_fds: set[int] = field(default_factory=set)
+
+
+def _drop_privileges(user: list[int] | None) -> None:
+    if user is None:
+        return
+    uid, gid = user
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def _child_main(job_fd: int, outcome_fd: int, settings: dict[str, Any]) -> None:
+    """The spare: wait for the job, run it, write the outcome, exit."""
+    chunks = []
+    while True:
+        data = os.read(job_fd, _CHUNK)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(job_fd)
+    if not chunks:
+        os._exit(0)  # the worker is shutting down
+    job = json.loads(b"".join(chunks))
+    workspace = settings.get("workspace")
+    if workspace:
+        os.chdir(workspace)
+    me = os.getpid()
+    outcome = runner.run_job(job, settings.get("package"))
+    if os.getpid() != me:
+        os._exit(0)  # a process the code forked: only the child reports
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    data = json.dumps(outcome, ensure_ascii=False).encode("utf-8")
+    _write_all(outcome_fd, data)
+    os._exit(0)
+
+
+def _fork_spare(settings: dict[str, Any], close_in_child: list[int]) -> _Child:
+    job_r, job_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 70
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for fd in (null, out_w, err_w, job_w, out_r, err_r, res_r, *close_in_child):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            os.setsid()
+            _drop_privileges(settings.get("user"))
+            sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+            _child_main(job_r, res_w, settings)
+            status = 0
+        except MemoryError:
+            status = _FAILED_TO_REPORT
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                import traceback
+
+                traceback.print_exc()
+        finally:
+            os._exit(status)
+    for fd in (job_r, out_w, err_w, res_w):
+        os.close(fd)
+    for fd in (out_r, err_r, res_r):
+        os.set_blocking(fd, False)
+    return _Child(
+        pid=pid,
+        job=job_w,
+        stdout=out_r,
+        stderr=err_r,
+        outcome=res_r,
+        open_fds={out_r, err_r, res_r},
+    )
+
+
+def _preload(settings: dict[str, Any]) -> None:
+    """Import what every execution needs, once, so forked children start warm."""
+    for name in ("pydantic", "asyncio", "json"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    package = settings.get("package")
+    if not package:
+        return
+    module = importlib.import_module(package)
+    if settings.get("preload", True):
+        with contextlib.suppress(ImportError):
+            servers = importlib.import_module(f"{package}.servers")
+            for info in pkgutil.walk_packages(servers.__path__, servers.__name__ + "."):
+                with contextlib.suppress(Exception):
+                    importlib.import_module(info.name)
+    with contextlib.suppress(Exception):
+        runtime = importlib.import_module(f"{package}._runtime.bridge")
+        del runtime
+    del module
+    runner.install_alias(package)
+
+
+class Worker:
+    """The worker's event loop: one execution at a time."""
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+        self.selector = selectors.DefaultSelector()
+        self.inbox = bytearray()
+        self.child: _Child | None = None
+        self.spare: _Child | None = None
+        self.job: dict[str, Any] = {}
+        self.deadline = 0.0
+        self.started = 0.0
+        self.kill_reason: str | None = None
+        self.captures: dict[str, _Capture] = {}
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        os.set_blocking(_HOST_IN, False)
+        self.selector.register(_HOST_IN, selectors.EVENT_READ, "host")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+
+    def _shared_fds(self) -> list[int]:
+        return [self.wake_r, self.wake_w, self.selector.fileno()]
+
+    def run(self) -> None:
+        """Serve until the host closes the channel or says `shutdown`."""
+        self.spare = _fork_spare(self.settings, self._shared_fds())
+        _send({"type": "ready", "pid": os.getpid()})
+        while True:
+            timeout = None
+            if self.child is not None:
+                timeout = max(0.0, self.deadline - time.monotonic())
+            for key, _mask in self.selector.select(timeout):
+                if key.data == "host" and not self._from_host():
+                    return
+                if key.data == "wake":
+                    self._reap()
+                elif key.data in ("stdout", "stderr", "outcome"):
+                    self._read_output(key.fd, key.data)
+            child = self.child
+            if child is None:
+                continue
+            if child.exited is None and time.monotonic() >= self.deadline:
+                self.kill_reason = "timeout"
+                self._kill_child()
+            if child.exited is not None:
+                self._finish()
+
+    # --- the host side -------------------------------------------------------
+
+    def _from_host(self) -> bool:
+        try:
+            data = os.read(_HOST_IN, _CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        self.inbox += data
+        while True:
+            end = self.inbox.find(b"\n")
+            if end < 0:
+                return True
+            line = bytes(self.inbox[:end])
+            del self.inbox[: end + 1]
+            if line.startswith(b"W") and not self._command(line[1:]):
+                return False
+
+    def _command(self, raw: bytes) -> bool:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return True
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "shutdown":
+            return False
+        if kind == "exec":
+            self._start(message)
+        return True
+
+    # --- one execution -------------------------------------------------------
+
+    def _start(self, job: dict[str, Any]) -> None:
+        if self.child is not None:
+            _send({"type": "result", "id": job.get("id"), "busy": True})
+            return
+        child = self.spare or _fork_spare(self.settings, self._shared_fds())
+        self.spare = None
+        self.child = child
+        self.job = job
+        self.kill_reason = None
+        limit = int(job.get("max_output") or 100_000)
+        self.captures = {"stdout": _Capture(limit), "stderr": _Capture(limit)}
+        self.started = time.monotonic()
+        self.deadline = self.started + float(job.get("timeout") or 30.0)
+        self.selector.register(child.stdout, selectors.EVENT_READ, "stdout")
+        self.selector.register(child.stderr, selectors.EVENT_READ, "stderr")
+        self.selector.register(child.outcome, selectors.EVENT_READ, "outcome")
+        with contextlib.suppress(OSError):  # the spare died; _reap() notices
+            _write_all(child.job, json.dumps(job, ensure_ascii=False).encode("utf-8"))
+        os.close(child.job)
+        self._reap()
+
+    def _read_output(self, fd: int, name: str) -> None:
+        child = self.child
+        if child is None:
+            return
+        for _ in range(64):  # then back to the loop, so a flood cannot starve the deadline
+            try:
+                data = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.selector.unregister(fd)
+                os.close(fd)
+                child.open_fds.discard(fd)
+                return
+            if name == "outcome":
+                if len(child.outcome_data) < 4 * runner._VALUE_LIMIT + 65536:
+                    child.outcome_data += data
+                continue
+            self.captures[name].add(data)
+            flood = sum(capture.total for capture in self.captures.values())
+            if flood > int(self.job.get("output_kill_bytes") or 1 << 60) and not self.kill_reason:
+                self.kill_reason = "output"
+                self._kill_child()
+                return
+
+    def _kill_child(self) -> None:
+        child = self.child
+        if child is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(child.pid, signal.SIGKILL)
+        self._kill_rest()
+
+    def _kill_rest(self) -> None:
+        """Kill everything the execution left behind (only pid 1 may use kill(-1))."""
+        child = self.child
+        if os.getpid() == 1:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+        elif child is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.wake_r, 512):
+                pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.child is not None and pid == self.child.pid:
+                self.child.exited = status
+            elif self.spare is not None and pid == self.spare.pid:
+                self._close(self.spare)
+                self.spare = None
+
+    def _close(self, child: _Child) -> None:
+        for fd in list(child.open_fds):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        child.open_fds.clear()
+        with contextlib.suppress(OSError):
+            os.close(child.job)
+
+    def _drain(self, child: _Child) -> None:
+        """Read what is left in the pipes once every writer is dead (bounded wait)."""
+        end = time.monotonic() + 1.0
+        while child.open_fds and time.monotonic() < end:
+            for fd in list(child.open_fds):
+                name = {child.stdout: "stdout", child.stderr: "stderr"}.get(fd, "outcome")
+                self._read_output(fd, name)
+            if child.open_fds:
+                time.sleep(0.002)
+
+    def _finish(self) -> None:
+        child = self.child
+        assert child is not None
+        self._kill_rest()
+        self._drain(child)
+        self._close(child)
+        self.child = None
+        self._reap()
+        _send(self._result(child))
+        self.spare = _fork_spare(self.settings, self._shared_fds())
+
+    def _result(self, child: _Child) -> dict[str, Any]:
+        stdout, stdout_cut = self.captures["stdout"].text("stdout")
+        stderr, stderr_cut = self.captures["stderr"].text("stderr")
+        result: dict[str, Any] = {
+            "type": "result",
+            "id": self.job.get("id"),
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_cut": stdout_cut,
+            "stderr_cut": stderr_cut,
+            "seconds": time.monotonic() - self.started,
+        }
+        outcome: Any = None
+        if child.outcome_data:
+            with contextlib.suppress(ValueError):
+                outcome = json.loads(child.outcome_data)
+        if self.kill_reason is not None:
+            result["killed"] = self.kill_reason
+        elif isinstance(outcome, dict):
+            result["outcome"] = outcome
+        else:
+            status = child.exited or 0
+            if os.WIFSIGNALED(status):
+                result["died"] = {"signal": os.WTERMSIG(status)}
+            else:
+                result["died"] = {"status": os.WEXITSTATUS(status)}
+        return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the worker with the JSON settings in `argv[1]`."""
+    args = sys.argv if argv is None else argv
+    settings: dict[str, Any] = json.loads(args[1])
+    inside_root = sys.path[0]
+    sys.path[:] = [*settings.get("sys_path", []), *sys.path[1:]]
+    try:
+        _preload(settings)
+    except BaseException as exc:
+        _send({"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        raise SystemExit(1) from None
+    del inside_root
+    try:
+        Worker(settings).run()
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise

@@ -1,0 +1,190 @@
+"""What the server shows a model: its instructions, its three tools, and their results as text.
+
+Every word here is paid for in tokens on every turn of every agent that uses the
+server, so the descriptions say what a model needs to choose and call a tool,
+and no more.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from typing import Any
+
+import mcp_types as types
+
+from ..sandbox.result import ExecutionResult
+
+__all__ = [
+    "MAX_TIMEOUT",
+    "check_code",
+    "cut",
+    "format_result",
+    "instructions",
+    "tool_list",
+]
+
+MAX_TIMEOUT = 300.0
+"""The longest `timeout` a call of `execute_code` may ask for, in seconds."""
+
+_INSTRUCTIONS = """\
+The tools of MCP servers ({servers}) are Python functions; use them from code:
+1. search_tools("what you need") finds functions, e.g. servers.git.git_log.
+2. read_module("servers.git.git_log") shows its parameters and return type; \
+read_module("servers") lists the servers.
+3. execute_code runs Python: `from servers.git import git_log`, then \
+`await git_log(...)` at top level (asyncio.gather for parallel calls).
+Process data in code and print only what you need; the last expression's value is \
+returned. Files in the working directory persist for this session."""
+
+
+def instructions(servers: list[str]) -> str:
+    """The server's `instructions`: the pattern, in a few lines."""
+    return _INSTRUCTIONS.format(servers=", ".join(servers) or "none")
+
+
+def tool_list(default_timeout: float) -> list[types.Tool]:
+    """The three tools, with tight descriptions and strict input schemas."""
+    read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    return [
+        types.Tool(
+            name="search_tools",
+            description="Find tool functions for a task; best first, as import paths "
+            "like servers.git.git_log.",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What the tool should do."},
+                    "detail": {
+                        "type": "string",
+                        "enum": ["name", "summary", "full"],
+                        "default": "summary",
+                        "description": "full adds signatures and docstrings.",
+                    },
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                },
+                "required": ["query"],
+                "additionalProperties": False,
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
+            name="read_module",
+            description="Source of a module: 'servers' (server list), 'servers.<server>' "
+            "(its tools) or 'servers.<server>.<tool>' (signature, types, docstring).",
+            input_schema={
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+            annotations=read_only,
+        ),
+        types.Tool(
+            name="execute_code",
+            description="Run Python in a sandbox; import tools from servers.<server>, "
+            "top-level await works. Returns stdout, the last expression's value, the "
+            "error, and a summary of tool calls.",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "minLength": 1},
+                    "timeout": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": MAX_TIMEOUT,
+                        "description": f"Seconds (default {default_timeout:g}).",
+                    },
+                },
+                "required": ["code"],
+                "additionalProperties": False,
+            },
+            annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=True),
+        ),
+    ]
+
+
+def check_code(code: str) -> str | None:
+    """Why `code` cannot run (empty, or a syntax error with its place), else None."""
+    if not code.strip():
+        return "code is empty; pass the Python to run"
+    try:
+        ast.parse(code, "<code>", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        line = (exc.text or "").rstrip()
+        shown = f"\n    {line}" if line else ""
+        return f"SyntaxError: {exc.msg} ({where}){shown}\nNothing was run."
+    except ValueError as exc:  # e.g. a NUL byte in the source
+        return f"the code cannot be parsed: {exc}"
+    return None
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its head and tail around a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head
+    cut_chars = len(text) - head - tail
+    return (
+        f"{text[:head]}\n[... {cut_chars} characters cut; print less, or summarize in code ...]\n"
+        f"{text[len(text) - tail :]}"
+    )
+
+
+def _calls_line(result: ExecutionResult) -> str:
+    if not result.calls:
+        return f"tool calls: none; {result.duration_ms:.0f} ms"
+    counts = Counter(f"{call.server}.{call.tool}" for call in result.calls)
+    named = ", ".join(
+        name if count == 1 else f"{name} x{count}" for name, count in sorted(counts.items())
+    )
+    failed = sum(not call.ok for call in result.calls)
+    failures = f", {failed} failed" if failed else ""
+    return (
+        f"tool calls: {len(result.calls)} ({named}{failures}); {result.duration_ms:.0f} ms"
+    )
+
+
+def format_result(result: ExecutionResult, limit: int) -> str:
+    """The text a model reads of one execution: output, value, error, calls."""
+    parts: list[str] = []
+    stdout = result.stdout
+    if result.stdout_cut_bytes:
+        stdout += f"\n[... {result.stdout_cut_bytes} more bytes of stdout were dropped ...]"
+    if stdout:
+        parts.append(cut(stdout.rstrip("\n"), limit))
+    if result.stderr:
+        parts.append("stderr:\n" + cut(result.stderr.rstrip("\n"), limit // 4))
+    if result.value_repr is not None and result.error is None:
+        parts.append("value: " + cut(result.value_repr, limit // 2))
+    if result.error is not None:
+        error = result.error
+        text = error.traceback.rstrip("\n") if error.traceback else f"{error.type}: {error.message}"
+        parts.append("error: " + cut(text, limit // 4))
+    parts.append(_calls_line(result))
+    return "\n".join(parts)
+
+
+def text_result(text: str, *, error: bool = False) -> types.CallToolResult:
+    """A tool result of one text block."""
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=error)
+
+
+def arguments_error(arguments: dict[str, Any] | None, allowed: dict[str, type | tuple[type, ...]],
+                    required: tuple[str, ...]) -> str | None:
+    """Why `arguments` do not fit the tool's schema, else None (the SDK does not check)."""
+    given = arguments or {}
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        return f"unknown argument {', '.join(unknown)}; expected {', '.join(allowed)}"
+    missing = [name for name in required if name not in given]
+    if missing:
+        return f"missing argument {', '.join(missing)}"
+    for name, value in given.items():
+        kinds = allowed[name]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            if not (isinstance(value, bool) and kinds is bool):
+                return f"argument {name} has the wrong type ({type(value).__name__})"
+    return None

@@ -1,0 +1,188 @@
+"""The bridge transport: inside the sandbox, each call goes to the host over a socket.
+
+The host listens on a Unix socket bound into the sandbox (`$MCP_CODEGEN_BRIDGE_SOCKET`).
+A connection first sends `{"token": ...}` (`$MCP_CODEGEN_BRIDGE_TOKEN`), which ties
+it to the one execution the token was made for. Then a call is one line of JSON,
+`{"id": 7, "server": "time", "tool": "get_current_time", "arguments": {...}}`,
+and the host answers with one line, `{"id": 7, "result": {...}}` or
+`{"id": 7, "error": "..."}`, in any order: many calls can be in flight at once
+(`asyncio.gather`), one reader task matching answers to calls by id. The host
+checks every call against the snapshot and the tool's input schema before any
+server sees it.
+
+Standard library only: this module runs in the sandbox, where the `mcp` SDK is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import TransportError
+
+__all__ = ["BRIDGE_SOCKET_ENV", "BRIDGE_TOKEN_ENV", "MAX_REPLY_BYTES", "BridgeTransport"]
+
+BRIDGE_SOCKET_ENV = "MCP_CODEGEN_BRIDGE_SOCKET"
+"""Environment variable holding the path of the host's bridge socket."""
+
+BRIDGE_TOKEN_ENV = "MCP_CODEGEN_BRIDGE_TOKEN"
+"""Environment variable holding the token of the running execution."""
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""The longest answer line read from the host."""
+
+
+class _Connection:
+    """The socket as asyncio streams of one event loop, and the calls waiting on it."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ):
+        self.loop = loop
+        self.reader = reader
+        self.writer = writer
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.broken: str | None = None
+        self.task = loop.create_task(self._read(), name="mcp-codegen-bridge-reader")
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                try:
+                    line = await self.reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    self._fail("the host closed the bridge")
+                    return
+                except asyncio.LimitOverrunError:
+                    self._fail(f"the host sent an answer longer than {MAX_REPLY_BYTES} bytes")
+                    return
+                self._answer(line)
+        except OSError as exc:
+            self._fail(f"the bridge to the host failed: {exc}")
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        call_id = message.get("id")
+        future = self.pending.pop(call_id, None) if isinstance(call_id, int) else None
+        if future is None or future.done():
+            return
+        error = message.get("error")
+        result = message.get("result")
+        if error is not None:
+            future.set_exception(TransportError(str(error)))
+        elif isinstance(result, dict):
+            future.set_result(result)
+        else:
+            future.set_exception(TransportError("the host's answer holds no result"))
+
+    def _fail(self, reason: str) -> None:
+        self.broken = reason
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(TransportError(reason))
+
+    def close(self) -> None:
+        self.task.cancel()
+        self._fail("the bridge was closed")
+        self.writer.close()
+
+
+class BridgeTransport:
+    """Sends each call to the host over the sandbox's bridge socket.
+
+    `path` and `token` default to `$MCP_CODEGEN_BRIDGE_SOCKET` and
+    `$MCP_CODEGEN_BRIDGE_TOKEN`. The transport works from any event loop (code may
+    call `asyncio.run` more than once); calls of one loop share a connection.
+    """
+
+    def __init__(self, path: str | None = None, token: str | None = None):
+        self._path = path
+        self._token = token
+        self._ids = itertools.count(1)
+        self._connection: _Connection | None = None
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def _address(self) -> tuple[str, str]:
+        path = self._path or os.environ.get(BRIDGE_SOCKET_ENV, "")
+        token = self._token or os.environ.get(BRIDGE_TOKEN_ENV, "")
+        if not path:
+            raise TransportError(
+                f"${BRIDGE_SOCKET_ENV} is not set: the bridge transport works only inside "
+                "an mcp-codegen sandbox"
+            )
+        return path, token
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        # One connection (one reader) per loop, even for concurrent first calls.
+        async with self._lock[1]:
+            connection = self._connection
+            if connection is not None and connection.loop is loop and connection.broken is None:
+                return connection
+            if connection is not None and connection.loop is not loop:
+                # The loop it belonged to is gone (asyncio.run ended); drop it quietly.
+                connection.broken = "closed"
+                with contextlib.suppress(RuntimeError):
+                    connection.writer.transport.abort()
+            path, token = self._address()
+            try:
+                reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY_BYTES)
+            except OSError as exc:
+                raise TransportError(f"cannot reach the host's bridge at {path}: {exc}") from exc
+            writer.write(json.dumps({"token": token}).encode("utf-8") + b"\n")
+            self._connection = _Connection(loop, reader, writer)
+            return self._connection
+
+    async def call_tool(
+        self, server: str, tool: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Send the call to the host and wait for its answer.
+
+        Raises:
+            TransportError: the arguments are not JSON, the bridge is closed, or the
+                host refused the call (unknown tool, invalid arguments, failure).
+        """
+        connection = await self._connect()
+        if connection.broken is not None:
+            raise TransportError(connection.broken)
+        call_id = next(self._ids)
+        try:
+            line = json.dumps(
+                {"id": call_id, "server": server, "tool": tool, "arguments": dict(arguments)},
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+        except (TypeError, ValueError) as exc:
+            raise TransportError(f"{server}.{tool}: arguments are not JSON: {exc}") from None
+        future: asyncio.Future[dict[str, Any]] = connection.loop.create_future()
+        connection.pending[call_id] = future
+        try:
+            connection.writer.write(line.encode("utf-8") + b"\n")
+            await connection.writer.drain()
+            return await future
+        except OSError as exc:
+            raise TransportError(f"{server}.{tool}: the bridge to the host failed: {exc}") from exc
+        finally:
+            connection.pending.pop(call_id, None)
+
+    async def aclose(self) -> None:
+        """Close this process's connection; a later call opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()

@@ -1,0 +1,205 @@
+"""The direct transport: this process talks to the servers itself, from an `mcp.json`.
+
+With it, a generated package is an ordinary typed SDK for any Python program.
+It imports the `mcp` SDK only when the first call is made, so importing the
+package stays cheap where this transport is not used (inside the sandbox).
+
+Each server gets one session, opened on first use and kept until `aclose()` or
+the end of the event loop. The session lives in a task of its own, because the
+SDK's sessions must be entered and left by the same task, while calls come from
+any task (`asyncio.gather` of calls to one server share its session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .config import Config, HttpServer, ServerConfig, load_config
+from .errors import ConfigError, TransportError
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+__all__ = ["DEFAULT_TIMEOUT", "DirectTransport", "open_client", "stderr_tail"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds a server may take to start, or to answer one call."""
+
+
+@asynccontextmanager
+async def open_client(
+    server: ServerConfig, *, errlog: TextIO | None = None, timeout: float | None = None
+) -> AsyncIterator[Client]:
+    """Start or connect to `server` and yield an initialized SDK `Client`.
+
+    Raises:
+        ConfigError: a `${VAR}` of the server's config is not set.
+        OSError: the command cannot be started.
+    """
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    if isinstance(server, HttpServer):
+        http = server.resolve()
+        async with (
+            create_mcp_http_client(headers=http.headers or None) as http_client,
+            Client(
+                streamable_http_client(http.url, http_client=http_client),
+                read_timeout_seconds=timeout,
+                cache=None,
+            ) as client,
+        ):
+            yield client
+        return
+    stdio = server.resolve()
+    params = StdioServerParameters(
+        command=stdio.command, args=list(stdio.args), env=stdio.env or None, cwd=stdio.cwd
+    )
+    transport = stdio_client(params, errlog=errlog if errlog is not None else sys.stderr)
+    async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
+        yield client
+
+
+def stderr_tail(errlog: TextIO | None, lines: int = 8) -> str:
+    """The last `lines` lines a server wrote to its stderr file, for error messages."""
+    if errlog is None:
+        return ""
+    try:
+        errlog.flush()
+        errlog.seek(0)
+        text = errlog.read()
+    except (OSError, ValueError):
+        return ""
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(tail)
+
+
+class _HeldSession:
+    """One server's session, owned by a task that enters and leaves it."""
+
+    def __init__(self, server: ServerConfig, timeout: float):
+        self.server = server
+        self.timeout = timeout
+        # Closed in aclose(): it outlives this method, so no `with` can hold it.
+        self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._stop = asyncio.Event()
+        self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._hold(), name=f"mcp-session-{server.name}")
+
+    async def _hold(self) -> None:
+        try:
+            async with open_client(self.server, errlog=self.errlog, timeout=self.timeout) as client:
+                self._ready.set_result(client)
+                await self._stop.wait()
+        except BaseException as exc:
+            if not self._ready.done():
+                self._ready.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def client(self) -> Client:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._ready), self.timeout)
+        except TimeoutError:
+            raise self._failure(f"did not finish starting within {self.timeout:g}s") from None
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise self._failure(f"could not start: {exc}") from None
+
+    def _failure(self, message: str) -> TransportError:
+        tail = stderr_tail(self.errlog)
+        return TransportError(
+            f"server {self.server.name!r} {message}" + (f"\n{tail}" if tail else "")
+        )
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        if not self._ready.done():
+            self._task.cancel()
+        try:
+            await asyncio.wait_for(self._task, 10)
+        except (TimeoutError, asyncio.CancelledError, Exception):
+            self._task.cancel()
+        self.errlog.close()
+
+
+class DirectTransport:
+    """Calls tools over real MCP sessions opened by this process.
+
+    `config` is a parsed `Config`, or the path of an `mcp.json`; by default
+    `$MCP_CODEGEN_CONFIG`, then `./mcp.json`.
+    """
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        self._config_source = config
+        self._config = config if isinstance(config, Config) else None
+        self.timeout = timeout
+        self._sessions: dict[str, _HeldSession] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def config(self) -> Config:
+        """The parsed config, read on first use.
+
+        Raises:
+            ConfigError: the config file is missing or invalid.
+        """
+        if self._config is None:
+            source = self._config_source
+            self._config = load_config(source if not isinstance(source, Config) else None)
+        return self._config
+
+    async def _session(self, name: str) -> Client:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # Sessions of an earlier event loop died with it (asyncio.run ends them).
+            self._sessions.clear()
+            self._loop = loop
+        held = self._sessions.get(name)
+        if held is None:
+            server = self.config.server(name)
+            held = _HeldSession(server, server.timeout or self.timeout)
+            self._sessions[name] = held
+        try:
+            return await held.client()
+        except Exception:
+            self._sessions.pop(name, None)
+            await held.aclose()
+            raise
+
+    async def call_tool(
+        self, server: str, tool: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Call `tool` on `server` over its session; return the wire-form result.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started or did not answer.
+        """
+        client = await self._session(server)
+        try:
+            result = await client.call_tool(tool, dict(arguments))
+        except Exception as exc:
+            raise TransportError(f"{server}.{tool}: call failed: {exc}") from exc
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return dumped
+
+    async def aclose(self) -> None:
+        """Close every session this transport opened."""
+        held, self._sessions = list(self._sessions.values()), {}
+        for session in held:
+            await session.aclose()

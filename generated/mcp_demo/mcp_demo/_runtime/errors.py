@@ -1,0 +1,46 @@
+"""The exceptions a generated package raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ConfigError", "McpCodegenError", "ToolError", "ToolOutputError", "TransportError"]
+
+
+class McpCodegenError(Exception):
+    """Base of every error the generated package raises on purpose."""
+
+
+class ConfigError(McpCodegenError):
+    """The `mcp.json` cannot be used: missing, not JSON, or a field is wrong."""
+
+
+class TransportError(McpCodegenError):
+    """A call could not reach its server or its answer could not be read."""
+
+
+class ToolError(McpCodegenError):
+    """The server ran the tool and reported an error (`isError: true`).
+
+    Attributes:
+        server: the server's key in `mcpServers`.
+        tool: the MCP tool name.
+        message: the text the server returned.
+        result: the whole wire-form result, for code that wants more than the text.
+    """
+
+    def __init__(self, server: str, tool: str, message: str, result: dict[str, Any] | None = None):
+        super().__init__(f"{server}.{tool}: {message}")
+        self.server = server
+        self.tool = tool
+        self.message = message
+        self.result = result or {}
+
+
+class ToolOutputError(McpCodegenError):
+    """The tool answered, but its structured output does not match its outputSchema."""
+
+    def __init__(self, server: str, tool: str, message: str):
+        super().__init__(f"{server}.{tool}: output does not match its outputSchema: {message}")
+        self.server = server
+        self.tool = tool

@@ -1,0 +1,431 @@
+"""Offline tool search over the index the build wrote into the package.
+
+Standard library only: it runs inside the sandbox as well as on the host. The
+index is one SQLite file (`search_index.sqlite3`) with an FTS5 table whose
+columns hold text already tokenized by `tokenize()` below, the single tokenizer
+both the build (`codegen.index`) and the query use: identifiers split across
+camelCase, snake_case, kebab-case and dots, lower-cased, English stop words
+dropped, each word reduced by the Porter stemmer. FTS5's `unicode61` tokenizer
+then only splits on the spaces, and `bm25()` ranks with per-column weights.
+
+`search()` gives structured hits, `search_tools()` the few lines an agent reads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sqlite3
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import McpCodegenError
+
+__all__ = [
+    "COLUMNS",
+    "DETAILS",
+    "INDEX_FILENAME",
+    "INDEX_FORMAT",
+    "Hit",
+    "SearchError",
+    "default_index_path",
+    "format_hits",
+    "index_info",
+    "search",
+    "search_tools",
+    "stem",
+    "tokenize",
+]
+
+INDEX_FILENAME = "search_index.sqlite3"
+# Bump when the schema, the tokenizer or the stemmer changes: an index written
+# with another tokenizer would silently match nothing.
+INDEX_FORMAT = 2
+DETAILS = ("name", "summary", "full")
+MAX_LIMIT = 100
+MAX_QUERY_TERMS = 48
+
+# FTS5 columns and their bm25 weights, in table order. `name` holds the tool name
+# and title; `context` each distinct term of the names and descriptions of all the
+# server's tools, which says what kind of service the tool belongs to; `related` the
+# synonyms (`codegen.index.SYNONYMS`) of the words of the name and description.
+COLUMNS: tuple[tuple[str, float], ...] = (
+    ("name", 4.0),
+    ("server", 2.0),
+    ("description", 1.0),
+    ("params", 0.5),
+    ("context", 0.5),
+    ("related", 0.25),
+)
+
+
+class SearchError(McpCodegenError):
+    """The search cannot answer: no index, an unreadable or foreign index, a bad query."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One tool found by `search`, best first.
+
+    Attributes:
+        import_path: where the function lives, relative to the package (`servers.git.git_log`).
+        server: the server's key in `mcpServers`.
+        tool: the MCP tool name.
+        title: the tool's human title, if the server gave one.
+        summary: the first sentence of the tool's description.
+        signature: the function's `async def` line.
+        docstring: the function's docstring.
+        score: relevance (higher is better); comparable only within one query.
+    """
+
+    import_path: str
+    server: str
+    tool: str
+    title: str | None
+    summary: str
+    signature: str
+    docstring: str
+    score: float
+
+
+# ---------------------------------------------------------------- tokenizing
+
+_STOP_WORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself just let me more most my myself no nor not of off on once only
+    or other our ours ourselves out over own please same she should so some such than thank
+    thanks that the their theirs them themselves then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[^\W_]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def _words(text: str) -> list[str]:
+    # Fold accents (café -> cafe) but keep scripts without a decomposition as they are.
+    folded = "".join(
+        char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
+    )
+    words: list[str] = []
+    for run in _WORD.findall(folded):
+        words.extend(part.lower() for part in _CAMEL.split(run) if part)
+    return words
+
+
+def tokenize(text: str) -> list[str]:
+    """The search terms of `text`: identifier parts, lower-cased, stop words out, stemmed.
+
+    `getCurrentTime`, `get_current_time`, `get-current-time` and `get.current.time`
+    all give `["get", "current", "time"]`; "Commits history" gives `["commit", "histori"]`.
+    """
+    return [stem(word) for word in _words(text) if word not in _STOP_WORDS]
+
+
+# -------------------------------------------------------------- Porter stemmer
+# M. F. Porter, "An algorithm for suffix stripping", Program 14(3), 1980: the
+# original algorithm, as in his reference implementation.
+
+_STEP2 = (
+    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"),
+    ("izer", "ize"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"),
+    ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"), ("ator", "ate"),
+    ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"),
+    ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"), ("logi", "log"),
+)  # fmt: skip
+_STEP3 = (
+    ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"),
+    ("ful", ""), ("ness", ""),
+)  # fmt: skip
+_STEP4 = (
+    "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent",
+    "ion", "ou", "ism", "ate", "iti", "ous", "ive", "ize",
+)  # fmt: skip
+
+
+def _is_consonant(word: str, i: int) -> bool:
+    char = word[i]
+    if char in "aeiou":
+        return False
+    if char == "y":
+        return i == 0 or not _is_consonant(word, i - 1)
+    return True
+
+
+def _measure(stem_: str) -> int:
+    # m in [C](VC){m}[V]: the number of vowel-consonant sequences.
+    count, previous_vowel = 0, False
+    for i in range(len(stem_)):
+        consonant = _is_consonant(stem_, i)
+        if consonant and previous_vowel:
+            count += 1
+        previous_vowel = not consonant
+    return count
+
+
+def _has_vowel(stem_: str) -> bool:
+    return any(not _is_consonant(stem_, i) for i in range(len(stem_)))
+
+
+def _double_consonant(word: str) -> bool:
+    return len(word) >= 2 and word[-1] == word[-2] and _is_consonant(word, len(word) - 1)
+
+
+def _cvc(word: str) -> bool:
+    # consonant-vowel-consonant, the last not w, x or y (hop, not hoy).
+    return (
+        len(word) >= 3
+        and _is_consonant(word, len(word) - 1)
+        and not _is_consonant(word, len(word) - 2)
+        and _is_consonant(word, len(word) - 3)
+        and word[-1] not in "wxy"
+    )
+
+
+def _replace_longest(word: str, rules: tuple[tuple[str, str], ...], min_measure: int) -> str:
+    for suffix, replacement in rules:
+        if word.endswith(suffix):
+            stem_ = word[: -len(suffix)]
+            return stem_ + replacement if _measure(stem_) > min_measure else word
+    return word
+
+
+def _step1(word: str) -> str:
+    if word.endswith("sses") or word.endswith("ies"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if word.endswith("eed"):
+        return word[:-1] if _measure(word[:-3]) > 0 else word
+    for suffix in ("ed", "ing"):
+        if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
+            word = word[: -len(suffix)]
+            if word.endswith(("at", "bl", "iz")):
+                return word + "e"
+            if _double_consonant(word) and word[-1] not in "lsz":
+                return word[:-1]
+            if _measure(word) == 1 and _cvc(word):
+                return word + "e"
+            return word
+    return word
+
+
+def _step5(word: str) -> str:
+    if word.endswith("e"):
+        stem_ = word[:-1]
+        measure = _measure(stem_)
+        if measure > 1 or (measure == 1 and not _cvc(stem_)):
+            word = stem_
+    if word.endswith("ll") and _measure(word) > 1:
+        word = word[:-1]
+    return word
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Porter stem of a lower-case word (`"histories"` -> `"histori"`); short words stay."""
+    if len(word) <= 2 or not word.isascii() or not word.isalpha():
+        return word
+    word = _step1(word)
+    if word.endswith("y") and _has_vowel(word[:-1]):
+        word = word[:-1] + "i"
+    word = _replace_longest(word, _STEP2, 0)
+    word = _replace_longest(word, _STEP3, 0)
+    for suffix in _STEP4:
+        if word.endswith(suffix):
+            stem_ = word[: -len(suffix)]
+            if _measure(stem_) > 1 and (suffix != "ion" or stem_.endswith(("s", "t"))):
+                word = stem_
+            break
+    return _step5(word)
+
+
+# ----------------------------------------------------------------- the index
+
+
+def default_index_path() -> Path:
+    """The index inside the generated package: `<package>/search_index.sqlite3`."""
+    return Path(__file__).resolve().parent.parent / INDEX_FILENAME
+
+
+@dataclass(frozen=True)
+class _Index:
+    connection: sqlite3.Connection
+    meta: dict[str, str]
+
+
+_indexes: dict[tuple[str, int, int], _Index] = {}
+_lock = threading.Lock()
+
+
+def _open(index_path: Path | None) -> _Index:
+    path = (index_path or default_index_path()).resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        raise SearchError(
+            f"no search index at {path}; rebuild the package with `mcp-codegen build`"
+        ) from None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = _indexes[key] = _connect(path)
+    return index
+
+
+def _connect(path: Path) -> _Index:
+    # immutable=1: no locks, no journal, so a read-only mount works.
+    uri = f"{path.as_uri()}?mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        rows = connection.execute("SELECT key, value FROM meta").fetchall()
+    except sqlite3.Error as exc:
+        raise SearchError(
+            f"{path} is not a readable search index ({exc}); "
+            "rebuild the package with `mcp-codegen build`"
+        ) from None
+    meta = {str(key): str(value) for key, value in rows}
+    found = meta.get("index_format")
+    if found != str(INDEX_FORMAT):
+        connection.close()
+        raise SearchError(
+            f"{path} was written by mcp-codegen {meta.get('generator_version', '?')} "
+            f"(index format {found}); this runtime reads index format {INDEX_FORMAT}; "
+            "rebuild the package with `mcp-codegen build`"
+        )
+    return _Index(connection, meta)
+
+
+def index_info(index_path: Path | None = None) -> dict[str, str]:
+    """What the index says of itself: `generator_version`, `index_format`, `tool_count`.
+
+    Raises:
+        SearchError: the index is missing, unreadable or of another format.
+    """
+    return dict(sorted(_open(index_path).meta.items()))
+
+
+# ----------------------------------------------------------------- querying
+
+
+def _query_terms(query: str) -> list[str]:
+    if not isinstance(query, str) or not query.strip():
+        raise SearchError("empty query: say what the tool should do, e.g. 'create an issue'")
+    terms = tokenize(query)
+    if not terms:
+        # Only stop words ("what is this"): search for them rather than for nothing.
+        terms = [stem(word) for word in _words(query)]
+    if not terms:
+        raise SearchError(
+            f"query {_shorten(query)!r} has no words to search for; "
+            "use words that describe the tool, e.g. 'list files'"
+        )
+    return list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
+
+
+def _expression(terms: list[str]) -> str:
+    # Every term is quoted, so the text can hold no FTS5 syntax (terms are letters
+    # and digits only; a quote would be doubled anyway).
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_RANKED = (
+    "SELECT t.id, -bm25(fts, " + ", ".join(str(weight) for _, weight in COLUMNS) + ") AS score "
+    "FROM fts CROSS JOIN tools AS t ON t.id = fts.rowid WHERE fts MATCH ? "
+    "ORDER BY score DESC, t.import_path LIMIT ?"
+)
+
+
+def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> list[Hit]:
+    """The tools that best match `query`, best first, at most `limit` of them.
+
+    Ranking is BM25 over the weighted columns of `COLUMNS`; ties go to the import
+    path in sorted order, so the same index and query always give the same list.
+
+    Raises:
+        SearchError: the query is empty or has no words, `limit` is not 1..100, or the
+            index is missing, unreadable or of another format.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise SearchError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
+    terms = _query_terms(query)
+    index = _open(index_path)
+    try:
+        ranked = index.connection.execute(_RANKED, (_expression(terms), limit)).fetchall()
+        marks = ", ".join("?" for _ in ranked)
+        rows = {
+            row[0]: row[1:]
+            for row in index.connection.execute(
+                "SELECT id, import_path, server, tool, title, summary, signature, docstring "
+                f"FROM tools WHERE id IN ({marks})",
+                [rowid for rowid, _ in ranked],
+            )
+        }
+    except sqlite3.Error as exc:
+        raise SearchError(f"search failed on query {_shorten(query)!r}: {exc}") from None
+    hits = []
+    for rowid, score in ranked:
+        import_path, server, tool, title, summary, signature, docstring = rows[rowid]
+        hits.append(
+            Hit(import_path, server, tool, title, summary, signature, docstring, round(score, 6))
+        )
+    return hits
+
+
+def format_hits(hits: list[Hit], detail: str = "summary") -> str:
+    """The text of `hits` at one level of detail (see `search_tools`).
+
+    Raises:
+        SearchError: `detail` is not one of `DETAILS`.
+    """
+    if detail not in DETAILS:
+        raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+    if detail == "name":
+        return "".join(f"{hit.import_path}\n" for hit in hits)
+    if detail == "summary":
+        return "".join(
+            f"{hit.import_path}: {hit.summary}\n" if hit.summary else f"{hit.import_path}\n"
+            for hit in hits
+        )
+    blocks = []
+    for hit in hits:
+        lines = [f"# {hit.import_path}", f"{hit.signature.rstrip().rstrip(':')}:"]
+        doc = inspect.cleandoc(hit.docstring)
+        if "\n" in doc:
+            body = "\n".join(f"    {line}" if line else "" for line in doc.split("\n"))
+            lines.append(f'    """{body.lstrip()}\n    """')
+        elif doc:
+            lines.append(f'    """{doc}"""')
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def search_tools(
+    query: str, detail: str = "summary", limit: int = 10, *, index_path: Path | None = None
+) -> str:
+    """Find tools for `query`, as text to print: few lines, best first.
+
+    `detail="name"`: one import path a line (`servers.git.git_log`). `"summary"`: each
+    followed by the first sentence of its description. `"full"`: each tool's
+    signature and docstring, as its module has them, without the model classes.
+
+    Raises:
+        SearchError: the query, `detail` or `limit` is unusable, or the index is
+            missing, unreadable or of another format.
+    """
+    if detail not in DETAILS:
+        raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+    hits = search(query, limit, index_path=index_path)
+    if not hits:
+        return f"no tool matches {_shorten(query)!r}; try other words\n"
+    return format_hits(hits, detail)
