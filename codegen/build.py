@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,14 +16,13 @@ from .config import load_config
 from .diagnostics import BuildError, Diagnostics
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
 from .package import DEFAULT_OUT_ROOT
+from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
 from .versioning import next_version
 from .write import write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -90,7 +88,7 @@ def build_package(
             occurred (with `fail_on_warning`), or the generated code failed
             verification. Nothing was written.
     """
-    say = progress or (lambda message: None)
+    progress = progress or QuietProgress()
     out = out or DEFAULT_OUT_ROOT / options.name
     diagnostics = Diagnostics()
     seconds: dict[str, float] = {}
@@ -99,7 +97,7 @@ def build_package(
     if snapshot is None:
         if config_path is None:
             raise ValueError("build_package needs a config_path or a snapshot")
-        say(f"introspecting the servers of {config_path}")
+        progress.stage(f"introspecting the servers of {config_path}")
         snapshot, failed = introspect_snapshot(config_path, diagnostics, timeout=timeout)
         seconds["introspect"] = time.perf_counter() - started
         if failed and not keep_going:
@@ -115,7 +113,7 @@ def build_package(
     cache = BuildCache(out)
     state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
     if cache.up_to_date(state):
-        say(f"{out} is up to date")
+        progress.finish()
         seconds["total"] = time.perf_counter() - started
         return BuildReport(
             out=out,
@@ -129,9 +127,8 @@ def build_package(
             up_to_date=True,
             version=options.version,
         )
-    say(f"rendering {snapshot.tool_count()} tools of {len(snapshot.servers)} servers")
     mark = time.perf_counter()
-    rendered = render_package(snapshot, options, cache)
+    rendered = render_package(snapshot, options, cache, progress)
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     if diagnostics.errors and not keep_going:
@@ -144,7 +141,7 @@ def build_package(
             f"{len(diagnostics.warnings)} warnings and --fail-on-warning; nothing was written",
             diagnostics,
         )
-    say(f"formatting, verifying and indexing into {out}")
+    progress.stage(f"formatting, verifying and indexing into {out}")
     mark = time.perf_counter()
     try:
         diagnostics.extend(write_package(rendered, out, options.name, cache, state))
@@ -153,6 +150,7 @@ def build_package(
         raise BuildError(str(exc), diagnostics) from None
     seconds["write"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
+    progress.finish()
     return BuildReport(
         out=out,
         package=options.name,

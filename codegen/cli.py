@@ -19,6 +19,7 @@ from .diagnostics import BuildError, Diagnostics
 from .drift_cli import check_command, diff_command
 from .introspect import DEFAULT_SERVER_TIMEOUT
 from .package import DEFAULT_OUT_ROOT
+from .progress import progress_for
 from .render import PackageOptions
 from .runtime.errors import ConfigError
 from .search_cli import search_command
@@ -26,11 +27,6 @@ from .snapshot import Snapshot, SnapshotError
 from .staleness import fix_command, stale_files
 
 __all__ = ["main"]
-
-
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        click.secho(f"· {message}", err=True, dim=True)
 
 
 def _print_diagnostics(diagnostics: Diagnostics) -> None:
@@ -162,7 +158,7 @@ def build(
             keep_going=keep_going,
             fail_on_warning=fail_on_warning,
             timeout=timeout,
-            progress=None if as_json else _progress,
+            progress=progress_for(quiet=as_json),
         )
     except (ConfigError, SnapshotError) as exc:
         if as_json:

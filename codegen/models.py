@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -196,17 +196,28 @@ def _generate_or_error(job: tuple[ToolSnapshot, str]) -> ToolModels | str:
         return str(exc)
 
 
-def generate_all(jobs: Sequence[tuple[ToolSnapshot, str]]) -> list[ToolModels | str]:
+def generate_all(
+    jobs: Sequence[tuple[ToolSnapshot, str]], on_done: Callable[[], None] | None = None
+) -> list[ToolModels | str]:
     """`generate_models` for each (tool, ident), in order; an error's message in place of models.
 
     Large catalogs are spread over the machine's cores; the result is the same.
+    `on_done` is called after each tool.
     """
+    done = on_done or (lambda: None)
     workers = min(os.cpu_count() or 1, 8)
+    results: list[ToolModels | str] = []
     if len(jobs) < PARALLEL_THRESHOLD or workers < 2:
-        return [_generate_or_error(job) for job in jobs]
+        for job in jobs:
+            results.append(_generate_or_error(job))
+            done()
+        return results
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_generate_or_error, jobs, chunksize=32))
+        for result in pool.map(_generate_or_error, jobs, chunksize=32):
+            results.append(result)
+            done()
+    return results
 
 
 def _read_models(

@@ -25,6 +25,7 @@ from .escape import doc_text, one_line, py_literal
 from .index import IndexEntry
 from .models import Param, ToolModels, generate_all
 from .names import MCP_NAME_PATTERN, assign_unique
+from .progress import Progress, QuietProgress
 from .snapshot import SNAPSHOT_FILENAME, ServerSnapshot, Snapshot, ToolSnapshot
 
 __all__ = ["PackageOptions", "RenderedPackage", "RenderedTool", "render_package", "render_tool"]
@@ -104,7 +105,10 @@ def header(digest: str) -> str:
 
 
 def render_package(
-    snapshot: Snapshot, options: PackageOptions, cache: BuildCache | None = None
+    snapshot: Snapshot,
+    options: PackageOptions,
+    cache: BuildCache | None = None,
+    progress: Progress | None = None,
 ) -> RenderedPackage:
     """Render every file of the package for `snapshot`.
 
@@ -149,7 +153,9 @@ def render_package(
                 jobs.append((tool, ident))
             else:
                 hits[server.name, tool.name] = hit
-    fresh = iter(generate_all(jobs))
+    progress = progress or QuietProgress()
+    progress.stage(f"generating models ({len(hits)} tools unchanged)", len(jobs))
+    fresh = iter(generate_all(jobs, progress.advance))
     servers_view = []
     for server in snapshot.servers:
         ident = server_idents[server.name]
