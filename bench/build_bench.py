@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from bench._common import ROOT, corpus_snapshot, percentile, tokens, write_table
 from codegen.build import build_package
 from codegen.names import python_identifier
 from codegen.render import PackageOptions
+from codegen.snapshot import Snapshot
 
 
 def import_seconds(package_root: Path, statement: str, runs: int, prelude: str = "") -> float:
@@ -57,6 +59,7 @@ def main() -> None:
         out = Path(scratch) / "corpus"
         totals, renders, writes = [], [], []
         for _ in range(args.runs):
+            shutil.rmtree(out, ignore_errors=True)  # a full build: no previous output, no cache
             report = build_package(
                 options=PackageOptions(name="corpus"), out=out, snapshot=snapshot, keep_going=True
             )
@@ -76,6 +79,40 @@ def main() -> None:
                 "corpus modules built",
                 report.modules,
                 f"{len(report.diagnostics.errors)} per-tool errors",
+            ]
+        )
+        unchanged = [
+            build_package(
+                options=PackageOptions(name="corpus"), out=out, snapshot=snapshot, keep_going=True
+            )
+            for _ in range(args.runs)
+        ]
+        assert all(item.up_to_date for item in unchanged)
+        no_change = [item.seconds["total"] for item in unchanged]
+        rows.append(
+            [
+                "corpus rebuild, nothing changed, median s",
+                f"{statistics.median(no_change):.2f}",
+                "up-to-date check: snapshot hash + every output file re-hashed",
+            ]
+        )
+        one_tool = []
+        data = snapshot.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for run in range(args.runs):  # each run edits one tool more than the build before it had
+            data["servers"][run]["tools"][0]["description"] += f" (edited {run})"
+            changed = build_package(
+                options=PackageOptions(name="corpus"),
+                out=out,
+                snapshot=Snapshot.model_validate(data),
+                keep_going=True,
+            )
+            assert changed.reused == 2799, changed.reused
+            one_tool.append(changed.seconds["total"])
+        rows.append(
+            [
+                "corpus rebuild, one tool changed, median s",
+                f"{statistics.median(one_tool):.2f}",
+                "runs: " + ", ".join(f"{value:.2f}" for value in one_tool),
             ]
         )
         corpus_tokens = module_tokens(out / "corpus")

@@ -242,7 +242,8 @@ def _diff_server(old: ServerSnapshot, new: ServerSnapshot) -> list[Change]:
         why = f"likely renamed from {sources[0]!r}: same schemas" if sources else ""
         changes.append(_tool_added(old.name, new_tools[name], why))
     for name in sorted(old_tools.keys() & new_tools.keys()):
-        changes.extend(_diff_tool(old.name, old_tools[name], new_tools[name]))
+        if old_tools[name].digest() != new_tools[name].digest():  # same definition, no change
+            changes.extend(_diff_tool(old.name, old_tools[name], new_tools[name]))
     return changes
 
 
