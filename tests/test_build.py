@@ -216,10 +216,12 @@ def test_failed_build_leaves_previous_output_untouched(
 def test_broken_server_is_named_and_keep_going_builds_the_rest(
     tmp_path: Path, script: str, expected: str
 ) -> None:
+    # The short deadline is the broken server's own; the healthy one keeps the default.
     config = write_config(
-        tmp_path / "mcp.json", {"toolbox": server_entry("toolbox.py"), "bad": server_entry(script)}
+        tmp_path / "mcp.json",
+        {"toolbox": server_entry("toolbox.py"), "bad": {**server_entry(script), "timeout": 3}},
     )
-    report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True, timeout=3.0)
+    report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True)
     assert report.failed_servers == ["bad"]
     (error,) = report.diagnostics.errors
     assert error.server == "bad" and expected in error.message

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -419,6 +420,10 @@ def test_nothing_outlives_the_executor(project: dict[str, Path]) -> None:
             assert [r.value for r in results] == [1, 2]
             root = ex._workdir
             assert root is not None
+            # The second sandbox of the pool may still be starting: wait until both live.
+            deadline = time.monotonic() + 60
+            while len(set(live_containers()) - before) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
             containers = sorted(set(live_containers()) - before)
         return containers, str(root)
 
@@ -507,3 +512,16 @@ def test_cli_exec_json(project: dict[str, Path]) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["stdout"], result["value"], result["error"]) == ("hi\n", 1024, None)
+
+
+def test_a_cancelled_execution_does_not_block_the_next(project: dict[str, Path]) -> None:
+    async def scenario() -> object:
+        async with Executor(project["package"], config=project["config"], pool_size=1) as ex:
+            running = asyncio.ensure_future(ex.execute("import time\ntime.sleep(20)"))
+            await asyncio.sleep(1.0)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            result = await asyncio.wait_for(ex.execute("41 + 1"), 60)
+            return result.value
+
+    assert asyncio.run(scenario()) == 42

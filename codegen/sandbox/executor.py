@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..privacy import Tokenizer, parse_policy
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
 from .bridgeserver import BridgeServer
@@ -73,6 +74,8 @@ class Executor:
             parent holds `mcp-snapshot.json`. None runs plain Python with no tools.
         config: the `mcp.json` the host opens sessions from (ignored with `transport`).
         transport: the host's transport; by default a `DirectTransport` of `config`.
+        privacy: PII tokenization at the bridge: True (the policy of `config`'s `privacy`
+            section; everything on without one), False (off), or a session's `Tokenizer`.
         snapshot: the servers and tools calls are checked against; by default read
             from beside the package.
         limits: default limits of each execution.
@@ -94,9 +97,11 @@ class Executor:
         runsc_flags: tuple[str, ...] = (),
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         start_timeout: float = 60.0,
+        privacy: Tokenizer | bool = True,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
+        self.privacy = _tokenizer(privacy, config)
         self.limits = limits or Limits()
         self.pool_size = max(1, pool_size)
         self.start_timeout = start_timeout
@@ -159,7 +164,10 @@ class Executor:
         self._started = True
         snapshot = self._read_snapshot()
         bridge = HostBridge(
-            snapshot, self._host_transport(), max_request_bytes=self.max_request_bytes
+            snapshot,
+            self._host_transport(),
+            max_request_bytes=self.max_request_bytes,
+            privacy=self.privacy,
         )
         self._workdir = Path(tempfile.mkdtemp(prefix="mcp-codegen-sandbox-"))
         self._server = BridgeServer(
@@ -271,6 +279,13 @@ class Executor:
             raw = await sandbox.worker.execute(job, timeout + _GRACE)
         except WorkerDied as exc:
             crash = str(exc)
+        except BaseException:
+            # Cancelled mid-run: the sandbox is still busy with the job. Replace it, or
+            # the next execution would wait for it forever.
+            self._retire(sandbox)
+            if not self._closed:
+                self._spawn()
+            raise
         finally:
             await self._server.close(token)
         duration = (time.perf_counter() - started) * 1000
@@ -314,6 +329,24 @@ class UnsafeLocalExecutor(Executor):
 
     def _make_launcher(self, runsc: str | None, flags: tuple[str, ...]) -> Launcher:
         return UnsafeLocalLauncher(self.package_dir)
+
+
+def _tokenizer(privacy: Tokenizer | bool, config: str | os.PathLike[str] | None) -> Tokenizer | None:
+    """The session's PII tokenizer: the given one, none, or one from the config's policy.
+
+    Raises:
+        ConfigError: the config's `privacy` section is invalid.
+    """
+    if isinstance(privacy, Tokenizer):
+        return privacy
+    if not privacy:
+        return None
+    if config is None:
+        return Tokenizer()
+    from ..runtime.config import load_config
+
+    loaded = load_config(config)
+    return Tokenizer(parse_policy(loaded.privacy, loaded.path))
 
 
 def _resolve_package(

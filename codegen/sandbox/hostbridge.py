@@ -19,6 +19,7 @@ from typing import Any
 from jsonschema import exceptions as schema_exceptions  # type: ignore[import-untyped]
 from jsonschema import validators
 
+from ..privacy import Tokenizer
 from ..runtime.transport import Transport
 from ..snapshot import Snapshot
 from .channel import Oversized
@@ -61,9 +62,11 @@ class HostBridge:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         max_concurrent_calls: int = 32,
+        privacy: Tokenizer | None = None,
     ):
         self.snapshot = snapshot
         self.transport = transport
+        self.privacy = privacy
         self.max_request_bytes = max_request_bytes
         self.max_result_bytes = max_result_bytes
         self._limit = asyncio.Semaphore(max_concurrent_calls)
@@ -116,6 +119,10 @@ class HostBridge:
             where = "/" + "/".join(str(part) for part in error.absolute_path)
             raise _Rejected(f"invalid arguments for {server}.{tool} at {where}: {error.message}")
 
+    def _redacted(self, message: str, server: str, tool: str) -> str:
+        # Error messages can quote argument values, which are real values by now.
+        return self.privacy.redact_text(message, server, tool) if self.privacy else message
+
     async def handle(self, line: bytes | Oversized, log: CallLog) -> bytes:
         """Answer one request line (the answer line, without its newline)."""
         started = time.perf_counter()
@@ -131,9 +138,13 @@ class HostBridge:
                     f"the request is {size} bytes, over the limit of {self.max_request_bytes}"
                 )
             call_id, server, tool, arguments = self._parse(line)
+            if self.privacy is not None:
+                arguments = self.privacy.restore(arguments)  # placeholders back to real values
             self._check(server, tool, arguments)
             async with self._limit:
                 result = await self.transport.call_tool(server, tool, arguments)
+            if self.privacy is not None:
+                result = self.privacy.redact_result(server, tool, result)
             answer = json.dumps({"id": call_id, "result": result}, ensure_ascii=False).encode(
                 "utf-8"
             )
@@ -147,9 +158,10 @@ class HostBridge:
         except asyncio.CancelledError:
             raise
         except _Rejected as exc:
-            answer, ok, error = _error_line(call_id, str(exc)), False, str(exc)
+            message = self._redacted(str(exc), server, tool)
+            answer, ok, error = _error_line(call_id, message), False, message
         except Exception as exc:  # the transport's errors, and the servers' failures
-            message = str(exc) or type(exc).__name__
+            message = self._redacted(str(exc) or type(exc).__name__, server, tool)
             answer, ok, error = _error_line(call_id, message), False, message
         log.calls.append(
             ToolCall(

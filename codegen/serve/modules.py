@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Catalogue", "ModuleError", "URI_PREFIX"]
+__all__ = ["URI_PREFIX", "Catalogue", "ModuleError"]
 
 URI_PREFIX = "mcp-codegen://"
 """Resource URIs are `mcp-codegen://<package>/<dotted path>`."""

@@ -17,10 +17,12 @@ from ..sandbox.result import ExecutionResult
 
 __all__ = [
     "MAX_TIMEOUT",
+    "arguments_error",
     "check_code",
     "cut",
     "format_result",
     "instructions",
+    "text_result",
     "tool_list",
 ]
 
@@ -29,18 +31,21 @@ MAX_TIMEOUT = 300.0
 
 _INSTRUCTIONS = """\
 The tools of MCP servers ({servers}) are Python functions; use them from code:
-1. search_tools("what you need") finds functions, e.g. servers.git.git_log.
-2. read_module("servers.git.git_log") shows its parameters and return type; \
+1. search_tools("what you need") finds functions, e.g. {example}.
+2. read_module("{example}") shows its parameters and return type; \
 read_module("servers") lists the servers.
-3. execute_code runs Python: `from servers.git import git_log`, then \
-`await git_log(...)` at top level (asyncio.gather for parallel calls).
+3. execute_code runs Python: `from {module} import {function}`, then \
+`await {function}(...)` at top level (asyncio.gather for parallel calls).
 Process data in code and print only what you need; the last expression's value is \
 returned. Files in the working directory persist for this session."""
 
 
-def instructions(servers: list[str]) -> str:
-    """The server's `instructions`: the pattern, in a few lines."""
-    return _INSTRUCTIONS.format(servers=", ".join(servers) or "none")
+def instructions(servers: list[str], example: str = "servers.git.git_log") -> str:
+    """The server's `instructions`: the pattern, in a few lines, with a real tool as example."""
+    module, _, function = example.rpartition(".")
+    return _INSTRUCTIONS.format(
+        servers=", ".join(servers) or "none", example=example, module=module, function=function
+    )
 
 
 def tool_list(default_timeout: float) -> list[types.Tool]:
@@ -109,7 +114,7 @@ def check_code(code: str) -> str | None:
     if not code.strip():
         return "code is empty; pass the Python to run"
     try:
-        ast.parse(code, "<code>", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        compile(code, "<code>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, True)
     except SyntaxError as exc:
         where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
         line = (exc.text or "").rstrip()
@@ -142,9 +147,7 @@ def _calls_line(result: ExecutionResult) -> str:
     )
     failed = sum(not call.ok for call in result.calls)
     failures = f", {failed} failed" if failed else ""
-    return (
-        f"tool calls: {len(result.calls)} ({named}{failures}); {result.duration_ms:.0f} ms"
-    )
+    return f"tool calls: {len(result.calls)} ({named}{failures}); {result.duration_ms:.0f} ms"
 
 
 def format_result(result: ExecutionResult, limit: int) -> str:
@@ -172,8 +175,11 @@ def text_result(text: str, *, error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=text)], is_error=error)
 
 
-def arguments_error(arguments: dict[str, Any] | None, allowed: dict[str, type | tuple[type, ...]],
-                    required: tuple[str, ...]) -> str | None:
+def arguments_error(
+    arguments: dict[str, Any] | None,
+    allowed: dict[str, type | tuple[type, ...]],
+    required: tuple[str, ...],
+) -> str | None:
     """Why `arguments` do not fit the tool's schema, else None (the SDK does not check)."""
     given = arguments or {}
     unknown = sorted(set(given) - set(allowed))
@@ -184,7 +190,7 @@ def arguments_error(arguments: dict[str, Any] | None, allowed: dict[str, type | 
         return f"missing argument {', '.join(missing)}"
     for name, value in given.items():
         kinds = allowed[name]
+        # bool is an int to Python, not to JSON Schema.
         if isinstance(value, bool) or not isinstance(value, kinds):
-            if not (isinstance(value, bool) and kinds is bool):
-                return f"argument {name} has the wrong type ({type(value).__name__})"
+            return f"argument {name} has the wrong type ({type(value).__name__})"
     return None

@@ -1,0 +1,84 @@
+"""One sandbox, and so one workspace, per MCP session.
+
+The sandbox's `/workspace` lives as long as its sandbox, so each session gets
+an `Executor` of its own (one sandbox; about a second to start, made on the
+session's first `execute_code`), and the files its code writes persist between
+its calls and are seen by no other session. When the session ends, its executor
+is closed in the background, which deletes the sandbox and its files.
+
+All executors share one host transport: the configured servers are started once
+for the whole `serve` process, not once per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Hashable
+
+from ..sandbox.executor import Executor
+
+__all__ = ["Workspaces"]
+
+
+class Workspaces:
+    """The live executors, by session key."""
+
+    def __init__(self, factory: Callable[[], Executor]):
+        self._factory = factory
+        self._executors: dict[Hashable, Executor] = {}
+        self._locks: dict[Hashable, asyncio.Lock] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._released: set[Hashable] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._executors)
+
+    async def get(self, key: Hashable) -> Executor:
+        """The executor of session `key`, started on first use.
+
+        Raises:
+            SandboxError: the sandbox cannot start (the failure is not kept: the
+                next call tries again).
+        """
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if self._closed:
+                raise RuntimeError("the server is shutting down")
+            executor = self._executors.get(key)
+            if executor is None:
+                executor = self._factory()
+                try:
+                    await executor.start()
+                except BaseException:
+                    await executor.aclose()
+                    raise
+                if key in self._released or self._closed:
+                    # The session ended while its sandbox was starting.
+                    self._released.discard(key)
+                    await executor.aclose()
+                    raise RuntimeError("the session has ended")
+                self._executors[key] = executor
+            return executor
+
+    def release(self, key: Hashable) -> None:
+        """Forget session `key` and delete its sandbox in the background."""
+        lock = self._locks.pop(key, None)
+        executor = self._executors.pop(key, None)
+        if executor is None:
+            if lock is not None and lock.locked():
+                self._released.add(key)
+            return
+        task = asyncio.get_running_loop().create_task(executor.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close every executor and wait until each sandbox is deleted."""
+        self._closed = True
+        for key in list(self._executors):
+            self.release(key)
+        while self._closing:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*list(self._closing), return_exceptions=True)
