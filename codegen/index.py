@@ -1,28 +1,46 @@
 """The build's last stage: the search index written into the generated package.
 
 One SQLite file (`search_index.sqlite3`) that `_runtime/search.py` queries offline.
-Each tool is a row of `tools` (what a hit prints) and a row of the FTS5 table `fts`
-(what a query matches), its columns already tokenized by the runtime's own
-`tokenize`, so build and query can never split words differently.
+Each tool is a row of `tools` (what a hit prints). Its text is split into the
+weighted columns of `COLUMNS`, tokenized by the runtime's own `tokenize`, so build
+and query can never split words differently.
+
+Ranking is BM25 with per-column weights, computed exactly as SQLite FTS5's `bm25()`
+does (`fts5_aux.c`). Everything in it but the choice of query terms is fixed once
+the corpus is: a term's idf, a tool's weighted term frequency and its length. So
+the build computes each term's contribution to each tool's score and stores, per
+term, one row of `postings`: the ids of the tools holding it and those
+contributions. A query then only adds up the rows of its terms, in query order,
+which gives `bm25()`'s scores bit for bit, without scoring every matching row.
 
 The file is byte-identical for identical input: entries are sorted, nothing
-depends on time or place, the FTS5 segments are merged into one, and the database
-is built in memory and written out with `VACUUM INTO`, which lays pages out afresh.
+depends on time or place, and the database is built in memory and written out
+with `VACUUM INTO`, which lays pages out afresh.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+import sys
 import tempfile
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .escape import one_line
 from .names import assign_unique
-from .runtime.search import COLUMNS, INDEX_FILENAME, INDEX_FORMAT, tokenize
+from .runtime.search import (
+    COLUMNS,
+    INDEX_FILENAME,
+    INDEX_FORMAT,
+    SCORE_TYPE,
+    tokenize,
+    tool_id_type,
+)
 from .snapshot import Snapshot
 
 __all__ = [
@@ -33,6 +51,7 @@ __all__ = [
     "build_index",
     "entries_from_snapshot",
     "parameters_from_schema",
+    "tool_columns",
 ]
 
 SUMMARY_LIMIT = 120
@@ -230,7 +249,74 @@ def _columns(entry: IndexEntry, context: str) -> dict[str, str]:
     }
 
 
-_SCHEMA = f"""
+def tool_columns(entries: Sequence[IndexEntry]) -> list[dict[str, str]]:
+    """The indexed text of each of `entries`, in their order: column name -> its terms.
+
+    The columns are those of `COLUMNS`, in that order, each a space-separated
+    string of `tokenize` terms. `context` depends on the other tools of the entry's
+    server, so pass all the entries of an index at once.
+    """
+    contexts = _server_context(entries)
+    return [_columns(entry, contexts[entry.server]) for entry in entries]
+
+
+# The constants of FTS5's bm25() (`fts5_aux.c`), whose scores the index reproduces.
+K1 = 1.2
+B = 0.75
+
+
+def _postings(columns: Sequence[dict[str, str]]) -> list[tuple[str, bytes, bytes]]:
+    """`(term, tool ids, contributions)` of each term, sorted by term; tool `i` is `columns[i-1]`.
+
+    The contribution of term t to tool d is bm25()'s summand, evaluated with the
+    same operations in the same order, so a query's sum is bm25()'s score exactly:
+    idf(t) * (f * (k1 + 1)) / (f + k1 * (1 - b + b * |d| / avgdl)), f the sum of the
+    column weights of t's occurrences in d, |d| d's number of terms, and
+    idf(t) = ln((N - n + 0.5) / (n + 0.5)) (1e-6 where that is not positive), n the
+    number of tools holding t.
+    """
+    weights = dict(COLUMNS)
+    frequencies: list[dict[str, float]] = []
+    lengths: list[int] = []
+    holders: Counter[str] = Counter()
+    for texts in columns:
+        frequency: dict[str, float] = {}
+        length = 0
+        for name, text in texts.items():
+            weight = weights[name]
+            terms = text.split()
+            length += len(terms)
+            for term in terms:
+                frequency[term] = frequency.get(term, 0.0) + weight
+        frequencies.append(frequency)
+        lengths.append(length)
+        holders.update(frequency.keys())
+    count = len(columns)
+    idf = {}
+    for term, holding in holders.items():
+        value = math.log((count - holding + 0.5) / (holding + 0.5))
+        idf[term] = value if value > 0.0 else 1e-6
+    total = sum(lengths)
+    average = total / count if total else 1.0  # no term at all: no posting uses it
+    id_type = tool_id_type(count)
+    tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
+    scores: dict[str, array[float]] = defaultdict(lambda: array(SCORE_TYPE))
+    for tool, (frequency, length) in enumerate(zip(frequencies, lengths, strict=True), start=1):
+        norm = K1 * (1 - B + B * length / average)
+        for term, weighted in frequency.items():
+            tools[term].append(tool)
+            scores[term].append(idf[term] * ((weighted * (K1 + 1.0)) / (weighted + norm)))
+    return [(term, _bytes(tools[term]), _bytes(scores[term])) for term in sorted(tools)]
+
+
+def _bytes(values: array[int] | array[float]) -> bytes:
+    # Little-endian, so the file does not depend on the byte order of the machine.
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
+
+
+_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE tools (
     id INTEGER PRIMARY KEY,
@@ -242,9 +328,13 @@ CREATE TABLE tools (
     signature TEXT NOT NULL,
     docstring TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE fts USING fts5(
-    {", ".join(name for name, _ in COLUMNS)},
-    content='', tokenize='unicode61 remove_diacritics 0'
+-- A rowid table: its rows stay inline up to a page, where WITHOUT ROWID rows overflow
+-- past a quarter of one (2 MB more at 10,000 tools).
+CREATE TABLE postings (
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL UNIQUE,
+    tools BLOB NOT NULL,
+    scores BLOB NOT NULL
 );
 """
 
@@ -262,7 +352,7 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    contexts = _server_context(ordered)
+    postings = _postings(tool_columns(ordered))
 
     db = sqlite3.connect(":memory:")
     try:
@@ -273,9 +363,9 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
             "tool_count": str(len(ordered)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-        for rowid, entry in enumerate(ordered, start=1):
-            db.execute(
-                "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        db.executemany(
+            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
                 (
                     rowid,
                     entry.import_path,
@@ -285,15 +375,11 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                     one_line(entry.description or entry.title, SUMMARY_LIMIT),
                     entry.signature,
                     entry.docstring,
-                ),
-            )
-            columns = _columns(entry, contexts[entry.server])
-            names = ", ".join(columns)
-            marks = ", ".join("?" for _ in columns)
-            db.execute(
-                f"INSERT INTO fts (rowid, {names}) VALUES (?, {marks})", (rowid, *columns.values())
-            )
-        db.execute("INSERT INTO fts (fts) VALUES ('optimize')")
+                )
+                for rowid, entry in enumerate(ordered, start=1)
+            ),
+        )
+        db.executemany("INSERT INTO postings (term, tools, scores) VALUES (?, ?, ?)", postings)
         db.commit()
         _vacuum_into(db, path)
     except sqlite3.Error as exc:

@@ -28,6 +28,7 @@ from codegen.index import (
     build_index,
     entries_from_snapshot,
     parameters_from_schema,
+    tool_columns,
 )
 from codegen.runtime import search as search_module
 from codegen.runtime.search import SearchError, search, search_tools, stem, tokenize
@@ -179,6 +180,45 @@ def test_known_answers_in_the_demo_package(query: str, import_path: str, within:
     except SearchError as exc:
         pytest.skip(f"the demo index is stale: {exc}")
     assert_finds(query, import_path, within, DEMO_INDEX)
+
+
+def _fts5_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str, float]]:
+    # What index format 2 ranked with: FTS5's bm25() over the same columns and weights.
+    names = [name for name, _ in search_module.COLUMNS]
+    weights = ", ".join(str(weight) for _, weight in search_module.COLUMNS)
+    ordered = sorted(entries, key=lambda entry: entry.import_path)
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE VIRTUAL TABLE fts USING fts5({', '.join(names)}, content='')")
+    for rowid, columns in enumerate(tool_columns(ordered), start=1):
+        db.execute(
+            f"INSERT INTO fts (rowid, {', '.join(names)}) VALUES (?{', ?' * len(names)})",
+            (rowid, *columns.values()),
+        )
+    terms = search_module._query_terms(query)
+    rows = db.execute(
+        f"SELECT rowid, -bm25(fts, {weights}) AS score FROM fts WHERE fts MATCH ? "
+        "ORDER BY score DESC, rowid LIMIT 100",
+        (" OR ".join(f'"{term}"' for term in terms),),
+    ).fetchall()
+    db.close()
+    return [(ordered[rowid - 1].import_path, round(score, 6)) for rowid, score in rows]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["commit history", "show changes", "git", "time time zone timezone", "file directory path",
+     "what changed but is not staged yet", "the of and", "branch commit sha repository status"],
+)  # fmt: skip
+def test_scores_are_those_of_fts5_bm25(index: Path, query: str) -> None:
+    hits = search(query, 100, index_path=index)
+    expected = _fts5_ranking(entries_from_snapshot(snapshot()), query)
+    assert [(hit.import_path, hit.score) for hit in hits] == expected
+
+
+def test_repeated_query_words_count_once(index: Path) -> None:
+    assert search("log log commit log", 5, index_path=index) == search(
+        "commit log", 5, index_path=index
+    )
 
 
 def test_results_are_deterministic(index: Path) -> None:
@@ -341,6 +381,26 @@ def test_not_an_index(tmp_path: Path) -> None:
     (tmp_path / INDEX_FILENAME).write_text("not sqlite", encoding="utf-8")
     with pytest.raises(SearchError, match="not a readable search index"):
         search("git", index_path=tmp_path / INDEX_FILENAME)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE postings SET tools = substr(tools, 2)",
+        "UPDATE postings SET scores = 'text'",
+        "UPDATE postings SET tools = x'ffff'",
+        "UPDATE meta SET value = '0' WHERE key = 'tool_count'",
+        "DROP TABLE postings",
+    ],
+)
+def test_damaged_index_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / INDEX_FILENAME
+    build_index(entries_from_snapshot(snapshot()), path, generator_version="1")
+    with sqlite3.connect(path) as db:
+        db.execute(damage)
+    db.close()
+    with pytest.raises(SearchError, match="rebuild the package"):
+        search("commit history git", index_path=path)
 
 
 def test_index_of_another_format_names_both(tmp_path: Path) -> None:
