@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from codegen.cli import main
-
 from codegen.diagnostics import BuildError
 from codegen.snapshot import Snapshot
 from codegen.verify import verify_module
@@ -355,9 +354,13 @@ def test_a_damaged_output_is_rebuilt_not_trusted(
     assert module.read_bytes() == pristine
 
 
-def test_version_moves_by_the_class_of_change(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+def test_version_moves_by_the_class_of_change(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, out = toolbox_package
-    base = Snapshot.read(out / "mcp-snapshot.json").model_dump(by_alias=True, exclude_none=True, mode="json")
+    base = Snapshot.read(out / "mcp-snapshot.json").model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
     target = tmp_path / "out"
 
     def version_after(change: Callable[[dict[str, Any]], None]) -> str:
@@ -373,7 +376,9 @@ def test_version_moves_by_the_class_of_change(toolbox_package: tuple[Path, Path]
     assert 'version = "1.0.0"' in (target / "pyproject.toml").read_text(encoding="utf-8")
 
 
-def test_build_check_reports_a_stale_package_with_the_fix(toolbox_package: tuple[Path, Path], tmp_path: Path) -> None:
+def test_build_check_reports_a_stale_package_with_the_fix(
+    toolbox_package: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, out = toolbox_package
     target = tmp_path / "pkg"
     build(target, name="tb", snapshot=Snapshot.read(out / "mcp-snapshot.json"))
@@ -382,9 +387,15 @@ def test_build_check_reports_a_stale_package_with_the_fix(toolbox_package: tuple
     clean = runner.invoke(main, command)
     assert clean.exit_code == 0, clean.output
     module = target / "tb/servers/toolbox/add.py"
-    module.write_text(module.read_text(encoding="utf-8").replace("Add two integers", "Add two ints"), encoding="utf-8")
+    module.write_text(
+        module.read_text(encoding="utf-8").replace("Add two integers", "Add two ints"),
+        encoding="utf-8",
+    )
     stale = runner.invoke(main, command)
     assert stale.exit_code == 1
-    assert "-    \"\"\"Add two ints." in stale.output and "+    \"\"\"Add two integers." in stale.output
-    assert f"mcp-codegen build --from-snapshot {target / 'mcp-snapshot.json'} --name tb --out {target}" in stale.output
+    assert '-    """Add two ints.' in stale.output and '+    """Add two integers.' in stale.output
+    assert (
+        f"mcp-codegen build --from-snapshot {target / 'mcp-snapshot.json'} --name tb --out {target}"
+        in stale.output
+    )
     assert "Add two ints" in module.read_text(encoding="utf-8")  # --check writes nothing
