@@ -52,7 +52,11 @@ def generator_fingerprint() -> str:
         templates = _HERE.parent / "templates"
     # All of the compiler and the runtime it copies: any change to them rebuilds everything,
     # which is slower than needed but never wrong.
-    sources = [*sorted(_HERE.glob("*.py")), *sorted((_HERE / "runtime").glob("*.py")), *sorted(templates.glob("*.jinja"))]
+    sources = [
+        *sorted(_HERE.glob("*.py")),
+        *sorted((_HERE / "runtime").glob("*.py")),
+        *sorted(templates.glob("*.jinja")),
+    ]
     for path in sources:
         digest.update(path.relative_to(_HERE.parent).as_posix().encode())
         digest.update(path.read_bytes())

@@ -49,13 +49,34 @@ _FIELD_KINDS: dict[str, str] = {
     **dict.fromkeys(("email", "emailaddress", "email_address", "mail", "emails"), "EMAIL"),
     **dict.fromkeys(("phone", "phonenumber", "mobile", "telephone", "tel", "cell", "fax"), "PHONE"),
     **dict.fromkeys(
-        ("fullname", "firstname", "lastname", "givenname", "familyname", "surname", "middlename",
-         "customername", "contactname", "displayname", "username"),
+        (
+            "fullname",
+            "firstname",
+            "lastname",
+            "givenname",
+            "familyname",
+            "surname",
+            "middlename",
+            "customername",
+            "contactname",
+            "displayname",
+            "username",
+        ),
         "NAME",
     ),
     **dict.fromkeys(
-        ("address", "streetaddress", "street", "homeaddress", "postaladdress", "mailingaddress",
-         "billingaddress", "shippingaddress", "addressline1", "addressline2"),
+        (
+            "address",
+            "streetaddress",
+            "street",
+            "homeaddress",
+            "postaladdress",
+            "mailingaddress",
+            "billingaddress",
+            "shippingaddress",
+            "addressline1",
+            "addressline2",
+        ),
         "ADDRESS",
     ),
     **dict.fromkeys(("ssn", "socialsecuritynumber"), "SSN"),
@@ -66,7 +87,9 @@ _FIELD_KINDS: dict[str, str] = {
 _PERSON_MARKERS = {"EMAIL", "PHONE"}
 _PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|CARD|IBAN|IP|SSN|NAME|ADDRESS|DOB)_(\d+)\]")
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
@@ -75,7 +98,9 @@ _IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w-]|\.\d)"
 )
-_DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$|^\d{1,2}:\d{2}")
+_DATE_LIKE = re.compile(
+    r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$|^\d{1,2}:\d{2}"
+)
 
 
 def _luhn(digits: str) -> bool:
@@ -152,7 +177,9 @@ class PrivacyPolicy:
                 return _Scope(frozenset())
             if isinstance(tool_setting, dict):
                 _apply(detectors, tool_setting.get("detectors", {}))
-                fields_off = {name for name, on in tool_setting.get("fields", {}).items() if on is False}
+                fields_off = {
+                    name for name, on in tool_setting.get("fields", {}).items() if on is False
+                }
         return _Scope(frozenset(detectors), frozenset(fields_off))
 
 
@@ -181,13 +208,17 @@ def parse_policy(raw: Any, source: str = "mcp.json") -> PrivacyPolicy:
         if isinstance(setting, bool):
             continue
         if not isinstance(setting, dict) or set(setting) - {"detectors", "tools"}:
-            raise ConfigError(f"{where}: give true, false, or an object with 'detectors' and 'tools'")
+            raise ConfigError(
+                f"{where}: give true, false, or an object with 'detectors' and 'tools'"
+            )
         _switches(setting.get("detectors", {}), f"{where}.detectors")
         for tool, tool_setting in setting.get("tools", {}).items():
             if isinstance(tool_setting, bool):
                 continue
             if not isinstance(tool_setting, dict) or set(tool_setting) - {"detectors", "fields"}:
-                raise ConfigError(f"{where}.tools.{tool}: give true, false, or 'detectors' and 'fields'")
+                raise ConfigError(
+                    f"{where}.tools.{tool}: give true, false, or 'detectors' and 'fields'"
+                )
             _switches(tool_setting.get("detectors", {}), f"{where}.tools.{tool}.detectors")
             if not all(isinstance(on, bool) for on in tool_setting.get("fields", {}).values()):
                 raise ConfigError(f"{where}.tools.{tool}.fields: each field is true or false")
@@ -234,12 +265,22 @@ class Tokenizer:
         redacted = dict(result)
         blocks = []
         for block in result.get("content") or ():
-            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "text"
+                and isinstance(block.get("text"), str)
+            ):
                 block = {**block, "text": self._redact_text_or_json(block["text"], scope)}
             elif isinstance(block, dict) and block.get("type") == "resource":
                 resource = block.get("resource")
                 if isinstance(resource, dict) and isinstance(resource.get("text"), str):
-                    block = {**block, "resource": {**resource, "text": self._redact_text_or_json(resource["text"], scope)}}
+                    block = {
+                        **block,
+                        "resource": {
+                            **resource,
+                            "text": self._redact_text_or_json(resource["text"], scope),
+                        },
+                    }
             blocks.append(block)
         if "content" in result:
             redacted["content"] = blocks
@@ -249,7 +290,9 @@ class Tokenizer:
 
     def redact_text(self, text: str, server: str = "", tool: str = "") -> str:
         """`text` with every detected value replaced (for error messages, too)."""
-        return self._redact_free_text(text, self.policy.scope(server, tool) if server else _Scope(self.policy.defaults))
+        return self._redact_free_text(
+            text, self.policy.scope(server, tool) if server else _Scope(self.policy.defaults)
+        )
 
     def _redact_text_or_json(self, text: str, scope: _Scope) -> str:
         stripped = text.strip()
@@ -260,7 +303,9 @@ class Tokenizer:
                 pass
             else:
                 redacted = self._redact_value(parsed, scope)
-                return json.dumps(redacted, ensure_ascii=False, indent=2 if "\n" in stripped else None)
+                return json.dumps(
+                    redacted, ensure_ascii=False, indent=2 if "\n" in stripped else None
+                )
         return self._redact_free_text(text, scope)
 
     def _redact_value(self, value: Any, scope: _Scope, kind: str | None = None) -> Any:
@@ -279,7 +324,12 @@ class Tokenizer:
             return redacted
         if isinstance(value, list):
             return [self._redact_value(item, scope, kind) for item in value]
-        if kind is not None and isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        if (
+            kind is not None
+            and isinstance(value, str | int)
+            and not isinstance(value, bool)
+            and str(value).strip()
+        ):
             return self.placeholder(kind, str(value))
         if isinstance(value, str):
             return self._redact_free_text(value, scope)
@@ -290,7 +340,9 @@ class Tokenizer:
             if detector not in scope.detectors:
                 continue
 
-            def replace(match: re.Match[str], kind: str = kind, valid: Callable[[str], bool] = valid) -> str:
+            def replace(
+                match: re.Match[str], kind: str = kind, valid: Callable[[str], bool] = valid
+            ) -> str:
                 found = match.group(0)
                 if _PLACEHOLDER.fullmatch(found) or not valid(found):
                     return found
@@ -303,7 +355,9 @@ class Tokenizer:
     def restore(self, value: Any) -> Any:
         """`value` (tool-call arguments) with every known placeholder replaced by its real value."""
         if isinstance(value, str):
-            return _PLACEHOLDER.sub(lambda match: self._values.get(match.group(0), match.group(0)), value)
+            return _PLACEHOLDER.sub(
+                lambda match: self._values.get(match.group(0), match.group(0)), value
+            )
         if isinstance(value, dict):
             return {key: self.restore(item) for key, item in value.items()}
         if isinstance(value, list):

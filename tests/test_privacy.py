@@ -84,10 +84,17 @@ def test_fields_by_name_and_names_in_person_records() -> None:
         "company": "Analytical Engines Ltd",
         "notes": "met at [IP_1]",
     }
-    structured = tokens.redact_result("crm", "get_customer", {"content": [], "structuredContent": record})
+    structured = tokens.redact_result(
+        "crm", "get_customer", {"content": [], "structuredContent": record}
+    )
     assert structured["structuredContent"]["email"] == "[EMAIL_1]"  # same session, same placeholder
     # A "name" outside a person record (a table, a file) is left alone.
-    assert tokens.redact_result("db", "tables", text_result('[{"name": "orders"}]'))["content"][0]["text"] == '[{"name": "orders"}]'
+    assert (
+        tokens.redact_result("db", "tables", text_result('[{"name": "orders"}]'))["content"][0][
+            "text"
+        ]
+        == '[{"name": "orders"}]'
+    )
 
 
 def test_policy_turns_detectors_off_per_server_tool_and_field() -> None:
@@ -96,17 +103,28 @@ def test_policy_turns_detectors_off_per_server_tool_and_field() -> None:
             "detectors": {"ip": False},
             "servers": {
                 "time": False,
-                "crm": {"detectors": {"phone": False}, "tools": {"get_customer": {"fields": {"email": False}}}},
+                "crm": {
+                    "detectors": {"phone": False},
+                    "tools": {"get_customer": {"fields": {"email": False}}},
+                },
             },
         }
     )
     tokens = Tokenizer(policy)
     text = "x@example.com +1 415 555 0132 10.1.2.3"
     assert tokens.redact_result("time", "now", text_result(text))["content"][0]["text"] == text
-    assert tokens.redact_result("crm", "list", text_result(text))["content"][0]["text"] == "[EMAIL_1] +1 415 555 0132 10.1.2.3"
-    assert tokens.redact_result("other", "x", text_result(text))["content"][0]["text"] == "[EMAIL_1] [PHONE_1] 10.1.2.3"
+    assert (
+        tokens.redact_result("crm", "list", text_result(text))["content"][0]["text"]
+        == "[EMAIL_1] +1 415 555 0132 10.1.2.3"
+    )
+    assert (
+        tokens.redact_result("other", "x", text_result(text))["content"][0]["text"]
+        == "[EMAIL_1] [PHONE_1] 10.1.2.3"
+    )
     record = json.dumps({"email": "x@example.com", "name": "Bo"})
-    seen = json.loads(tokens.redact_result("crm", "get_customer", text_result(record))["content"][0]["text"])
+    seen = json.loads(
+        tokens.redact_result("crm", "get_customer", text_result(record))["content"][0]["text"]
+    )
     assert seen == {"email": "x@example.com", "name": "[NAME_1]"}
 
 
@@ -115,7 +133,10 @@ def test_policy_turns_detectors_off_per_server_tool_and_field() -> None:
     [
         ({"detectors": {"faces": True}}, "unknown detector 'faces'"),
         ({"detectors": {"email": "yes"}}, "privacy.detectors.email: must be true or false"),
-        ({"servers": {"crm": {"tools": {"t": {"fields": {"email": 1}}}}}}, "privacy.servers.crm.tools.t.fields"),
+        (
+            {"servers": {"crm": {"tools": {"t": {"fields": {"email": 1}}}}}},
+            "privacy.servers.crm.tools.t.fields",
+        ),
         ({"servers": {"crm": "off"}}, "privacy.servers.crm: give true, false"),
         ({"other": 1}, "'privacy' takes 'detectors' and 'servers'"),
     ],

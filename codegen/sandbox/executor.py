@@ -331,7 +331,9 @@ class UnsafeLocalExecutor(Executor):
         return UnsafeLocalLauncher(self.package_dir)
 
 
-def _tokenizer(privacy: Tokenizer | bool, config: str | os.PathLike[str] | None) -> Tokenizer | None:
+def _tokenizer(
+    privacy: Tokenizer | bool, config: str | os.PathLike[str] | None
+) -> Tokenizer | None:
     """The session's PII tokenizer: the given one, none, or one from the config's policy.
 
     Raises:
