@@ -22,11 +22,11 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 lint: setup
-	.venv/bin/ruff check codegen tests bench scripts
-	.venv/bin/ruff format --check codegen tests bench scripts
+	.venv/bin/ruff check codegen tests bench scripts demo
+	.venv/bin/ruff format --check codegen tests bench scripts demo
 
 typecheck: setup
-	.venv/bin/mypy --strict codegen
+	.venv/bin/mypy --strict codegen demo/servers
 	cd generated/mcp_demo && ../../.venv/bin/mypy --strict mcp_demo
 
 # Regenerate the golden tree from its committed snapshot (no server is contacted).
@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/build_bench.py
 	$(PY) bench/search_bench.py
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/token_bench.py
 
 clean:
 	rm -rf .demo/build .pytest_cache .mypy_cache .ruff_cache

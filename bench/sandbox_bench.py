@@ -162,6 +162,24 @@ sorted(samples)
     figures["PII tokenization added per call at p50 (ms)"] = percentile(bridged, 50) - percentile(
         untokenized, 50
     )
+    page = code.replace(
+        '"time", "get_current_time", {"timezone": "UTC"}', '"crm", "list_customers", {"limit": 100}'
+    ).replace(f"range({runs})", f"range({max(runs // 4, 20)})")
+    pages: dict[str, list[float]] = {}
+    for label, switch in (("on", True), ("off", False)):
+        pii = Executor(package, config=config, privacy=switch)
+        await pii.start()
+        result = await pii.execute(page, timeout=300)
+        await pii.aclose()
+        assert result.error is None, result.error
+        pages[label] = result.value
+    figures["crm page of 100 customers from the sandbox, PII on / off: p50 (ms)"] = (
+        percentile(pages["on"], 50),
+        percentile(pages["off"], 50),
+    )
+    figures["PII tokenization added per 100-customer page at p50 (ms)"] = percentile(
+        pages["on"], 50
+    ) - percentile(pages["off"], 50)
 
     code = """
 from servers.time import get_current_time
@@ -213,7 +231,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         base = Path(tmp)
         config = base / "mcp.json"
-        servers = {"time": {"command": str(TIME), "args": ["--local-timezone", "UTC"]}}
+        servers = {
+            "time": {"command": str(TIME), "args": ["--local-timezone", "UTC"]},
+            # A page of 100 customers: names, emails, phones for the PII figures.
+            "crm": {"command": sys.executable, "args": [str(ROOT / "demo/servers/crm.py")]},
+        }
         config.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
         build_package(options=PackageOptions(name="mcp_demo"), out=base / "pkg", config_path=config)
         figures = asyncio.run(measure(base / "pkg", config, args.runs))

@@ -55,7 +55,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo package built from the live servers and pip-installed into a fresh venv."""
     base = tmp_path_factory.mktemp("e2e")
     report = build(base / "mcp_demo", name="mcp_demo", config_path=DEMO_CONFIG)
-    assert report.modules == 57 and not report.diagnostics.errors
+    assert report.modules == 69 and not report.diagnostics.errors
     env_dir = base / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"

@@ -51,4 +51,4 @@ print(count, "mcp" in sys.modules)
 """,
         GOLDEN,
     )
-    assert output.split() == ["57", "False"]  # every tool; the mcp SDK is not imported
+    assert output.split() == ["69", "False"]  # every tool; the mcp SDK is not imported

@@ -278,7 +278,7 @@ _lock = threading.Lock()
 
 
 def _open(index_path: Path | None) -> _Index:
-    path = (index_path or default_index_path()).resolve()
+    path = Path(index_path or default_index_path()).resolve()
     try:
         stat = path.stat()
     except OSError:

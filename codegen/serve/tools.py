@@ -29,6 +29,8 @@ __all__ = [
 MAX_TIMEOUT = 300.0
 """The longest `timeout` a call of `execute_code` may ask for, in seconds."""
 
+MAX_NAMED_SERVERS = 12
+
 _INSTRUCTIONS = """\
 The tools of MCP servers ({servers}) are Python functions; use them from code:
 1. search_tools("what you need") finds functions, e.g. {example}.
@@ -37,15 +39,17 @@ read_module("servers") lists the servers.
 3. execute_code runs Python: `from {module} import {function}`, then \
 `await {function}(...)` at top level (asyncio.gather for parallel calls).
 Process data in code and print only what you need; the last expression's value is \
-returned. Files in the working directory persist for this session."""
+returned. /state persists for the session; save_skill(fn) keeps a documented \
+function (read_module("skills"))."""
 
 
 def instructions(servers: list[str], example: str = "servers.git.git_log") -> str:
     """The server's `instructions`: the pattern, in a few lines, with a real tool as example."""
     module, _, function = example.rpartition(".")
-    return _INSTRUCTIONS.format(
-        servers=", ".join(servers) or "none", example=example, module=module, function=function
-    )
+    # Every turn pays for these lines: past a dozen servers, a count says enough
+    # (read_module("servers") lists them).
+    named = ", ".join(servers) if len(servers) <= MAX_NAMED_SERVERS else f"{len(servers)} of them"
+    return _INSTRUCTIONS.format(servers=named or "none", example=example, module=module, function=function)
 
 
 def tool_list(default_timeout: float) -> list[types.Tool]:
@@ -76,7 +80,8 @@ def tool_list(default_timeout: float) -> list[types.Tool]:
         types.Tool(
             name="read_module",
             description="Source of a module: 'servers' (server list), 'servers.<server>' "
-            "(its tools) or 'servers.<server>.<tool>' (signature, types, docstring).",
+            "(its tools), 'servers.<server>.<tool>' (signature, types, docstring), "
+            "'skills' or 'skills.<name>' (saved functions).",
             input_schema={
                 "type": "object",
                 "properties": {"path": {"type": "string"}},
