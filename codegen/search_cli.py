@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .runtime.search import DETAILS, INDEX_FILENAME, SearchError, format_hits, index_info, search
+from .package import PackageNotFound, locate_package
+from .runtime.search import DETAILS, INDEX_FILENAME, SearchError, find, format_hits, index_info
 
 __all__ = ["find_index", "search_command"]
 
-DEFAULT_PACKAGE = Path("generated/mcp_demo")
 _JSON_FIELDS = {
     "name": ("import_path", "server", "tool", "score"),
     "summary": ("import_path", "server", "tool", "title", "summary", "score"),
@@ -59,9 +59,16 @@ def find_index(package: Path) -> Path:
     "--package",
     "package",
     type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_PACKAGE,
-    show_default=True,
-    help="The built package project (its import package holds the index).",
+    default=None,
+    help="The built package project (its import package holds the index) "
+    "[default: the one package under generated/].",
+)
+@click.option(
+    "--skills",
+    "skills_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A skills directory whose matching skills are listed first.",
 )
 @click.option(
     "--detail",
@@ -72,9 +79,21 @@ def find_index(package: Path) -> Path:
 )
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
-def search_command(query: str, package: Path, detail: str, limit: int, as_json: bool) -> None:
+def search_command(
+    query: str,
+    package: Path | None,
+    skills_dir: Path | None,
+    detail: str,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Find the tools of a built package that match QUERY, best first."""
     try:
+        if package is None:
+            try:
+                package = locate_package(None).root
+            except PackageNotFound as exc:
+                raise SearchError(str(exc)) from None
         index = find_index(package)
         written_by = index_info(index).get("generator_version")
         if written_by != __version__:
@@ -82,7 +101,7 @@ def search_command(query: str, package: Path, detail: str, limit: int, as_json: 
                 f"{index} was written by mcp-codegen {written_by}, this is {__version__}; "
                 "rebuild the package with `mcp-codegen build`"
             )
-        hits = search(query, limit, index_path=index)
+        hits = find(query, limit, index_path=index, skills_dir=skills_dir)
     except SearchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

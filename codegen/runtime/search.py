@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import os
 import re
 import sqlite3
 import sys
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from .errors import McpCodegenError
+from .skills import SkillEntry, skill_entries
 
 __all__ = [
     "COLUMNS",
@@ -481,10 +483,74 @@ def format_hits(hits: list[Hit], detail: str = "summary") -> str:
     return "\n".join(blocks)
 
 
+MAX_SKILL_HITS = 3
+"""Skills shown before the tools, at most."""
+
+
+def skill_hits(
+    query: str, skills_dir: str | os.PathLike[str] | None = None, limit: int = MAX_SKILL_HITS
+) -> list[Hit]:
+    """The saved skills that match at least half of the query's terms, best first.
+
+    Skills are the agent's own code for tasks it met before, so one that covers
+    the query comes before any tool. Ranked by the share of query terms it covers
+    (its name counts double), then by name. `skills_dir` defaults to
+    `$MCP_CODEGEN_SKILLS_DIR`, as the sandbox sets it.
+
+    Raises:
+        SearchError: the query is empty or has no words.
+    """
+    terms = _query_terms(query)
+    ranked: list[tuple[float, str, SkillEntry]] = []
+    for entry in skill_entries(skills_dir):
+        named = set(tokenize(entry.name))
+        described = named | set(tokenize(f"{entry.summary} {entry.docstring}"))
+        covered = [term for term in terms if term in described]
+        if len(covered) * 2 < len(terms):
+            continue
+        score = sum(2.0 if term in named else 1.0 for term in covered) / len(terms)
+        ranked.append((-score, entry.name, entry))
+    return [
+        Hit(
+            entry.import_path,
+            "skills",
+            entry.name,
+            None,
+            entry.summary,
+            entry.signature,
+            entry.docstring,
+            round(-negative, 6),
+        )
+        for negative, _, entry in sorted(ranked)[:limit]
+    ]
+
+
+def find(
+    query: str,
+    limit: int = 10,
+    *,
+    index_path: Path | None = None,
+    skills_dir: str | os.PathLike[str] | None = None,
+) -> list[Hit]:
+    """The matching saved skills (see `skill_hits`), then the best tools, `limit` in all.
+
+    Raises:
+        SearchError: as `search`.
+    """
+    tools = search(query, limit, index_path=index_path)
+    skills = skill_hits(query, skills_dir, min(limit, MAX_SKILL_HITS))
+    return skills + tools[: limit - len(skills)]
+
+
 def search_tools(
-    query: str, detail: str = "summary", limit: int = 10, *, index_path: Path | None = None
+    query: str,
+    detail: str = "summary",
+    limit: int = 10,
+    *,
+    index_path: Path | None = None,
+    skills_dir: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Find tools for `query`, as text to print: few lines, best first.
+    """Find tools (and saved skills) for `query`, as text to print: few lines, best first.
 
     `detail="name"`: one import path a line (`servers.git.git_log`). `"summary"`: each
     followed by the first sentence of its description. `"full"`: each tool's
@@ -496,7 +562,7 @@ def search_tools(
     """
     if detail not in DETAILS:
         raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
-    hits = search(query, limit, index_path=index_path)
+    hits = find(query, limit, index_path=index_path, skills_dir=skills_dir)
     if not hits:
         return f"no tool matches {_shorten(query)!r}; try other words\n"
     return format_hits(hits, detail)

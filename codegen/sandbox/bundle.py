@@ -14,6 +14,8 @@ What the sandbox sees, and nothing else of the host:
 - the worker and runner (`codegen/sandbox/inside`), read-only;
 - the directory of the host's bridge socket, read-only at `/run/mcp-codegen`
   (connecting to it needs `runsc --host-uds=open`);
+- the skills directory, read-only as the package `skills` (on `sys.path`);
+- the session's state directory, read-write at `/state`;
 - `/workspace` and `/tmp`, tmpfs private to this sandbox.
 
 The process starts as the sandbox's own root with only the capabilities to drop
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..runtime.skills import SKILLS_DIR_ENV, STATE_DIR_ENV
 from .errors import SandboxError
 from .libraries import needed_libraries
 
@@ -40,6 +43,8 @@ __all__ = [
     "BRIDGE_MOUNT",
     "INSIDE_PACKAGE",
     "SANDBOX_USER",
+    "SKILLS_PATH",
+    "STATE_MOUNT",
     "BundleOptions",
     "Layout",
     "build_bundle",
@@ -54,6 +59,10 @@ INSIDE_PACKAGE = "_mcp_codegen_inside"
 BRIDGE_MOUNT = "/run/mcp-codegen"
 """Where the bridge socket's directory appears inside the sandbox."""
 _OPT = "/opt/mcp-codegen"
+SKILLS_PATH = f"{_OPT}/skillpath"
+"""On `sys.path` in the sandbox; the skills directory is bound at `SKILLS_PATH/skills`."""
+STATE_MOUNT = "/state"
+"""Where the session's state directory appears inside the sandbox."""
 _INSIDE_SOURCE = Path(__file__).parent / "inside"
 _CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL"]
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -76,6 +85,10 @@ class BundleOptions:
     preload: bool = True
     bridge_dir: Path | None = None
     """The host directory of the bridge socket."""
+    skills_dir: Path | None = None
+    """The host's skills directory (bound read-only), or None."""
+    state_dir: Path | None = None
+    """The session's state directory (bound read-write at `/state`), or None."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +249,11 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         package = package_dir.name
         bundle.bind(package_dir, f"{_OPT}/pkg/{package}")
         sys_path.insert(0, f"{_OPT}/pkg")
+    if options.skills_dir is not None:
+        bundle.bind(options.skills_dir, f"{SKILLS_PATH}/skills")
+        sys_path.append(SKILLS_PATH)
+    if options.state_dir is not None:
+        bundle.bind(options.state_dir, STATE_MOUNT, writable=True)
 
     etc = bundle.rootfs / "etc"
     etc.mkdir(exist_ok=True)
@@ -261,13 +279,18 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
 
 
 def _spec(layout: Layout, mounts: list[dict[str, Any]], options: BundleOptions) -> dict[str, Any]:
+    env = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/workspace", "TMPDIR=/tmp"]
+    if options.skills_dir is not None:
+        env.append(f"{SKILLS_DIR_ENV}={SKILLS_PATH}/skills")
+    if options.state_dir is not None:
+        env.append(f"{STATE_DIR_ENV}={STATE_MOUNT}")
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
             "user": {"uid": 0, "gid": 0},
             "args": worker_command(layout),
-            "env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/workspace", "TMPDIR=/tmp"],
+            "env": env,
             "cwd": layout.workspace,
             "capabilities": {
                 "bounding": _CAPABILITIES,

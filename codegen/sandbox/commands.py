@@ -15,13 +15,12 @@ from typing import Any
 
 import click
 
+from ..package import PackageNotFound, locate_package
 from .errors import SandboxError
 from .executor import Executor, Limits, UnsafeLocalExecutor
 from .result import ExecutionResult
 
 __all__ = ["exec_command", "run_command"]
-
-DEFAULT_PACKAGE = "generated/mcp_demo"
 
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,10 +34,10 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--package",
-            default=DEFAULT_PACKAGE,
-            show_default=True,
+            default=None,
             type=click.Path(file_okay=False, path_type=Path),
-            help="The built package (the directory `build` wrote).",
+            help="The built package (the directory `build` wrote) "
+            "[default: the one package under generated/].",
         ),
         click.option(
             "--timeout",
@@ -53,6 +52,20 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             type=click.IntRange(min=16),
             help="Memory the code may allocate, in MB.",
+        ),
+        click.option(
+            "--skills",
+            "skills_dir",
+            default=None,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="The skills directory (default: .mcp-codegen/skills beside the config).",
+        ),
+        click.option(
+            "--state",
+            "state_dir",
+            default=None,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Keep /state in DIR, for a later run to resume from (default: discarded).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
         click.option(
@@ -69,7 +82,19 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
 async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
     limits = Limits(timeout=options["timeout"], memory_mb=options["memory"])
     kind = UnsafeLocalExecutor if options["unsafe_local"] else Executor
-    executor = kind(options["package"], config=options["config"], limits=limits)
+    package = options["package"]
+    if package is None:
+        try:
+            package = locate_package(None).root
+        except PackageNotFound as exc:
+            raise SandboxError(str(exc)) from None
+    executor = kind(
+        package,
+        config=options["config"],
+        limits=limits,
+        skills_dir=options["skills_dir"],
+        state_dir=options["state_dir"],
+    )
     try:
         await executor.start()
         result = await executor.execute(code, filename=filename)

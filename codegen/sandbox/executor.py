@@ -9,6 +9,11 @@ A sandbox that dies (its memory backstop, a crash) is replaced in the background
 tear-down never sits on an execution's path. `aclose()` (or leaving the `async
 with`) stops and deletes every sandbox; an `atexit` hook catches the rest.
 
+Two host directories outlive a sandbox: the skills directory (read-only, the
+package `skills`; `save_skill(fn)` writes it through the host), and the
+session's state directory (read-write at `/state`), deleted by `aclose()`
+unless `state_dir` was given.
+
 `UnsafeLocalExecutor` is the same with plain processes and NO isolation, for
 development on machines without gVisor; it is never chosen silently.
 """
@@ -24,18 +29,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from ..privacy import Tokenizer, parse_policy
+from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
 from .bridgeserver import BridgeServer
 from .bundle import BundleOptions
 from .channel import WorkerDied, WorkerProcess
 from .errors import SandboxError, SandboxUnavailableError
-from .hostbridge import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge
-from .launch import GvisorLauncher, Launcher, UnsafeLocalLauncher, WorkerSpec
+from .hostbridge import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
+from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .result import ExecutionError, ExecutionResult
+from .state import prepare_state_dir
 
 __all__ = ["Executor", "Limits", "UnsafeLocalExecutor"]
 
@@ -80,6 +87,10 @@ class Executor:
             from beside the package.
         limits: default limits of each execution.
         pool_size: sandboxes kept running (executions at once).
+        skills_dir: the skills directory; by default `<config's dir>/.mcp-codegen/skills`
+            (no skills without a config), False for none.
+        state_dir: a state directory to keep after `aclose()`; by default a fresh one
+            of this executor's own, deleted by `aclose()`.
     """
 
     unsafe = False
@@ -98,6 +109,8 @@ class Executor:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         start_timeout: float = 60.0,
         privacy: Tokenizer | bool = True,
+        skills_dir: str | os.PathLike[str] | Literal[False] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
@@ -109,6 +122,8 @@ class Executor:
         self._transport = transport
         self._owns_transport = transport is None
         self._snapshot = snapshot
+        self.skills_dir = _skills_dir(skills_dir, config)
+        self.state_dir: Path | None = Path(state_dir) if state_dir is not None else None
         self._launcher: Launcher = self._make_launcher(runsc, runsc_flags)
         self._workdir: Path | None = None
         self._server: BridgeServer | None = None
@@ -163,11 +178,17 @@ class Executor:
             return
         self._started = True
         snapshot = self._read_snapshot()
+        from ..skills import SkillStore, skills_disabled
+
+        special: dict[str, SpecialHandler] = {SAVE_SERVER: skills_disabled}
+        if self.skills_dir is not None:
+            special[SAVE_SERVER] = SkillStore(self.skills_dir, self.package_dir).handle
         bridge = HostBridge(
             snapshot,
             self._host_transport(),
             max_request_bytes=self.max_request_bytes,
             privacy=self.privacy,
+            special=special,
         )
         self._workdir = Path(tempfile.mkdtemp(prefix="mcp-codegen-sandbox-"))
         self._server = BridgeServer(
@@ -175,7 +196,10 @@ class Executor:
         )
         try:
             await self._server.start()
-            await asyncio.to_thread(self._launcher.prepare, self._workdir, self._server.directory)
+            shared = await asyncio.to_thread(self._shared_dirs, self._workdir)
+            await asyncio.to_thread(
+                self._launcher.prepare, self._workdir, self._server.directory, shared
+            )
         except BaseException:
             await self.aclose()
             raise
@@ -191,6 +215,18 @@ class Executor:
                 "(`runsc --network=none do true` should work)"
             ) from None
         self._idle.put_nowait(first)
+
+    def _shared_dirs(self, workdir: Path) -> SharedDirs:
+        """Make the skills and state directories (a fresh state directory unless given)."""
+        if self.skills_dir is not None:
+            try:
+                self.skills_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SandboxError(f"the skills directory {self.skills_dir}: {exc}") from None
+        self.state_dir = prepare_state_dir(
+            self.state_dir or workdir / "session-state", for_sandbox_user=not self.unsafe
+        )
+        return SharedDirs(skills=self.skills_dir, state=self.state_dir)
 
     def _spawn(self) -> None:
         task = asyncio.get_running_loop().create_task(self._start_one())
@@ -314,7 +350,7 @@ class Executor:
             with contextlib.suppress(Exception):
                 await self._transport.aclose()
         if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            shutil.rmtree(self._workdir, ignore_errors=True)  # with the session's state
             self._workdir = None
 
 
@@ -349,6 +385,21 @@ def _tokenizer(
 
     loaded = load_config(config)
     return Tokenizer(parse_policy(loaded.privacy, loaded.path))
+
+
+def _skills_dir(
+    given: str | os.PathLike[str] | Literal[False] | None,
+    config: str | os.PathLike[str] | None,
+) -> Path | None:
+    if given is False:
+        return None
+    if given is not None:
+        return Path(given).resolve()
+    if config is None:
+        return None
+    from ..skills import default_skills_dir
+
+    return default_skills_dir(config)
 
 
 def _resolve_package(

@@ -6,6 +6,9 @@ be in the snapshot, and its arguments must validate against the tool's input
 schema. Only then does it reach a server, through the host's `Transport` (real
 MCP sessions). Anything else gets an error answer naming what was wrong, and the
 host goes on. Each call is recorded for the execution's result.
+
+A few reserved server names (`$skills`) are answered by the host itself, by the
+handlers given as `special`; their requests never reach a server.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from jsonschema import exceptions as schema_exceptions  # type: ignore[import-untyped]
@@ -25,10 +29,18 @@ from ..snapshot import Snapshot
 from .channel import Oversized
 from .result import ToolCall
 
-__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_RESULT_BYTES", "CallLog", "HostBridge"]
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_MAX_RESULT_BYTES",
+    "CallLog",
+    "HostBridge",
+    "SpecialHandler",
+]
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024
+SpecialHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers `(tool, arguments)` of a reserved server with a tool result."""
 _ID_AT_FRONT = re.compile(rb'^\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 
 
@@ -63,8 +75,10 @@ class HostBridge:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         max_concurrent_calls: int = 32,
         privacy: Tokenizer | None = None,
+        special: Mapping[str, SpecialHandler] | None = None,
     ):
         self.snapshot = snapshot
+        self.special = dict(special or {})
         self.transport = transport
         self.privacy = privacy
         self.max_request_bytes = max_request_bytes
@@ -123,6 +137,16 @@ class HostBridge:
         # Error messages can quote argument values, which are real values by now.
         return self.privacy.redact_text(message, server, tool) if self.privacy else message
 
+    async def _forward(self, server: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if self.privacy is not None:
+            arguments = self.privacy.restore(arguments)  # placeholders back to real values
+        self._check(server, tool, arguments)
+        async with self._limit:
+            result = await self.transport.call_tool(server, tool, arguments)
+        if self.privacy is not None:
+            result = self.privacy.redact_result(server, tool, result)
+        return result
+
     async def handle(self, line: bytes | Oversized, log: CallLog) -> bytes:
         """Answer one request line (the answer line, without its newline)."""
         started = time.perf_counter()
@@ -138,13 +162,11 @@ class HostBridge:
                     f"the request is {size} bytes, over the limit of {self.max_request_bytes}"
                 )
             call_id, server, tool, arguments = self._parse(line)
-            if self.privacy is not None:
-                arguments = self.privacy.restore(arguments)  # placeholders back to real values
-            self._check(server, tool, arguments)
-            async with self._limit:
-                result = await self.transport.call_tool(server, tool, arguments)
-            if self.privacy is not None:
-                result = self.privacy.redact_result(server, tool, result)
+            special = self.special.get(server)
+            if special is not None:
+                result = await special(tool, arguments)
+            else:
+                result = await self._forward(server, tool, arguments)
             answer = json.dumps({"id": call_id, "result": result}, ensure_ascii=False).encode(
                 "utf-8"
             )

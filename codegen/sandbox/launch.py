@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..runtime.skills import SKILLS_DIR_ENV, STATE_DIR_ENV
 from . import runsc as runsc_module
 from .bridgeserver import SOCKET_NAME
 from .bundle import (
@@ -27,7 +28,7 @@ from .bundle import (
     worker_command,
 )
 
-__all__ = ["GvisorLauncher", "Launcher", "UnsafeLocalLauncher", "WorkerSpec"]
+__all__ = ["GvisorLauncher", "Launcher", "SharedDirs", "UnsafeLocalLauncher", "WorkerSpec"]
 
 _INSIDE_SOURCE = Path(__file__).parent / "inside"
 
@@ -42,13 +43,25 @@ class WorkerSpec:
     container: str | None
 
 
+@dataclass(frozen=True)
+class SharedDirs:
+    """Host directories bound into every worker of a launcher."""
+
+    skills: Path | None = None
+    """The skills directory (read-only, the package `skills`)."""
+    state: Path | None = None
+    """The session's state directory (read-write, `$MCP_CODEGEN_STATE_DIR`)."""
+
+
 class Launcher(Protocol):
     """Starts workers of one kind."""
 
     unsafe: bool
 
-    def prepare(self, workdir: Path, bridge_dir: Path) -> None:
+    def prepare(self, workdir: Path, bridge_dir: Path, shared: SharedDirs | None = None) -> None:
         """Do the one-time work (bundle, checks) in `workdir`; calls go to `bridge_dir`.
+
+        `shared` are the host directories every worker sees (skills, state).
 
         Raises:
             SandboxError: something the workers need is missing.
@@ -87,7 +100,7 @@ class GvisorLauncher:
         self.bundle: Path | None = None
         self.layout: Layout | None = None
 
-    def prepare(self, workdir: Path, bridge_dir: Path) -> None:
+    def prepare(self, workdir: Path, bridge_dir: Path, shared: SharedDirs | None = None) -> None:
         """Find and check `runsc`, then write the bundle.
 
         Raises:
@@ -100,9 +113,11 @@ class GvisorLauncher:
         self.runsc = runsc_module.Runsc(binary, state, self.flags)
         self.runsc.check()
         self.bundle = workdir / "bundle"
-        self.layout = build_bundle(
-            self.bundle, dataclasses.replace(self.options, bridge_dir=bridge_dir)
+        shared = shared or SharedDirs()
+        options = dataclasses.replace(
+            self.options, bridge_dir=bridge_dir, skills_dir=shared.skills, state_dir=shared.state
         )
+        self.layout = build_bundle(self.bundle, options)
 
     def bridge_socket(self) -> str:
         """The socket under the bridge directory's mount point."""
@@ -141,13 +156,14 @@ class UnsafeLocalLauncher:
         self.layout: Layout | None = None
         self.workspace: Path | None = None
         self.bridge_dir: Path | None = None
+        self.env: dict[str, str] = {}
 
     def bridge_socket(self) -> str:
         """The socket's host path."""
         assert self.bridge_dir is not None
         return str(self.bridge_dir / SOCKET_NAME)
 
-    def prepare(self, workdir: Path, bridge_dir: Path) -> None:
+    def prepare(self, workdir: Path, bridge_dir: Path, shared: SharedDirs | None = None) -> None:
         """Link the inside code and make a workspace directory.
 
         Raises:
@@ -167,6 +183,18 @@ class UnsafeLocalLauncher:
         if self.package_dir is not None:
             package = self.package_dir.resolve().name
             sys_path.insert(0, str(self.package_dir.resolve().parent))
+        shared = shared or SharedDirs()
+        self.env = {}
+        if shared.skills is not None:
+            # `import skills.x` needs a directory named `skills` on sys.path.
+            link = workdir / "skillpath" / "skills"
+            link.parent.mkdir(exist_ok=True)
+            if not link.exists():
+                link.symlink_to(shared.skills, target_is_directory=True)
+            sys_path.append(str(link.parent))
+            self.env[SKILLS_DIR_ENV] = str(link)
+        if shared.state is not None:
+            self.env[STATE_DIR_ENV] = str(shared.state)
         self.layout = Layout(
             python=os.path.realpath(sys.executable),
             inside_root=str(inside),
@@ -184,6 +212,7 @@ class UnsafeLocalLauncher:
             "LANG": "C.UTF-8",
             "HOME": str(self.workspace),
             "TMPDIR": str(self.workspace),
+            **self.env,
         }
         return WorkerSpec(worker_command(self.layout), env, str(self.workspace), None)
 

@@ -31,6 +31,7 @@ from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
+from ..skills import SkillStore, default_skills_dir
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
 from .tools import (
@@ -61,6 +62,13 @@ class ServeSettings:
     max_output: int = 20_000
     """Characters of stdout a result shows before the middle is cut."""
     unsafe_local: bool = False
+    skills_dir: Path | None = None
+    """Where skills are saved; by default `.mcp-codegen/skills` beside the config."""
+
+    @property
+    def skills(self) -> Path:
+        """The skills directory in use."""
+        return self.skills_dir or default_skills_dir(self.config)
 
 
 @dataclass
@@ -76,7 +84,12 @@ class State:
         """An executor of one sandbox sharing the host transport."""
         kind = UnsafeLocalExecutor if self.settings.unsafe_local else Executor
         limits = Limits(timeout=self.settings.timeout, memory_mb=self.settings.memory_mb)
-        return kind(self.settings.package.root, transport=self.transport, limits=limits)
+        return kind(
+            self.settings.package.root,
+            transport=self.transport,
+            limits=limits,
+            skills_dir=self.settings.skills,
+        )
 
 
 Context = ServerRequestContext[State, Any]
@@ -84,7 +97,8 @@ Context = ServerRequestContext[State, Any]
 
 def build_server(settings: ServeSettings) -> Server[State]:
     """The MCP server of `settings` (run it with `run_stdio` or `run_http`)."""
-    catalogue = Catalogue.of(settings.package.import_dir)
+    skills = SkillStore(settings.skills, settings.package.import_dir)
+    catalogue = Catalogue.of(settings.package.import_dir, skills)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
     tool_paths = sorted(name for name in catalogue.files if name.count(".") == 2)
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
@@ -128,7 +142,7 @@ def build_server(settings: ServeSettings) -> Server[State]:
                     mime_type="text/x-python",
                     description=_resource_description(dotted),
                 )
-                for dotted in catalogue.files
+                for dotted in [*catalogue.files, *catalogue.skill_paths()]
             ]
         )
 
@@ -173,6 +187,8 @@ def _version() -> str:
 
 
 def _resource_description(dotted: str) -> str:
+    if dotted == "skills" or dotted.startswith("skills."):
+        return "the saved skills" if dotted == "skills" else "a saved skill"
     depth = dotted.count(".")
     return ("the list of servers", "a server's tools", "one tool's function")[min(depth, 2)]
 
@@ -190,6 +206,7 @@ def _search(state: State, arguments: dict[str, Any] | None) -> types.CallToolRes
             given.get("detail", "summary"),
             given.get("limit", 10),
             index_path=state.settings.package.import_dir / INDEX_FILENAME,
+            skills_dir=state.settings.skills,
         )
     except SearchError as exc:
         return text_result(str(exc), error=True)

@@ -138,6 +138,13 @@ def _build(package_dir: Path | None, config: Path) -> None:
     help="HTTP: sessions (sandboxes) at once.",
 )
 @click.option(
+    "--skills",
+    "skills_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).",
+)
+@click.option(
     "--unsafe-local",
     is_flag=True,
     help="Run code WITHOUT isolation as plain processes (development only; no gVisor).",
@@ -153,6 +160,7 @@ def serve_command(
     memory: int,
     max_output: int,
     max_sessions: int,
+    skills_dir: Path | None,
     unsafe_local: bool,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
@@ -191,6 +199,7 @@ def serve_command(
         memory_mb=memory,
         max_output=max_output,
         unsafe_local=unsafe_local,
+        skills_dir=skills_dir,
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):

@@ -5,6 +5,10 @@ Only the agent-facing modules are readable: `servers` (the list of servers),
 signature, models and docstring). The catalogue is a fixed allow-list made when
 the server starts, so a path is looked up, never joined onto the file system:
 `..`, absolute paths and the `_runtime` internals are simply not in it.
+
+Skills (`skills`, the index, and `skills.<name>`) are looked up on demand in the
+skills directory, since code saves them while the server runs; a name must be
+an identifier, so it cannot leave the directory either.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..skills import SkillError, SkillStore
 
 __all__ = ["URI_PREFIX", "Catalogue", "ModuleError"]
 
@@ -31,10 +37,11 @@ class Catalogue:
 
     package: str
     files: dict[str, Path]
+    skills: SkillStore | None = None
 
     @classmethod
-    def of(cls, import_dir: Path) -> Catalogue:
-        """The modules under `import_dir/servers`."""
+    def of(cls, import_dir: Path, skills: SkillStore | None = None) -> Catalogue:
+        """The modules under `import_dir/servers`, and the skills of `skills`."""
         servers = import_dir / "servers"
         files: dict[str, Path] = {}
         if (servers / "__init__.py").is_file():
@@ -47,7 +54,13 @@ class Catalogue:
             for module in sorted(init.parent.glob("*.py")):
                 if module.name != "__init__.py" and _IDENTIFIER.match(module.stem):
                     files[f"servers.{server}.{module.stem}"] = module
-        return cls(import_dir.name, files)
+        return cls(import_dir.name, files, skills)
+
+    def skill_paths(self) -> list[str]:
+        """`skills` and `skills.<name>` of every skill saved now (none without a store)."""
+        if self.skills is None:
+            return []
+        return ["skills", *(f"skills.{name}" for name in self.skills.names())]
 
     def resolve(self, path: str) -> str:
         """The dotted path `path` names (`servers.git.git_log`, also given with the
@@ -65,6 +78,11 @@ class Catalogue:
         dotted = dotted.removeprefix(f"{self.package}.")
         if dotted in self.files:
             return dotted
+        if self.skills is not None and (dotted == "skills" or dotted.startswith("skills.")):
+            name = dotted.partition(".")[2]
+            if not name or name in self.skills.names():
+                return dotted
+            raise ModuleError(self.skills.missing_message(name))
         raise ModuleError(self._unknown(given, dotted))
 
     def read(self, path: str) -> tuple[str, str]:
@@ -74,6 +92,12 @@ class Catalogue:
             ModuleError: no such readable module, or it cannot be read.
         """
         dotted = self.resolve(path)
+        if self.skills is not None and (dotted == "skills" or dotted.startswith("skills.")):
+            name = dotted.partition(".")[2]
+            try:
+                return dotted, self.skills.read(name) if name else self.skills.index_text()
+            except SkillError as exc:
+                raise ModuleError(str(exc)) from None
         try:
             return dotted, self.files[dotted].read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

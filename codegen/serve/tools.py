@@ -49,7 +49,9 @@ def instructions(servers: list[str], example: str = "servers.git.git_log") -> st
     # Every turn pays for these lines: past a dozen servers, a count says enough
     # (read_module("servers") lists them).
     named = ", ".join(servers) if len(servers) <= MAX_NAMED_SERVERS else f"{len(servers)} of them"
-    return _INSTRUCTIONS.format(servers=named or "none", example=example, module=module, function=function)
+    return _INSTRUCTIONS.format(
+        servers=named or "none", example=example, module=module, function=function
+    )
 
 
 def tool_list(default_timeout: float) -> list[types.Tool]:

@@ -5,6 +5,8 @@ The code may use top-level `await`. The value of its last expression is kept
 the agent's own lines: frames of the runner, the generated package and the
 libraries are dropped. `servers.<server>` is an alias of
 `<package>.servers.<server>`: both spellings give the same module objects.
+`save_skill` (from `<package>._runtime.skills`) is in the code's namespace, and a
+skill that fails to import raises an ImportError naming it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ServersAlias", "install_alias", "outcome_of", "run_job"]
+__all__ = ["ServersAlias", "install_alias", "install_skills", "outcome_of", "run_job"]
 
 _VALUE_LIMIT = 100_000
 """Characters of a value's repr (or JSON) kept in the outcome."""
@@ -71,6 +73,12 @@ def install_alias(package: str) -> None:
         if name == prefix or name.startswith(prefix + "."):
             sys.modules["servers" + name[len(prefix) :]] = module
     sys.meta_path.append(ServersAlias(package))
+
+
+def install_skills(package: str) -> None:
+    """Report skills that fail to import by name (packages built before skills: nothing)."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module(f"{package}._runtime.skills").install_import_reports()
 
 
 def _trimmed(exc: BaseException, filename: str) -> str:
@@ -181,6 +189,9 @@ def _namespace(package: str | None, filename: str) -> dict[str, Any]:
         search = getattr(sys.modules.get(package), "search_tools", None)
         if search is not None:
             namespace["search_tools"] = search
+        save = getattr(sys.modules.get(f"{package}._runtime.skills"), "save_skill", None)
+        if save is not None:
+            namespace["save_skill"] = save
     return namespace
 
 

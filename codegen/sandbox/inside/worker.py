@@ -198,6 +198,7 @@ def _preload(settings: dict[str, Any]) -> None:
         del runtime
     del module
     runner.install_alias(package)
+    runner.install_skills(package)
 
 
 class Worker:

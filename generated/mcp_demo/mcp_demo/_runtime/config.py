@@ -40,7 +40,7 @@ _COMMON_KEYS = {"type", "disabled", "timeout", "description"}
 _STDIO_KEYS = {"command", "args", "env", "cwd"} | _COMMON_KEYS
 _HTTP_KEYS = {"url", "headers"} | _COMMON_KEYS
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
-_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema"}
+_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy"}
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ class Config:
 
     path: str
     servers: tuple[ServerConfig, ...]
+    privacy: Any = None
+    """The raw `privacy` section (checked by the host's privacy module, not needed here)."""
 
     def server(self, name: str) -> ServerConfig:
         """The server configured under `name`.
@@ -190,7 +192,7 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         server = _parse_server(name, entry, _Where(source, name), base_dir)
         if server is not None:
             servers.append(server)
-    return Config(path=source, servers=tuple(servers))
+    return Config(path=source, servers=tuple(servers), privacy=data.get("privacy"))
 
 
 class _Where:

@@ -1,34 +1,45 @@
 """Offline tool search over the index the build wrote into the package.
 
 Standard library only: it runs inside the sandbox as well as on the host. The
-index is one SQLite file (`search_index.sqlite3`) with an FTS5 table whose
-columns hold text already tokenized by `tokenize()` below, the single tokenizer
-both the build (`codegen.index`) and the query use: identifiers split across
-camelCase, snake_case, kebab-case and dots, lower-cased, English stop words
-dropped, each word reduced by the Porter stemmer. FTS5's `unicode61` tokenizer
-then only splits on the spaces, and `bm25()` ranks with per-column weights.
+index is one SQLite file (`search_index.sqlite3`). Its text was tokenized by
+`tokenize()` below, the single tokenizer both the build (`codegen.index`) and the
+query use: identifiers split across camelCase, snake_case, kebab-case and dots,
+lower-cased, English stop words dropped, each word reduced by the Porter stemmer.
+
+Ranking is BM25 with per-column weights (`COLUMNS`), the scores of SQLite FTS5's
+`bm25()`. The build stored each term's contribution to each tool's score (a row
+of `postings` per term: tool ids and contributions), so a query adds up the rows
+of its terms and keeps the best tools; see `codegen.index` for the formula.
 
 `search()` gives structured hits, `search_tools()` the few lines an agent reads.
 """
 
 from __future__ import annotations
 
+import heapq
 import inspect
+import os
 import re
 import sqlite3
+import sys
 import threading
 import unicodedata
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress
 from pathlib import Path
+from typing import Final, Literal
 
 from .errors import McpCodegenError
+from .skills import SkillEntry, skill_entries
 
 __all__ = [
     "COLUMNS",
     "DETAILS",
     "INDEX_FILENAME",
     "INDEX_FORMAT",
+    "SCORE_TYPE",
     "Hit",
     "SearchError",
     "default_index_path",
@@ -38,17 +49,18 @@ __all__ = [
     "search_tools",
     "stem",
     "tokenize",
+    "tool_id_type",
 ]
 
 INDEX_FILENAME = "search_index.sqlite3"
-# Bump when the schema, the tokenizer or the stemmer changes: an index written
-# with another tokenizer would silently match nothing.
-INDEX_FORMAT = 2
+# Bump when the schema, the tokenizer, the stemmer or the scoring changes: an index
+# written with another tokenizer would silently match nothing.
+INDEX_FORMAT = 3
 DETAILS = ("name", "summary", "full")
 MAX_LIMIT = 100
 MAX_QUERY_TERMS = 48
 
-# FTS5 columns and their bm25 weights, in table order. `name` holds the tool name
+# The indexed columns and their BM25 weights. `name` holds the tool name
 # and title; `context` each distinct term of the names and descriptions of all the
 # server's tools, which says what kind of service the tool belongs to; `related` the
 # synonyms (`codegen.index.SYNONYMS`) of the words of the name and description.
@@ -60,6 +72,9 @@ COLUMNS: tuple[tuple[str, float], ...] = (
     ("context", 0.5),
     ("related", 0.25),
 )
+# The `array` type code of a posting's contributions (64-bit floats); its tool ids
+# are `tool_id_type`'s. Both stored little-endian.
+SCORE_TYPE: Final = "d"
 
 
 class SearchError(McpCodegenError):
@@ -109,13 +124,13 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 def _words(text: str) -> list[str]:
     # Fold accents (café -> cafe) but keep scripts without a decomposition as they are.
-    folded = "".join(
-        char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
-    )
-    words: list[str] = []
-    for run in _WORD.findall(folded):
-        words.extend(part.lower() for part in _CAMEL.split(run) if part)
-    return words
+    if not text.isascii():
+        text = "".join(
+            char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
+        )
+    # A space at each camelCase boundary (all inside runs of letters and digits), then
+    # the runs: the same words as splitting each run, in one pass over the text.
+    return [word.lower() for word in _WORD.findall(_CAMEL.sub(" ", text))]
 
 
 def tokenize(text: str) -> list[str]:
@@ -257,6 +272,7 @@ def default_index_path() -> Path:
 class _Index:
     connection: sqlite3.Connection
     meta: dict[str, str]
+    tool_count: int
 
 
 _indexes: dict[tuple[str, int, int], _Index] = {}
@@ -264,7 +280,7 @@ _lock = threading.Lock()
 
 
 def _open(index_path: Path | None) -> _Index:
-    path = (index_path or default_index_path()).resolve()
+    path = Path(index_path or default_index_path()).resolve()
     try:
         stat = path.stat()
     except OSError:
@@ -299,7 +315,14 @@ def _connect(path: Path) -> _Index:
             f"(index format {found}); this runtime reads index format {INDEX_FORMAT}; "
             "rebuild the package with `mcp-codegen build`"
         )
-    return _Index(connection, meta)
+    count = meta.get("tool_count", "")
+    if not count.isdigit():
+        connection.close()
+        raise SearchError(
+            f"{path} is not a readable search index (tool_count {count!r}); "
+            "rebuild the package with `mcp-codegen build`"
+        )
+    return _Index(connection, meta, int(count))
 
 
 def index_info(index_path: Path | None = None) -> dict[str, str]:
@@ -329,21 +352,61 @@ def _query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
 
 
-def _expression(terms: list[str]) -> str:
-    # Every term is quoted, so the text can hold no FTS5 syntax (terms are letters
-    # and digits only; a quote would be doubled anyway).
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_RANKED = (
-    "SELECT t.id, -bm25(fts, " + ", ".join(str(weight) for _, weight in COLUMNS) + ") AS score "
-    "FROM fts CROSS JOIN tools AS t ON t.id = fts.rowid WHERE fts MATCH ? "
-    "ORDER BY score DESC, t.import_path LIMIT ?"
-)
+def tool_id_type(tool_count: int) -> Literal["H", "I"]:
+    """The `array` type code of the tool ids of an index of `tool_count` tools.
+
+    16 bits while they fit, which keeps the index of 10,000 tools 1.3 MB smaller.
+    """
+    return "H" if tool_count <= 0xFFFF else "I"
+
+
+def _tools(blob: object, tool_count: int) -> array[int]:
+    values = array(tool_id_type(tool_count))
+    values.frombytes(blob)  # type: ignore[arg-type]  # a damaged index: TypeError, caught
+    if sys.byteorder == "big":
+        values.byteswap()  # stored little-endian
+    return values
+
+
+def _scores(blob: object) -> array[float]:
+    values = array(SCORE_TYPE)
+    values.frombytes(blob)  # type: ignore[arg-type]
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
+def _rank(index: _Index, terms: list[str], limit: int) -> list[tuple[int, float]]:
+    """`(tool id, score)` of the best `limit` tools for `terms`, best first."""
+    marks = ", ".join("?" for _ in terms)
+    found = {
+        term: (tools, scores)
+        for term, tools, scores in index.connection.execute(
+            f"SELECT term, tools, scores FROM postings WHERE term IN ({marks})", terms
+        )
+    }
+    if not found:
+        return []
+    # Add each term's contributions in query order, as bm25() adds its phrases: the
+    # floating-point sums, hence the ties and the order, are bm25()'s exactly.
+    totals = [0.0] * (index.tool_count + 1)
+    for term in terms:
+        if term in found:
+            tools, scores = found[term]
+            for tool, score in zip(_tools(tools, index.tool_count), _scores(scores), strict=True):
+                totals[tool] += score
+    # Every contribution is positive, so a tool matches when its total is. The
+    # limit-th best total is a floor that keeps the few tools worth sorting.
+    floor = heapq.nlargest(limit, totals)[-1]
+    keep = floor.__le__ if floor > 0.0 else (0.0).__lt__
+    best = sorted(
+        compress(range(len(totals)), map(keep, totals)), key=lambda tool: (-totals[tool], tool)
+    )
+    return [(tool, totals[tool]) for tool in best[:limit]]
 
 
 def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> list[Hit]:
@@ -354,14 +417,14 @@ def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> li
 
     Raises:
         SearchError: the query is empty or has no words, `limit` is not 1..100, or the
-            index is missing, unreadable or of another format.
+            index is missing, unreadable, damaged or of another format.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
     terms = _query_terms(query)
     index = _open(index_path)
     try:
-        ranked = index.connection.execute(_RANKED, (_expression(terms), limit)).fetchall()
+        ranked = _rank(index, terms, limit)
         marks = ", ".join("?" for _ in ranked)
         rows = {
             row[0]: row[1:]
@@ -371,14 +434,24 @@ def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> li
                 [rowid for rowid, _ in ranked],
             )
         }
+        hits = []
+        for rowid, score in ranked:
+            import_path, server, tool, title, summary, signature, docstring = rows[rowid]
+            hits.append(
+                Hit(
+                    import_path, server, tool, title, summary, signature, docstring, round(score, 6)
+                )
+            )
     except sqlite3.Error as exc:
-        raise SearchError(f"search failed on query {_shorten(query)!r}: {exc}") from None
-    hits = []
-    for rowid, score in ranked:
-        import_path, server, tool, title, summary, signature, docstring = rows[rowid]
-        hits.append(
-            Hit(import_path, server, tool, title, summary, signature, docstring, round(score, 6))
-        )
+        raise SearchError(
+            f"search failed on query {_shorten(query)!r}: {exc}; "
+            "rebuild the package with `mcp-codegen build`"
+        ) from None
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise SearchError(
+            f"the search index is damaged ({type(exc).__name__}: {exc}); "
+            "rebuild the package with `mcp-codegen build`"
+        ) from None
     return hits
 
 
@@ -410,10 +483,74 @@ def format_hits(hits: list[Hit], detail: str = "summary") -> str:
     return "\n".join(blocks)
 
 
+MAX_SKILL_HITS = 3
+"""Skills shown before the tools, at most."""
+
+
+def skill_hits(
+    query: str, skills_dir: str | os.PathLike[str] | None = None, limit: int = MAX_SKILL_HITS
+) -> list[Hit]:
+    """The saved skills that match at least half of the query's terms, best first.
+
+    Skills are the agent's own code for tasks it met before, so one that covers
+    the query comes before any tool. Ranked by the share of query terms it covers
+    (its name counts double), then by name. `skills_dir` defaults to
+    `$MCP_CODEGEN_SKILLS_DIR`, as the sandbox sets it.
+
+    Raises:
+        SearchError: the query is empty or has no words.
+    """
+    terms = _query_terms(query)
+    ranked: list[tuple[float, str, SkillEntry]] = []
+    for entry in skill_entries(skills_dir):
+        named = set(tokenize(entry.name))
+        described = named | set(tokenize(f"{entry.summary} {entry.docstring}"))
+        covered = [term for term in terms if term in described]
+        if len(covered) * 2 < len(terms):
+            continue
+        score = sum(2.0 if term in named else 1.0 for term in covered) / len(terms)
+        ranked.append((-score, entry.name, entry))
+    return [
+        Hit(
+            entry.import_path,
+            "skills",
+            entry.name,
+            None,
+            entry.summary,
+            entry.signature,
+            entry.docstring,
+            round(-negative, 6),
+        )
+        for negative, _, entry in sorted(ranked)[:limit]
+    ]
+
+
+def find(
+    query: str,
+    limit: int = 10,
+    *,
+    index_path: Path | None = None,
+    skills_dir: str | os.PathLike[str] | None = None,
+) -> list[Hit]:
+    """The matching saved skills (see `skill_hits`), then the best tools, `limit` in all.
+
+    Raises:
+        SearchError: as `search`.
+    """
+    tools = search(query, limit, index_path=index_path)
+    skills = skill_hits(query, skills_dir, min(limit, MAX_SKILL_HITS))
+    return skills + tools[: limit - len(skills)]
+
+
 def search_tools(
-    query: str, detail: str = "summary", limit: int = 10, *, index_path: Path | None = None
+    query: str,
+    detail: str = "summary",
+    limit: int = 10,
+    *,
+    index_path: Path | None = None,
+    skills_dir: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Find tools for `query`, as text to print: few lines, best first.
+    """Find tools (and saved skills) for `query`, as text to print: few lines, best first.
 
     `detail="name"`: one import path a line (`servers.git.git_log`). `"summary"`: each
     followed by the first sentence of its description. `"full"`: each tool's
@@ -425,7 +562,7 @@ def search_tools(
     """
     if detail not in DETAILS:
         raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
-    hits = search(query, limit, index_path=index_path)
+    hits = find(query, limit, index_path=index_path, skills_dir=skills_dir)
     if not hits:
         return f"no tool matches {_shorten(query)!r}; try other words\n"
     return format_hits(hits, detail)
