@@ -24,6 +24,7 @@ from .render import PackageOptions
 from .runtime.errors import ConfigError
 from .search_cli import search_command
 from .serve import serve_command
+from .skills_cli import skills_command
 from .snapshot import Snapshot, SnapshotError
 from .staleness import fix_command, stale_files
 
@@ -235,6 +236,7 @@ def _register_sandbox() -> None:
 
 main.add_command(search_command)
 main.add_command(serve_command)
+main.add_command(skills_command)
 main.add_command(check_command)
 main.add_command(diff_command)
 _register_sandbox()
