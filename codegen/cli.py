@@ -22,6 +22,7 @@ from .package import DEFAULT_OUT_ROOT
 from .progress import progress_for
 from .render import PackageOptions
 from .runtime.errors import ConfigError
+from .sandbox.commands import exec_command, run_command
 from .search_cli import search_command
 from .serve import serve_command
 from .skills_cli import skills_command
@@ -224,19 +225,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _register_sandbox() -> None:
-    # The sandbox commands import the gVisor launcher; they join when it is present.
-    try:
-        from .sandbox.commands import exec_command, run_command
-    except ImportError:
-        return
-    main.add_command(run_command)
-    main.add_command(exec_command)
-
-
 main.add_command(search_command)
 main.add_command(serve_command)
 main.add_command(skills_command)
 main.add_command(check_command)
 main.add_command(diff_command)
-_register_sandbox()
+main.add_command(run_command)
+main.add_command(exec_command)

@@ -3,6 +3,7 @@
 # its last expression, come back.
 import asyncio
 
+from servers.crm import list_customers
 from servers.filesystem import list_directory, write_file
 from servers.git import git_log
 from servers.memory import create_entities, search_nodes
@@ -42,4 +43,9 @@ print(
 )
 print(f"git: {report}; sqlite: {tables.text.count('name')} tables")
 print(f"filesystem: {files.count('[FILE]')} files; memory: {len(remembered.entities)} entity found")
+
+# Personal data from the CRM reaches this code only as placeholders; calls that pass
+# them back get the real values on the host.
+customers = (await list_customers(limit=2)).customers
+print("crm:", "; ".join(f"{c.name} <{c.email}>, {c.phone}" for c in customers))
 {"authors": authors, "files": files.count("[FILE]")}

@@ -38,6 +38,8 @@ def test_detectors_find_personal_data_in_free_text(text: str, kind: str) -> None
     "text",
     [
         "released 2024-01-15T14:30:25 as version 1.2.3",
+        "Date: 2024-01-03 12:00:00+00:00",
+        "on 03/01/2024 10:30 and 15.01.2024 09:00",
         "order 100234567 shipped, 3 items, 12:30",
         "card 4111 1111 1111 1112 fails Luhn",
         "IBAN GB82WEST12345698765433 fails its checksum",
