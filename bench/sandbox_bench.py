@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import percentile  # noqa: E402
 from codegen.build import build_package  # noqa: E402
 from codegen.render import PackageOptions  # noqa: E402
 from codegen.runtime.direct import DirectTransport  # noqa: E402
@@ -30,12 +31,6 @@ from codegen.sandbox.runsc import processes_naming  # noqa: E402
 
 TIME = ROOT / ".demo/venvs/time/bin/mcp-server-time"
 CALL = "time", "get_current_time", {"timezone": "UTC"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) of `values`, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def pss_kb(pids: list[int]) -> int:
@@ -91,8 +86,8 @@ async def measure(package: Path, config: Path, runs: int) -> dict[str, Any]:
             if gap:
                 await asyncio.sleep(gap)
         figures[f"warm trivial execution, {label}: p50 / p95 (ms)"] = (
-            percentile(samples, 50),
-            percentile(samples, 95),
+            percentile(samples, 0.5),
+            percentile(samples, 0.95),
         )
 
     # Two warm sandboxes: back-to-back executions alternate, so each has the other's
@@ -108,8 +103,8 @@ async def measure(package: Path, config: Path, runs: int) -> dict[str, Any]:
         samples.append((time.perf_counter() - started) * 1000)
         assert result.value == 1
     figures["warm trivial execution, back to back, pool of 2 sandboxes: p50 / p95 (ms)"] = (
-        percentile(samples, 50),
-        percentile(samples, 95),
+        percentile(samples, 0.5),
+        percentile(samples, 0.95),
     )
     await pair.aclose()
 
@@ -138,15 +133,15 @@ sorted(samples)
     assert result.error is None, result.error
     bridged: list[float] = result.value
     figures["tool call on the host (DirectTransport): p50 / p95 (ms)"] = (
-        percentile(direct, 50),
-        percentile(direct, 95),
+        percentile(direct, 0.5),
+        percentile(direct, 0.95),
     )
     figures["same call from the sandbox (bridge): p50 / p95 (ms)"] = (
-        percentile(bridged, 50),
-        percentile(bridged, 95),
+        percentile(bridged, 0.5),
+        percentile(bridged, 0.95),
     )
-    figures["bridge overhead per call at p50 (ms)"] = percentile(bridged, 50) - percentile(
-        direct, 50
+    figures["bridge overhead per call at p50 (ms)"] = percentile(bridged, 0.5) - percentile(
+        direct, 0.5
     )
 
     # PII tokenization at the bridge (on by default): the same loop with it off.
@@ -157,10 +152,10 @@ sorted(samples)
     assert result.error is None, result.error
     untokenized: list[float] = result.value
     figures["same call from the sandbox, PII tokenization off: p50 (ms)"] = percentile(
-        untokenized, 50
+        untokenized, 0.5
     )
-    figures["PII tokenization added per call at p50 (ms)"] = percentile(bridged, 50) - percentile(
-        untokenized, 50
+    figures["PII tokenization added per call at p50 (ms)"] = percentile(bridged, 0.5) - percentile(
+        untokenized, 0.5
     )
     page = code.replace(
         '"time", "get_current_time", {"timezone": "UTC"}', '"crm", "list_customers", {"limit": 100}'
@@ -174,12 +169,12 @@ sorted(samples)
         assert result.error is None, result.error
         pages[label] = result.value
     figures["crm page of 100 customers from the sandbox, PII on / off: p50 (ms)"] = (
-        percentile(pages["on"], 50),
-        percentile(pages["off"], 50),
+        percentile(pages["on"], 0.5),
+        percentile(pages["off"], 0.5),
     )
     figures["PII tokenization added per 100-customer page at p50 (ms)"] = percentile(
-        pages["on"], 50
-    ) - percentile(pages["off"], 50)
+        pages["on"], 0.5
+    ) - percentile(pages["off"], 0.5)
 
     code = """
 from servers.time import get_current_time
@@ -256,7 +251,7 @@ def main() -> None:
             subprocess.run(command, capture_output=True, check=True, cwd=ROOT)
             samples.append(time.perf_counter() - started)
         figures["CLI `exec -c 1`, whole command incl. interpreter start and teardown (s, p50)"] = (
-            percentile(samples, 50)
+            percentile(samples, 0.5)
         )
     runsc = subprocess.run(["runsc", "--version"], capture_output=True, text=True, check=False)
     header = (

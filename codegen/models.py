@@ -16,14 +16,13 @@ import ast
 import copy
 import multiprocessing
 import os
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .names import pascal_case
+from .names import pascal_case, python_identifier
 from .snapshot import ToolSnapshot
 
 __all__ = ["ModelError", "Param", "ToolModels", "generate_all", "generate_models"]
@@ -110,17 +109,14 @@ def _descriptions(schema: dict[str, Any]) -> dict[str, str]:
             continue
         text = prop.get("description")
         title = prop.get("title")
-        if not text and isinstance(title, str) and _words(title) != _words(name):
+        if (
+            not text
+            and isinstance(title, str)
+            and python_identifier(title) != python_identifier(name)
+        ):
             text = title  # a title that says more than the name restated
         found[name] = text if isinstance(text, str) else ""
     return found
-
-
-def _words(text: str) -> list[str]:
-    return [
-        word.lower()
-        for word in re.findall(r"[A-Za-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text))
-    ]
 
 
 def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:

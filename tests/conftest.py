@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -63,6 +64,29 @@ def toolbox_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     out = base / "out"
     build(out, name="tb", config_path=config)
     yield config, out
+
+
+CRM = ROOT / "demo" / "servers" / "crm.py"
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A package built from the demo CRM server, and its config (one per test module)."""
+    assert CRM.is_file(), f"{CRM} is missing"
+    base = tmp_path_factory.mktemp("crm")
+    config = write_config(
+        base / "mcp.json", {"crm": {"command": sys.executable, "args": [str(CRM)]}}
+    )
+    build(base / "pkg", name="mcp_demo", config_path=config)
+    return {"base": base, "config": config, "package": base / "pkg"}
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for the module's executors."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -11,24 +11,18 @@ import itertools
 import json
 import linecache
 import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from codegen.build import build_package
-from codegen.render import PackageOptions
 from codegen.runtime.skills import SkillError, skill_entries, skill_module_source
 from codegen.sandbox import ExecutionResult, Executor
 from codegen.serve.modules import Catalogue, ModuleError
 from codegen.skills import SkillStore, check_source, default_skills_dir
 from codegen.skills_cli import skills_command
 
-ROOT = Path(__file__).resolve().parent.parent
-CRM = ROOT / "demo" / "servers" / "crm.py"
 _files = itertools.count()
 
 GOOD = '''"""Customers' lines."""
@@ -156,26 +150,6 @@ def test_store_saves_atomically_replaces_and_lists(tmp_path: Path) -> None:
 
 
 # --- in the sandbox ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A package built from the demo CRM server, and its config."""
-    assert CRM.is_file(), f"{CRM} is missing"
-    base = tmp_path_factory.mktemp("skills")
-    config = base / "mcp.json"
-    server = {"command": sys.executable, "args": [str(CRM)]}
-    config.write_text(json.dumps({"mcpServers": {"crm": server}}), encoding="utf-8")
-    build_package(options=PackageOptions(name="mcp_demo"), out=base / "pkg", config_path=config)
-    return {"base": base, "config": config, "package": base / "pkg"}
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """One event loop for the module's executors."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
 
 
 def run_all(

@@ -11,19 +11,11 @@ import asyncio
 import json
 import os
 import signal
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from codegen.build import build_package
-from codegen.render import PackageOptions
 from codegen.sandbox import ExecutionResult, Executor
 from codegen.sandbox.bundle import SANDBOX_USER, BundleOptions, build_bundle
 
-ROOT = Path(__file__).resolve().parent.parent
-CRM = ROOT / "demo" / "servers" / "crm.py"
 TOTAL = 10_000
 
 # The agent's loop: pages of 100 customers, a checkpoint every 500 records written
@@ -60,26 +52,6 @@ while progress["offset"] < 10_000:
 save()
 {"started_at": started, "this_run": progress["offset"] - started}
 """
-
-
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A package built from the demo CRM server, and its config."""
-    assert CRM.is_file(), f"{CRM} is missing"
-    base = tmp_path_factory.mktemp("state")
-    config = base / "mcp.json"
-    server = {"command": sys.executable, "args": [str(CRM)]}
-    config.write_text(json.dumps({"mcpServers": {"crm": server}}), encoding="utf-8")
-    build_package(options=PackageOptions(name="mcp_demo"), out=base / "pkg", config_path=config)
-    return {"base": base, "config": config, "package": base / "pkg"}
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """One event loop for the module's executors."""
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.close()
 
 
 def execute(
