@@ -237,7 +237,7 @@ def main() -> None:
         command = [
             sys.executable,
             "-c",
-            "from codegen.sandbox.commands import exec_command; exec_command()",
+            "from codegen.cli.run import exec_command; exec_command()",
             "--package",
             str(base / "pkg"),
             "--config",

@@ -11,9 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from codegen.build import introspect_snapshot
-from codegen.diagnostics import Diagnostics
-from codegen.drift import Change, DriftReport, diff_snapshots
-from codegen.drift_cli import (
+from codegen.cli.drift import (
     EXIT_BREAKING,
     EXIT_COMPATIBLE,
     EXIT_ERROR,
@@ -22,6 +20,8 @@ from codegen.drift_cli import (
     check_command,
     diff_command,
 )
+from codegen.diagnostics import Diagnostics
+from codegen.drift import Change, DriftReport, diff_snapshots
 from codegen.snapshot import ServerSnapshot, Snapshot
 
 from .conftest import SERVERS, write_config

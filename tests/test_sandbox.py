@@ -494,7 +494,7 @@ def test_cli_exec_json(project: dict[str, Path]) -> None:
         [
             sys.executable,
             "-c",
-            "from codegen.sandbox.commands import exec_command; exec_command()",
+            "from codegen.cli.run import exec_command; exec_command()",
             "--package",
             str(project["package"]),
             "--config",

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from codegen import __version__
+from codegen.cli.search import search_command
 from codegen.index import (
     INDEX_FILENAME,
     IndexBuildError,
@@ -32,7 +33,6 @@ from codegen.index import (
 )
 from codegen.runtime import search as search_module
 from codegen.runtime.search import SearchError, search, search_tools, stem, tokenize
-from codegen.search_cli import search_command
 from codegen.snapshot import ServerSnapshot, Snapshot, ToolSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -339,9 +339,8 @@ def test_inspector_cli_lists_tools_and_executes_code(serve: list[str]) -> None:
 def test_missing_or_stale_package_is_said_at_start(package: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
+    from codegen.cli.serve import serve_command, stale_servers
     from codegen.package import locate_package
-    from codegen.serve import serve_command
-    from codegen.serve.command import stale_servers
 
     runner = CliRunner()
     missing = runner.invoke(

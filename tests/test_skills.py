@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from codegen.cli.skills import skills_command
 from codegen.runtime.skills import SkillError, skill_entries, skill_module_source
 from codegen.sandbox import ExecutionResult, Executor
 from codegen.serve.modules import Catalogue, ModuleError
 from codegen.skills import SkillStore, check_source, default_skills_dir
-from codegen.skills_cli import skills_command
 
 _files = itertools.count()
 

@@ -3,11 +3,11 @@
 Three tools (`search_tools`, `read_module`, `execute_code`), the package's modules
 as resources, and instructions that teach the pattern: search, read, then write
 code that imports from `servers.<server>` and prints only what it needs.
+The command itself (its options, the checks before serving) is `codegen.cli.serve`.
 """
 
 from __future__ import annotations
 
 from .app import ServeSettings, build_server
-from .command import serve_command
 
-__all__ = ["ServeSettings", "build_server", "serve_command"]
+__all__ = ["ServeSettings", "build_server"]

@@ -1,5 +1,5 @@
 """`python -m codegen.serve`: the same as `mcp-codegen serve`."""
 
-from .command import serve_command
+from ..cli.serve import serve_command
 
 serve_command()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from . import __version__
-from .package import PackageNotFound, locate_package
-from .runtime.search import DETAILS, INDEX_FILENAME, SearchError, find, format_hits, index_info
+from .. import __version__
+from ..package import PackageNotFound, locate_package
+from ..runtime.search import DETAILS, INDEX_FILENAME, SearchError, find, format_hits, index_info
+from .errors import fail
+from .options import json_option, package_option
 
 __all__ = ["find_index", "search_command"]
 
@@ -55,13 +56,9 @@ def find_index(package: Path) -> Path:
 
 @click.command("search")
 @click.argument("query")
-@click.option(
-    "--package",
-    "package",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="The built package project (its import package holds the index) "
-    "[default: the one package under generated/].",
+@package_option(
+    "The built package project (its import package holds the index) "
+    "[default: the one package under generated/]."
 )
 @click.option(
     "--skills",
@@ -78,7 +75,7 @@ def find_index(package: Path) -> Path:
     help="name: import paths; summary: plus one line each; full: plus signature and docstring.",
 )
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
+@json_option("Print the hits as a JSON list.")
 def search_command(
     query: str,
     package: Path | None,
@@ -90,10 +87,7 @@ def search_command(
     """Find the tools of a built package that match QUERY, best first."""
     try:
         if package is None:
-            try:
-                package = locate_package(None).root
-            except PackageNotFound as exc:
-                raise SearchError(str(exc)) from None
+            package = locate_package(None).root
         index = find_index(package)
         written_by = index_info(index).get("generator_version")
         if written_by != __version__:
@@ -102,9 +96,10 @@ def search_command(
                 "rebuild the package with `mcp-codegen build`"
             )
         hits = find(query, limit, index_path=index, skills_dir=skills_dir)
+    except PackageNotFound as exc:
+        fail("search", "package", str(exc))
     except SearchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail("search", "search", str(exc))
     if as_json:
         fields = _JSON_FIELDS[detail]
         rows = [{key: value for key, value in asdict(hit).items() if key in fields} for hit in hits]

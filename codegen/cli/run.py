@@ -16,50 +16,33 @@ from typing import Any
 import click
 
 from ..package import PackageNotFound, locate_package
-from .errors import SandboxError
-from .executor import Executor, Limits, UnsafeLocalExecutor
-from .result import ExecutionResult
+from ..sandbox.errors import SandboxError
+from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
+from ..sandbox.result import ExecutionResult
+from .errors import exit_code, fail, print_warning
+from .options import (
+    config_option,
+    execution_timeout_option,
+    json_option,
+    memory_option,
+    package_option,
+    skills_option,
+    unsafe_local_option,
+)
 
 __all__ = ["exec_command", "run_command"]
 
 
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option(
-            "--config",
-            default="mcp.json",
-            show_default=True,
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="The mcp.json the host opens server sessions from.",
+        config_option("The mcp.json the host opens server sessions from."),
+        package_option(
+            "The built package (the directory `build` wrote) "
+            "[default: the one package under generated/]."
         ),
-        click.option(
-            "--package",
-            default=None,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="The built package (the directory `build` wrote) "
-            "[default: the one package under generated/].",
-        ),
-        click.option(
-            "--timeout",
-            default=30.0,
-            show_default=True,
-            type=click.FloatRange(min=0.1),
-            help="Wall-clock limit in seconds.",
-        ),
-        click.option(
-            "--memory",
-            default=512,
-            show_default=True,
-            type=click.IntRange(min=16),
-            help="Memory the code may allocate, in MB.",
-        ),
-        click.option(
-            "--skills",
-            "skills_dir",
-            default=None,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="The skills directory (default: .mcp-codegen/skills beside the config).",
-        ),
+        execution_timeout_option("Wall-clock limit in seconds."),
+        memory_option("Memory the code may allocate, in MB."),
+        skills_option("The skills directory (default: .mcp-codegen/skills beside the config)."),
         click.option(
             "--state",
             "state_dir",
@@ -67,11 +50,9 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(file_okay=False, path_type=Path),
             help="Keep /state in DIR, for a later run to resume from (default: discarded).",
         ),
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
-        click.option(
-            "--unsafe-local",
-            is_flag=True,
-            help="Run WITHOUT isolation as a plain process (development only; no gVisor).",
+        json_option("Print the result as JSON."),
+        unsafe_local_option(
+            "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
     ]
     for option in reversed(options):
@@ -84,13 +65,10 @@ async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
     kind = UnsafeLocalExecutor if options["unsafe_local"] else Executor
     package = options["package"]
     if package is None:
-        try:
-            package = locate_package(None).root
-        except PackageNotFound as exc:
-            raise SandboxError(str(exc)) from None
+        package = locate_package(None).root
     executor = kind(
         package,
-        config=options["config"],
+        config=options["config_path"],
         limits=limits,
         skills_dir=options["skills_dir"],
         state_dir=options["state_dir"],
@@ -120,15 +98,17 @@ def _show(result: ExecutionResult, as_json: bool) -> None:
     sys.stderr.flush()
 
 
-def _main(code: str, filename: str, options: dict[str, Any]) -> None:
+def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> None:
     if options["unsafe_local"]:
-        click.echo("warning: --unsafe-local runs the code WITHOUT any isolation", err=True)
+        print_warning("--unsafe-local runs the code WITHOUT any isolation")
     try:
         result = asyncio.run(_execute(code, filename, **options))
+    except PackageNotFound as exc:
+        fail(command, "package", str(exc))
     except SandboxError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(command, "sandbox", str(exc))
     if not result.ok:
-        sys.exit(1)
+        sys.exit(exit_code(command, "code"))
 
 
 @click.command("run")
@@ -139,8 +119,8 @@ def run_command(file: Path, **options: Any) -> None:
     try:
         code = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{file}: cannot read: {exc}") from None
-    _main(code, file.name, options)
+        fail("run", "input", f"{file}: cannot read: {exc}")
+    _main("run", code, file.name, options)
 
 
 @click.command("exec")
@@ -148,4 +128,4 @@ def run_command(file: Path, **options: Any) -> None:
 @_options
 def exec_command(code: str, **options: Any) -> None:
     """Run Python CODE in the sandbox, with the package's tools."""
-    _main(code, "<exec>", options)
+    _main("exec", code, "<exec>", options)

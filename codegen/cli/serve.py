@@ -13,6 +13,15 @@ import click
 from ..package import BuiltPackage, PackageNotFound, locate_package
 from ..runtime.errors import ConfigError
 from ..snapshot import Snapshot, SnapshotError
+from .errors import fail, print_diagnostics
+from .options import (
+    config_option,
+    execution_timeout_option,
+    memory_option,
+    package_option,
+    skills_option,
+    unsafe_local_option,
+)
 
 __all__ = ["serve_command", "stale_servers"]
 
@@ -71,27 +80,17 @@ def _build(package_dir: Path | None, config: Path) -> None:
                 progress=LineProgress(sys.stderr),
             )
     except (BuildError, ConfigError) as exc:
-        for item in getattr(exc, "diagnostics", ()):
-            click.echo(str(item), err=True)
-        raise click.ClickException(f"the build failed: {exc}") from None
+        if isinstance(exc, BuildError):
+            print_diagnostics(exc.diagnostics)
+        fail("serve", "build", f"the build failed: {exc}")
     state = "up to date" if report.up_to_date else f"built, version {report.version}"
     _say(f"{out} is {state}")
 
 
 @click.command("serve")
-@click.option(
-    "--config",
-    default="mcp.json",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The mcp.json of the servers whose tools the package calls.",
-)
-@click.option(
-    "--package",
-    "package_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The built package (the directory `build` wrote); default: the one under generated/.",
+@config_option("The mcp.json of the servers whose tools the package calls.")
+@package_option(
+    "The built package (the directory `build` wrote); default: the one under generated/."
 )
 @click.option(
     "--transport",
@@ -109,20 +108,8 @@ def _build(package_dir: Path | None, config: Path) -> None:
     help="HTTP: 0 picks one.",
 )
 @click.option("--build", "build_first", is_flag=True, help="Build or refresh the package first.")
-@click.option(
-    "--timeout",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0.1, max=300),
-    help="Default time limit of one execute_code, in seconds.",
-)
-@click.option(
-    "--memory",
-    default=512,
-    show_default=True,
-    type=click.IntRange(min=16),
-    help="MB per execution.",
-)
+@execution_timeout_option("Default time limit of one execute_code, in seconds.", maximum=300)
+@memory_option("MB per execution.")
 @click.option(
     "--max-output",
     default=20_000,
@@ -137,21 +124,11 @@ def _build(package_dir: Path | None, config: Path) -> None:
     type=click.IntRange(min=1),
     help="HTTP: sessions (sandboxes) at once.",
 )
-@click.option(
-    "--skills",
-    "skills_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).",
-)
-@click.option(
-    "--unsafe-local",
-    is_flag=True,
-    help="Run code WITHOUT isolation as plain processes (development only; no gVisor).",
-)
+@skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
+@unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 def serve_command(
-    config: Path,
-    package_dir: Path | None,
+    config_path: Path,
+    package: Path | None,
     transport: str,
     host: str,
     port: int,
@@ -166,23 +143,25 @@ def serve_command(
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
-    from .app import ServeSettings, build_server, run_http, run_stdio
+    from ..serve.app import ServeSettings, build_server, run_http, run_stdio
 
-    if not config.is_file():
-        raise click.ClickException(f"{config}: no such config (pass --config PATH)")
+    if not config_path.is_file():
+        fail("serve", "config", f"{config_path}: no such config (pass --config PATH)")
     if build_first:
-        _build(package_dir, config)
+        _build(package, config_path)
     try:
-        package = locate_package(package_dir)
-        stale = stale_servers(package, config)
+        built = locate_package(package)
+        stale = stale_servers(built, config_path)
     except PackageNotFound as exc:
-        raise click.ClickException(f"{exc} (or pass --build)") from None
-    except (ConfigError, SnapshotError) as exc:
-        raise click.ClickException(str(exc)) from None
+        fail("serve", "package", f"{exc} (or pass --build)")
+    except ConfigError as exc:
+        fail("serve", "config", str(exc))
+    except SnapshotError as exc:
+        fail("serve", "snapshot", str(exc))
     if stale:
         _say(
-            f"warning: {package.root} is stale against {config} ({stale}); rebuild it with "
-            f"`mcp-codegen build --config {config} --out {package.root}`, or serve with --build"
+            f"warning: {built.root} is stale against {config_path} ({stale}); rebuild it with "
+            f"`mcp-codegen build --config {config_path} --out {built.root}`, or serve with --build"
         )
     if unsafe_local:
         _say("warning: --unsafe-local runs the code WITHOUT any isolation")
@@ -190,10 +169,10 @@ def serve_command(
         try:
             find_runsc()
         except SandboxUnavailableError as exc:
-            raise click.ClickException(str(exc)) from None
+            fail("serve", "sandbox", str(exc))
     settings = ServeSettings(
-        package=package,
-        config=config,
+        package=built,
+        config=config_path,
         transport="http" if transport == "http" else "stdio",
         timeout=timeout,
         memory_mb=memory,

@@ -1,4 +1,4 @@
-"""The `mcp-codegen` command line.
+"""`mcp-codegen build`: introspect the servers of an mcp.json and write the package.
 
 Errors about the user's input print as `error: ...` lines and exit 2 (usage,
 config) or 1 (the build found problems); a traceback means a bug of ours.
@@ -13,29 +13,18 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .build import BuildReport, build_package
-from .diagnostics import BuildError, Diagnostics
-from .drift_cli import check_command, diff_command
-from .introspect import DEFAULT_SERVER_TIMEOUT
-from .package import DEFAULT_OUT_ROOT
-from .progress import progress_for
-from .render import PackageOptions
-from .runtime.errors import ConfigError
-from .sandbox.commands import exec_command, run_command
-from .search_cli import search_command
-from .serve import serve_command
-from .skills_cli import skills_command
-from .snapshot import Snapshot, SnapshotError
-from .staleness import fix_command, stale_files
+from ..build import BuildReport, build_package
+from ..diagnostics import BuildError, Diagnostics
+from ..package import DEFAULT_OUT_ROOT
+from ..progress import progress_for
+from ..render import PackageOptions
+from ..runtime.errors import ConfigError
+from ..snapshot import Snapshot, SnapshotError
+from ..staleness import fix_command, stale_files
+from .errors import exit_code, fail, print_diagnostics
+from .options import config_option, json_option, keep_going_option, server_timeout_option
 
-__all__ = ["main"]
-
-
-def _print_diagnostics(diagnostics: Diagnostics) -> None:
-    for item in diagnostics:
-        color = "red" if item.level == "error" else "yellow"
-        click.secho(str(item), err=True, fg=color if sys.stderr.isatty() else None)
+__all__ = ["build_command"]
 
 
 def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool) -> str:
@@ -68,21 +57,8 @@ def _valid_package_name(_ctx: click.Context, _param: click.Parameter, value: str
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mcp-codegen")
-def main() -> None:
-    """Compile MCP servers into a typed Python package, and run code against it."""
-
-
-@main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("mcp.json"),
-    show_default=True,
-    help="The mcpServers config to introspect.",
-)
+@click.command("build")
+@config_option("The mcpServers config to introspect.", dir_okay=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -112,27 +88,17 @@ def main() -> None:
     default=None,
     help="Build from this snapshot without contacting any server.",
 )
-@click.option(
-    "--keep-going",
-    is_flag=True,
-    help="Build what worked; report the servers and tools that failed.",
-)
+@keep_going_option("Build what worked; report the servers and tools that failed.")
 @click.option("--fail-on-warning", is_flag=True, help="Treat warnings as errors (for CI).")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=DEFAULT_SERVER_TIMEOUT,
-    show_default=True,
-    help="Seconds each server may take to start and list its tools.",
-)
+@server_timeout_option()
 @click.option(
     "--check",
     is_flag=True,
     help="Build nothing: exit 1 with the diff when the package in --out is not what its "
     "snapshot renders.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def build(
+@json_option()
+def build_command(
     config_path: Path,
     out: Path | None,
     name: str,
@@ -164,24 +130,26 @@ def build(
             progress=progress_for(quiet=as_json),
         )
     except (ConfigError, SnapshotError) as exc:
-        if as_json:
-            click.echo(
-                json.dumps({"ok": False, "errors": [{"level": "error", "message": str(exc)}]})
-            )
-        else:
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        document = {"ok": False, "errors": [{"level": "error", "message": str(exc)}]}
+        fail(
+            "build",
+            "config" if isinstance(exc, ConfigError) else "snapshot",
+            str(exc),
+            document=json.dumps(document) if as_json else None,
+        )
     except BuildError as exc:
-        if as_json:
-            click.echo(_report_json(None, exc.diagnostics, ok=False))
-        else:
-            _print_diagnostics(exc.diagnostics)
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        if not as_json:
+            print_diagnostics(exc.diagnostics)
+        fail(
+            "build",
+            "build",
+            str(exc),
+            document=_report_json(None, exc.diagnostics, ok=False) if as_json else None,
+        )
     if as_json:
         click.echo(_report_json(report, report.diagnostics, ok=True))
         return
-    _print_diagnostics(report.diagnostics)
+    print_diagnostics(report.diagnostics)
     failed = (
         f"; left out {_count(len(report.failed_servers), 'failed server')}"
         if report.failed_servers
@@ -202,33 +170,24 @@ def _check_stale(out: Path, options: PackageOptions, as_json: bool) -> None:
     try:
         problems = stale_files(out, options)
     except SnapshotError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail("build", "snapshot", str(exc))
     if as_json:
         click.echo(
             json.dumps(
                 {"ok": not problems, "stale": problems, "fix": fix_command(out, options)}, indent=2
             )
         )
-    elif problems:
+        sys.exit(exit_code("build", "stale") if problems else 0)
+    if problems:
         click.echo("\n".join(problems))
-        click.echo(
-            f"error: {out} is not what its snapshot renders; run: {fix_command(out, options)}",
-            err=True,
+        fail(
+            "build",
+            "stale",
+            f"{out} is not what its snapshot renders; run: {fix_command(out, options)}",
         )
-    else:
-        click.echo(f"{out} is what its snapshot renders")
-    sys.exit(1 if problems else 0)
+    click.echo(f"{out} is what its snapshot renders")
+    sys.exit(0)
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-main.add_command(search_command)
-main.add_command(serve_command)
-main.add_command(skills_command)
-main.add_command(check_command)
-main.add_command(diff_command)
-main.add_command(run_command)
-main.add_command(exec_command)

@@ -17,13 +17,14 @@ from typing import Any
 
 import click
 
-from .build import introspect_snapshot
-from .config import ConfigError
-from .diagnostics import Diagnostics
-from .drift import DriftReport, Severity, diff_snapshots
-from .introspect import DEFAULT_SERVER_TIMEOUT
-from .package import PackageNotFound, locate_package
-from .snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from ..build import introspect_snapshot
+from ..config import ConfigError
+from ..diagnostics import Diagnostics
+from ..drift import DriftReport, Severity, diff_snapshots
+from ..package import PackageNotFound, locate_package
+from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from .errors import REASONS, ExitReason, exit_code, print_diagnostics, print_error
+from .options import config_option, json_option, keep_going_option, server_timeout_option
 
 __all__ = [
     "EXIT_BREAKING",
@@ -33,37 +34,37 @@ __all__ = [
     "EXIT_TEXT",
     "check_command",
     "diff_command",
-    "exit_code",
+    "drift_exit_code",
 ]
 
-EXIT_NO_DRIFT = 0
-EXIT_ERROR = 1
-EXIT_TEXT = 10
-EXIT_COMPATIBLE = 11
-EXIT_BREAKING = 12
-_DRIFT_EXITS: dict[Severity, int] = {
-    "text": EXIT_TEXT,
-    "compatible": EXIT_COMPATIBLE,
-    "breaking": EXIT_BREAKING,
+_DRIFT_REASONS: dict[Severity, ExitReason] = {
+    "text": "drift-text",
+    "compatible": "drift-compatible",
+    "breaking": "drift-breaking",
 }
+EXIT_NO_DRIFT = 0
+EXIT_ERROR = exit_code("check", "servers")
+EXIT_TEXT = exit_code("check", "drift-text")
+EXIT_COMPATIBLE = exit_code("check", "drift-compatible")
+EXIT_BREAKING = exit_code("check", "drift-breaking")
 
-_EXIT_HELP = """\b
+_EXIT_HELP = f"""\b
 Exit codes:
    0  no drift
-   1  error: a server failed, bad config, unreadable snapshot (not drift)
-   2  usage error
-  10  drift in text only: descriptions, titles, annotations (patch)
-  11  compatible drift: tools, optional parameters, enum values added (minor)
-  12  breaking drift: something callers rely on removed or narrowed (major)
+  {EXIT_ERROR:>2}  error: a server failed, bad config, unreadable snapshot (not drift)
+  {exit_code("check", "usage"):>2}  usage error
+  {EXIT_TEXT:>2}  {REASONS["drift-text"]}
+  {EXIT_COMPATIBLE:>2}  {REASONS["drift-compatible"]}
+  {EXIT_BREAKING:>2}  {REASONS["drift-breaking"]}
 """
 
 
-def exit_code(report: DriftReport | None, errors: int = 0) -> int:
-    """The exit code for a drift report: errors win, then the worst change decides."""
-    if errors or report is None:
-        return EXIT_ERROR
+def drift_exit_code(command: str, report: DriftReport | None, failure: ExitReason | None) -> int:
+    """The exit code of `check` or `diff`: a failure wins, then the worst change decides."""
+    if failure is not None or report is None:
+        return exit_code(command, failure or "snapshot")
     worst = report.worst()
-    return _DRIFT_EXITS[worst] if worst else EXIT_NO_DRIFT
+    return exit_code(command, _DRIFT_REASONS[worst]) if worst else EXIT_NO_DRIFT
 
 
 @dataclass
@@ -80,9 +81,15 @@ class _Outcome:
     failed_servers: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+    reason: ExitReason | None = None
+    """Why the command failed, when it did (the failure's, else `servers` for diagnostics)."""
+
+    def fail(self, reason: ExitReason, message: str) -> None:
+        self.reason, self.failure = reason, message
 
     def code(self) -> int:
-        return exit_code(self.report, len(self.diagnostics.errors) + (self.failure is not None))
+        reason = self.reason or ("servers" if self.diagnostics.errors else None)
+        return drift_exit_code(self.command, self.report, reason)
 
     def to_json(self) -> dict[str, Any]:
         report = self.report or DriftReport()
@@ -115,27 +122,8 @@ def _describe(label: str, snapshot: Snapshot | None) -> dict[str, Any]:
     }
 
 
-_timeout_option = click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=DEFAULT_SERVER_TIMEOUT,
-    show_default=True,
-    help="Seconds each server may take to start and list its tools.",
-)
-_json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
-)
-
-
 @click.command("check", epilog=_EXIT_HELP)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("mcp.json"),
-    show_default=True,
-    help="The mcpServers config whose servers are checked.",
-)
+@config_option("The mcpServers config whose servers are checked.", dir_okay=True)
 @click.option(
     "--snapshot",
     "snapshot_path",
@@ -143,13 +131,11 @@ _json_option = click.option(
     default=None,
     help=f"The committed snapshot, or a built package directory [default: generated/<package>/{SNAPSHOT_FILENAME}].",
 )
-@click.option(
-    "--keep-going",
-    is_flag=True,
-    help="When servers fail, still compare the ones that answered (the exit code stays 1).",
+@keep_going_option(
+    "When servers fail, still compare the ones that answered (the exit code stays 1)."
 )
-@_timeout_option
-@_json_option
+@server_timeout_option()
+@json_option()
 def check_command(
     config_path: Path, snapshot_path: Path | None, keep_going: bool, timeout: float, as_json: bool
 ) -> None:
@@ -167,8 +153,12 @@ def check_command(
             config_path, outcome.diagnostics, timeout=timeout
         )
         outcome.seconds["introspect"] = time.perf_counter() - mark
-    except (PackageNotFound, SnapshotError, ConfigError) as exc:
-        outcome.failure = str(exc)
+    except PackageNotFound as exc:
+        outcome.fail("package", str(exc))
+    except SnapshotError as exc:
+        outcome.fail("snapshot", str(exc))
+    except ConfigError as exc:
+        outcome.fail("config", str(exc))
     if (
         outcome.old is not None
         and outcome.new is not None
@@ -184,9 +174,10 @@ def check_command(
         outcome.seconds["diff"] = time.perf_counter() - mark
     elif outcome.failed_servers:
         total = len(outcome.failed_servers) + len(outcome.new.servers if outcome.new else ())
-        outcome.failure = (
+        outcome.fail(
+            "servers",
             f"{len(outcome.failed_servers)} of {total} servers failed "
-            f"({', '.join(outcome.failed_servers)}); nothing was compared (--keep-going compares the others)"
+            f"({', '.join(outcome.failed_servers)}); nothing was compared (--keep-going compares the others)",
         )
     outcome.seconds["total"] = time.perf_counter() - started
     _finish(outcome, as_json)
@@ -195,7 +186,7 @@ def check_command(
 @click.command("diff", epilog=_EXIT_HELP)
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@_json_option
+@json_option()
 def diff_command(old: Path, new: Path, as_json: bool) -> None:
     """Compare two snapshots (files or built package directories) offline."""
     started = time.perf_counter()
@@ -204,7 +195,7 @@ def diff_command(old: Path, new: Path, as_json: bool) -> None:
         outcome.old = Snapshot.read(_snapshot_file(old))
         outcome.new = Snapshot.read(_snapshot_file(new))
     except SnapshotError as exc:
-        outcome.failure = str(exc)
+        outcome.fail("snapshot", str(exc))
     else:
         outcome.report = diff_snapshots(outcome.old, outcome.new)
     outcome.seconds["total"] = time.perf_counter() - started
@@ -223,24 +214,19 @@ def _finish(outcome: _Outcome, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False))
         sys.exit(code)
-    tty_err, tty_out = sys.stderr.isatty(), sys.stdout.isatty()
-    for item in outcome.diagnostics:
-        click.secho(
-            str(item),
-            err=True,
-            fg=("red" if item.level == "error" else "yellow") if tty_err else None,
-        )
+    tty_out = sys.stdout.isatty()
+    print_diagnostics(outcome.diagnostics)
     report = outcome.report
     if report is not None:
         for change in report.changes:
             click.secho(str(change), fg=_COLORS[change.severity] if tty_out else None)
     if outcome.failure:
-        click.echo(f"error: {outcome.failure}", err=True)
+        print_error(outcome.failure)
     if report is None:
         sys.exit(code)
     if outcome.failed_servers:
         failed = ", ".join(outcome.failed_servers)
-        click.echo(f"error: not compared, because they failed: {failed}", err=True)
+        print_error(f"not compared, because they failed: {failed}")
     click.echo(_summary(outcome, report, code))
     sys.exit(code)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from .package import PackageNotFound, locate_package
-from .skills import SkillError, SkillStore, default_skills_dir
+from ..package import PackageNotFound, locate_package
+from ..skills import SkillError, SkillStore, default_skills_dir
+from .errors import exit_code, fail, print_error
+from .options import config_option, json_option, package_option, skills_option
 
 __all__ = ["skills_command"]
 
@@ -20,45 +23,25 @@ def _store(ctx: click.Context) -> SkillStore:
 
 
 @click.group("skills")
-@click.option(
-    "--config",
-    default="mcp.json",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The mcp.json whose skills these are (they live in .mcp-codegen/skills beside it).",
-)
-@click.option(
-    "--skills",
-    "skills_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The skills directory, instead of the one beside the config.",
-)
-@click.option(
-    "--package",
-    "package_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The built package skills are checked against; default: the one under generated/.",
-)
+@config_option("The mcp.json whose skills these are (they live in .mcp-codegen/skills beside it).")
+@skills_option("The skills directory, instead of the one beside the config.")
+@package_option("The built package skills are checked against; default: the one under generated/.")
 @click.pass_context
 def skills_command(
-    ctx: click.Context, config: Path, skills_dir: Path | None, package_dir: Path | None
+    ctx: click.Context, config_path: Path, skills_dir: Path | None, package: Path | None
 ) -> None:
     """Functions agent code kept with save_skill(fn): list, show or remove them."""
     try:
-        import_dir = locate_package(package_dir).import_dir
+        import_dir = locate_package(package).import_dir
     except PackageNotFound:
-        if package_dir is not None:
-            raise click.ClickException(
-                f"{package_dir}: not a package built by mcp-codegen"
-            ) from None
+        if package is not None:
+            fail("skills", "package", f"{package}: not a package built by mcp-codegen")
         import_dir = None  # no package: what skills import from servers is not checked
-    ctx.obj = SkillStore(skills_dir or default_skills_dir(config), import_dir)
+    ctx.obj = SkillStore(skills_dir or default_skills_dir(config_path), import_dir)
 
 
 @skills_command.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
     """Every skill with its summary; a broken one with what is wrong (exit status 1)."""
@@ -84,9 +67,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{info.name:<{width}}  {info.summary}".rstrip())
         for info in infos:
             for problem in info.problems:
-                click.echo(f"error: {problem}", err=True)
+                print_error(problem)
     if any(info.broken for info in infos):
-        ctx.exit(1)
+        sys.exit(exit_code("skills", "skill"))
 
 
 @skills_command.command("show")
@@ -98,9 +81,9 @@ def show_command(ctx: click.Context, name: str) -> None:
     try:
         click.echo(store.read(name), nl=False)
     except SkillError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail("skills", "skill", str(exc))
     for problem in store.problems(name):
-        click.echo(f"error: {problem}", err=True)
+        print_error(problem)
 
 
 @skills_command.command("rm")
@@ -112,5 +95,5 @@ def rm_command(ctx: click.Context, name: str) -> None:
     try:
         store.remove(name)
     except SkillError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail("skills", "skill", str(exc))
     click.echo(f"removed skill {name!r} from {store.directory}")
