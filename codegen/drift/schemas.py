@@ -1,13 +1,4 @@
-"""Drift: what changed between two snapshots, and how much it matters to callers.
-
-`diff_snapshots(old, new)` lists every change with a severity:
-
-- breaking: code written against `old` may fail against `new` (a tool or
-  parameter removed, a required parameter added, an accepted input narrowed, an
-  output field removed or made optional, an output widened);
-- compatible: `old` callers keep working (a tool or optional parameter added,
-  an input widened, an output narrowed);
-- text: only words changed (descriptions, titles, annotations, server info).
+"""JSON-Schema variance: how a change to one tool's input or output schema affects callers.
 
 Input and output schemas are compared with opposite variance: the server must
 accept every input it accepted before (narrowing an input breaks callers), and
@@ -28,14 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from .snapshot import ServerSnapshot, Snapshot, ToolSnapshot
+from .changes import Change, Severity
 
-__all__ = ["SEVERITIES", "Bump", "Change", "DriftReport", "Severity", "diff_snapshots"]
-
-Severity = Literal["breaking", "compatible", "text"]
-Bump = Literal["major", "minor", "patch"]
-SEVERITIES: tuple[Severity, ...] = ("breaking", "compatible", "text")
-_BUMPS: dict[Severity, Bump] = {"breaking": "major", "compatible": "minor", "text": "patch"}
+__all__ = ["MAX_DEPTH", "SchemaComparison", "canon", "short"]
 
 _Direction = Literal["input", "output"]
 _Effect = Literal["narrowed", "widened", "changed"]
@@ -75,243 +61,9 @@ _ARRAY_KEYWORDS = ("items", "minItems", "maxItems", "uniqueItems")
 _NUMERIC = ("integer", "number")
 
 
-@dataclass(frozen=True)
-class Change:
-    """One difference between two snapshots, located and classified."""
-
-    kind: str
-    """A stable name for machines, e.g. `parameter-removed`, `type-narrowed`."""
-    severity: Severity
-    server: str
-    tool: str | None
-    pointer: str
-    """A JSON pointer into the tool in wire spelling (`/inputSchema/properties/q`); empty for the whole tool."""
-    message: str
-
-    def location(self) -> str:
-        """`server/tool#/pointer`, with the parts that are known."""
-        place = "/".join(part for part in (self.server, self.tool) if part)
-        return place + (f"#{self.pointer}" if self.pointer else "")
-
-    def __str__(self) -> str:
-        return f"{self.severity}: {self.location()}: {self.message} [{self.kind}]"
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as a JSON object; `tool` is left out for server-level changes."""
-        data: dict[str, Any] = {
-            "kind": self.kind,
-            "severity": self.severity,
-            "server": self.server,
-            "tool": self.tool,
-            "pointer": self.pointer,
-            "message": self.message,
-        }
-        return {key: value for key, value in data.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """Every change from one snapshot to another, breaking ones first."""
-
-    changes: tuple[Change, ...] = ()
-
-    def of(self, severity: Severity) -> tuple[Change, ...]:
-        """The changes of one severity."""
-        return tuple(change for change in self.changes if change.severity == severity)
-
-    def counts(self) -> dict[Severity, int]:
-        """How many changes of each severity (every severity is present)."""
-        return {severity: len(self.of(severity)) for severity in SEVERITIES}
-
-    def worst(self) -> Severity | None:
-        """The most severe change's severity, or None when nothing changed."""
-        return next((severity for severity in SEVERITIES if self.of(severity)), None)
-
-    def bump(self) -> Bump | None:
-        """The semantic-version bump the drift calls for: major, minor, patch, or None."""
-        worst = self.worst()
-        return _BUMPS[worst] if worst else None
-
-    def to_json(self) -> dict[str, Any]:
-        """Counts, worst severity, bump and the changes, as JSON values."""
-        return {
-            "drift": self.worst(),
-            "bump": self.bump(),
-            "counts": self.counts(),
-            "changes": [change.to_json() for change in self.changes],
-        }
-
-
-def diff_snapshots(old: Snapshot, new: Snapshot) -> DriftReport:
-    """Compare two snapshots server by server and tool by tool.
-
-    A server or tool present in only one of them is added or removed (each of
-    its tools too). A tool removed and another added with identical schemas is
-    noted as a likely rename; it still counts as removed (breaking) and added.
-    """
-    changes: list[Change] = []
-    old_servers = {server.name: server for server in old.servers}
-    new_servers = {server.name: server for server in new.servers}
-    for name in sorted(old_servers.keys() | new_servers.keys()):
-        before, after = old_servers.get(name), new_servers.get(name)
-        if before is None and after is not None:
-            changes.append(
-                Change(
-                    "server-added",
-                    "compatible",
-                    name,
-                    None,
-                    "",
-                    f"server added with {_count(after.tools, 'tool')}",
-                )
-            )
-            changes.extend(_tool_added(name, tool, "with its server") for tool in after.tools)
-        elif after is None and before is not None:
-            changes.append(
-                Change(
-                    "server-removed",
-                    "breaking",
-                    name,
-                    None,
-                    "",
-                    f"server removed with {_count(before.tools, 'tool')}",
-                )
-            )
-            changes.extend(_tool_removed(name, tool, "with its server") for tool in before.tools)
-        elif before is not None and after is not None:
-            changes.extend(_diff_server(before, after))
-    rank = {severity: index for index, severity in enumerate(SEVERITIES)}
-    changes.sort(
-        key=lambda c: (rank[c.severity], c.server, c.tool or "", c.pointer, c.kind, c.message)
-    )
-    return DriftReport(tuple(changes))
-
-
-def _count(tools: tuple[ToolSnapshot, ...], noun: str) -> str:
-    return f"{len(tools)} {noun}{'' if len(tools) == 1 else 's'}"
-
-
-def _tool_added(server: str, tool: ToolSnapshot, why: str = "") -> Change:
-    return Change(
-        "tool-added",
-        "compatible",
-        server,
-        tool.name,
-        "",
-        "tool added" + (f" ({why})" if why else ""),
-    )
-
-
-def _tool_removed(server: str, tool: ToolSnapshot, why: str = "") -> Change:
-    return Change(
-        "tool-removed",
-        "breaking",
-        server,
-        tool.name,
-        "",
-        "tool removed" + (f" ({why})" if why else ""),
-    )
-
-
-_SERVER_INFO = ("server_name", "server_title", "server_version", "protocol_version", "instructions")
-
-
-def _diff_server(old: ServerSnapshot, new: ServerSnapshot) -> list[Change]:
-    changes: list[Change] = []
-    for key in _SERVER_INFO:
-        before, after = getattr(old, key), getattr(new, key)
-        if before != after:
-            what = "changed" if key == "instructions" else f"{_short(before)} -> {_short(after)}"
-            changes.append(
-                Change("server-info-changed", "text", old.name, None, "", f"{key} {what}")
-            )
-    old_tools = {tool.name: tool for tool in old.tools}
-    new_tools = {tool.name: tool for tool in new.tools}
-    removed = sorted(old_tools.keys() - new_tools.keys())
-    added = sorted(new_tools.keys() - old_tools.keys())
-    shapes = {name: _shape(new_tools[name]) for name in added}
-    renamed_to = {
-        name: [other for other in added if shapes[other] == _shape(old_tools[name])]
-        for name in removed
-    }
-    for name in removed:
-        why = f"likely renamed to {renamed_to[name][0]!r}: same schemas" if renamed_to[name] else ""
-        changes.append(_tool_removed(old.name, old_tools[name], why))
-    for name in added:
-        sources = [before for before in removed if name in renamed_to[before]]
-        why = f"likely renamed from {sources[0]!r}: same schemas" if sources else ""
-        changes.append(_tool_added(old.name, new_tools[name], why))
-    for name in sorted(old_tools.keys() & new_tools.keys()):
-        if old_tools[name].digest() != new_tools[name].digest():  # same definition, no change
-            changes.extend(_diff_tool(old.name, old_tools[name], new_tools[name]))
-    return changes
-
-
-def _shape(tool: ToolSnapshot) -> str:
-    return _canon([tool.input_schema, tool.output_schema])
-
-
-def _diff_tool(server: str, old: ToolSnapshot, new: ToolSnapshot) -> list[Change]:
-    changes: list[Change] = []
-
-    def text(kind: str, pointer: str, message: str) -> None:
-        changes.append(Change(kind, "text", server, old.name, pointer, message))
-
-    if old.title != new.title:
-        text("title-changed", "/title", f"title {_short(old.title)} -> {_short(new.title)}")
-    if old.description != new.description:
-        text("description-changed", "/description", "description changed")
-    if old.annotations != new.annotations:
-        keys = sorted(
-            key
-            for key in (old.annotations or {}).keys() | (new.annotations or {}).keys()
-            if (old.annotations or {}).get(key) != (new.annotations or {}).get(key)
-        )
-        text("annotations-changed", "/annotations", f"annotations changed: {', '.join(keys)}")
-    _Comparison(server, old.name, "input", old.input_schema, new.input_schema, changes).run(
-        "/inputSchema"
-    )
-    if old.output_schema is None and new.output_schema is not None:
-        changes.append(
-            Change(
-                "output-schema-added",
-                "breaking",
-                server,
-                old.name,
-                "/outputSchema",
-                "outputSchema added: the generated function now returns a typed model, not a ToolResult",
-            )
-        )
-    elif old.output_schema is not None and new.output_schema is None:
-        changes.append(
-            Change(
-                "output-schema-removed",
-                "breaking",
-                server,
-                old.name,
-                "/outputSchema",
-                "outputSchema removed: the generated function now returns a ToolResult",
-            )
-        )
-    elif old.output_schema is not None and new.output_schema is not None:
-        _Comparison(server, old.name, "output", old.output_schema, new.output_schema, changes).run(
-            "/outputSchema"
-        )
-    if not changes and old.digest() != new.digest():
-        # Left: order within sets (required, enum, type lists) or $ref layout. Nothing for
-        # callers, but the snapshot is stale and generated names may differ, so it counts.
-        text(
-            "definition-rewritten",
-            "",
-            "definition rewritten without changing what it accepts or returns "
-            "(e.g. order of enum values, $defs layout)",
-        )
-    return changes
-
-
 @dataclass
-class _Comparison:
-    """One schema pair (a tool's input or output) being compared."""
+class SchemaComparison:
+    """One schema pair (a tool's input or output) being compared; changes go to `changes`."""
 
     server: str
     tool: str
@@ -322,6 +74,7 @@ class _Comparison:
     active: set[tuple[str, str]] = field(default_factory=set)
 
     def run(self, pointer: str) -> None:
+        """Compare the two roots; `pointer` is where they sit in the tool (`/inputSchema`)."""
         self.compare(self.old_root, self.new_root, pointer, 0)
 
     def add(self, kind: str, severity: Severity, pointer: str, message: str) -> None:
@@ -406,7 +159,7 @@ class _Comparison:
                 )
 
     def opaque(self, old: dict[str, Any], new: dict[str, Any], pointer: str) -> None:
-        if _canon(_without(old, _ANNOTATIONS)) != _canon(_without(new, _ANNOTATIONS)):
+        if canon(_without(old, _ANNOTATIONS)) != canon(_without(new, _ANNOTATIONS)):
             self.add(
                 "schema-changed",
                 "breaking",
@@ -431,8 +184,8 @@ class _Comparison:
         old_values, new_values = _enum(old), _enum(new)
         where = f"{pointer}/{'const' if 'const' in new and 'enum' not in new else 'enum'}"
         if old_values is not None and new_values is not None:
-            before = {_canon(value): value for value in old_values}
-            after = {_canon(value): value for value in new_values}
+            before = {canon(value): value for value in old_values}
+            after = {canon(value): value for value in new_values}
             for text in sorted(before.keys() - after.keys()):
                 self.effect("narrowed", "enum-value-removed", where, f"enum value {text} removed")
             for text in sorted(after.keys() - before.keys()):
@@ -491,11 +244,11 @@ class _Comparison:
                     effect,
                     f"constraint-{'added' if effect == 'narrowed' else 'removed'}",
                     f"{pointer}/uniqueItems",
-                    f"uniqueItems {_short(new.get('uniqueItems', False))}",
+                    f"uniqueItems {short(new.get('uniqueItems', False))}",
                 )
             items_old, items_new = old.get("items", {}), new.get("items", {})
             if isinstance(items_old, list) or isinstance(items_new, list):
-                if _canon(items_old) != _canon(items_new):
+                if canon(items_old) != canon(items_new):
                     self.opaque({"items": items_old}, {"items": items_new}, f"{pointer}/items")
             else:
                 self.compare(items_old, items_new, f"{pointer}/items", depth + 1)
@@ -508,13 +261,13 @@ class _Comparison:
         before, after = old.get(key), new.get(key)
         if before == after:
             return
-        where, message = f"{pointer}/{key}", f"{key} {_short(before)} -> {_short(after)}"
+        where, message = f"{pointer}/{key}", f"{key} {short(before)} -> {short(after)}"
         if not all(value is None or _is_number(value) for value in (before, after)):
             self.effect("changed", "constraint-changed", where, message)
         elif before is None:
-            self.effect("narrowed", "constraint-added", where, f"{key} {_short(after)} added")
+            self.effect("narrowed", "constraint-added", where, f"{key} {short(after)} added")
         elif after is None:
-            self.effect("widened", "constraint-removed", where, f"{key} {_short(before)} removed")
+            self.effect("widened", "constraint-removed", where, f"{key} {short(before)} removed")
         elif (after < before) == upper:
             self.effect("narrowed", "constraint-tightened", where, message)
         else:
@@ -522,16 +275,16 @@ class _Comparison:
 
     def keyword(self, old: dict[str, Any], new: dict[str, Any], key: str, pointer: str) -> None:
         before, after = old.get(key), new.get(key)
-        if _canon(before) == _canon(after):
+        if canon(before) == canon(after):
             return
         where = f"{pointer}/{key}"
         if before is None:
-            self.effect("narrowed", "constraint-added", where, f"{key} {_short(after)} added")
+            self.effect("narrowed", "constraint-added", where, f"{key} {short(after)} added")
         elif after is None:
-            self.effect("widened", "constraint-removed", where, f"{key} {_short(before)} removed")
+            self.effect("widened", "constraint-removed", where, f"{key} {short(before)} removed")
         else:
             self.effect(
-                "changed", "constraint-changed", where, f"{key} {_short(before)} -> {_short(after)}"
+                "changed", "constraint-changed", where, f"{key} {short(before)} -> {short(after)}"
             )
 
     def multiple_of(self, old: dict[str, Any], new: dict[str, Any], pointer: str) -> None:
@@ -615,7 +368,7 @@ class _Comparison:
         self, old: dict[str, Any], new: dict[str, Any], pointer: str, depth: int
     ) -> None:
         before, after = old.get("additionalProperties", True), new.get("additionalProperties", True)
-        if _canon(before) == _canon(after):
+        if canon(before) == canon(after):
             return
         where = f"{pointer}/additionalProperties"
         if after is False:
@@ -740,7 +493,7 @@ def _branches(node: dict[str, Any], root: Any, depth: int = 0) -> dict[str, dict
             if "any" in parts:
                 return {"any": node}
             for kind, schema in parts.items():
-                if kind in merged and _canon(_without(merged[kind], _ANNOTATIONS)) != _canon(
+                if kind in merged and canon(_without(merged[kind], _ANNOTATIONS)) != canon(
                     _without(schema, _ANNOTATIONS)
                 ):
                     return None
@@ -822,26 +575,28 @@ def _without(node: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def _differs(old: dict[str, Any], new: dict[str, Any], key: str) -> bool:
     """Whether `key` differs between the nodes; absent and null differ."""
-    return (key in old) != (key in new) or _canon(old.get(key)) != _canon(new.get(key))
+    return (key in old) != (key in new) or canon(old.get(key)) != canon(new.get(key))
 
 
 def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _canon(value: Any) -> str:
+def canon(value: Any) -> str:
+    """The value as compact JSON with sorted keys: equal values, equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = "(none)" if value is None else _canon(value)
+def short(value: Any, limit: int = 60) -> str:
+    """The value as JSON for a message, cut to `limit` characters."""
+    text = "(none)" if value is None else canon(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _shown(node: dict[str, Any], key: str) -> str:
-    return _short(node[key]) if node.get(key) is not None else ("null" if key in node else "(none)")
+    return short(node[key]) if node.get(key) is not None else ("null" if key in node else "(none)")
 
 
 def _values(values: list[Any]) -> str:
-    shown = ", ".join(_canon(value) for value in values[:5])
+    shown = ", ".join(canon(value) for value in values[:5])
     return "{" + shown + (", …" if len(values) > 5 else "") + "}"
