@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from codegen.privacy import Tokenizer, parse_policy
 from codegen.runtime.errors import ConfigError
+from codegen.sandbox.bridge.privacy import Tokenizer, parse_policy
 
 
 def text_result(text: str) -> dict[str, object]:

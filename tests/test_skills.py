@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from codegen.cli.skills import skills_command
 from codegen.runtime.skills import SkillError, skill_entries, skill_module_source
 from codegen.sandbox import ExecutionResult, Executor
+from codegen.sandbox.bridge.skills import SkillStore, check_source, default_skills_dir
 from codegen.serve.modules import Catalogue, ModuleError
-from codegen.skills import SkillStore, check_source, default_skills_dir
 
 _files = itertools.count()
 
@@ -317,7 +317,7 @@ def test_saving_without_a_sandbox_or_a_skills_directory_says_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from codegen.runtime.skills import save_skill
-    from codegen.skills import skills_disabled
+    from codegen.sandbox.bridge.skills import skills_disabled
 
     monkeypatch.delenv("MCP_CODEGEN_BRIDGE_SOCKET", raising=False)
     fn = define('def f():\n    """D."""\n', "f")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..package import PackageNotFound, locate_package
-from ..skills import SkillError, SkillStore, default_skills_dir
+from ..sandbox.bridge.skills import SkillError, SkillStore, default_skills_dir
 from .errors import exit_code, fail, print_error
 from .options import config_option, json_option, package_option, skills_option
 

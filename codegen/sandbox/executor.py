@@ -31,15 +31,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from ..privacy import Tokenizer, parse_policy
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
-from .bridgeserver import BridgeServer
+from .bridge.host import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
+from .bridge.privacy import Tokenizer, parse_policy
+from .bridge.server import BridgeServer
 from .bundle import BundleOptions
 from .channel import WorkerDied, WorkerProcess
 from .errors import SandboxError, SandboxUnavailableError
-from .hostbridge import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .result import ExecutionError, ExecutionResult
 from .state import prepare_state_dir
@@ -178,7 +178,7 @@ class Executor:
             return
         self._started = True
         snapshot = self._read_snapshot()
-        from ..skills import SkillStore, skills_disabled
+        from .bridge.skills import SkillStore, skills_disabled
 
         special: dict[str, SpecialHandler] = {SAVE_SERVER: skills_disabled}
         if self.skills_dir is not None:
@@ -397,7 +397,7 @@ def _skills_dir(
         return Path(given).resolve()
     if config is None:
         return None
-    from ..skills import default_skills_dir
+    from .bridge.skills import default_skills_dir
 
     return default_skills_dir(config)
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..runtime.skills import SKILLS_DIR_ENV, STATE_DIR_ENV
 from . import runsc as runsc_module
-from .bridgeserver import SOCKET_NAME
+from .bridge.server import SOCKET_NAME
 from .bundle import (
     BRIDGE_MOUNT,
     INSIDE_PACKAGE,

@@ -28,10 +28,10 @@ from mcp.shared.exceptions import MCPError
 from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
+from ..sandbox.bridge.skills import SkillStore, default_skills_dir
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
-from ..skills import SkillStore, default_skills_dir
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
 from .tools import (

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..skills import SkillError, SkillStore
+from ..sandbox.bridge.skills import SkillError, SkillStore
 
 __all__ = ["URI_PREFIX", "Catalogue", "ModuleError"]
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runtime.errors import ConfigError
+from ...runtime.errors import ConfigError
 
 __all__ = ["DETECTORS", "PrivacyPolicy", "Tokenizer", "parse_policy"]
 

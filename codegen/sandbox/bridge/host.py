@@ -23,11 +23,11 @@ from typing import Any
 from jsonschema import exceptions as schema_exceptions  # type: ignore[import-untyped]
 from jsonschema import validators
 
-from ..privacy import Tokenizer
-from ..runtime.transport import Transport
-from ..snapshot import Snapshot
-from .channel import Oversized
-from .result import ToolCall
+from ...runtime.transport import Transport
+from ...snapshot import Snapshot
+from ..channel import Oversized
+from ..result import ToolCall
+from .privacy import Tokenizer
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",

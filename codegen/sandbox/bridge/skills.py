@@ -34,7 +34,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from .runtime.skills import SkillEntry, skill_entry, valid_skill_name
+from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
 
 __all__ = [
     "MAX_SKILL_BYTES",

@@ -20,8 +20,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .channel import LineSplitter, Oversized
-from .hostbridge import CallLog, HostBridge
+from ..channel import LineSplitter, Oversized
+from .host import CallLog, HostBridge
 
 __all__ = ["SOCKET_NAME", "BridgeServer"]
 
