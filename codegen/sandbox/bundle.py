@@ -37,6 +37,7 @@ from typing import Any
 
 from ..runtime.skills import SKILLS_DIR_ENV, STATE_DIR_ENV
 from .errors import SandboxError
+from .inside.protocol import Settings
 from .libraries import needed_libraries
 
 __all__ = [
@@ -103,7 +104,7 @@ class Layout:
     user: tuple[int, int] | None
     preload: bool = True
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> Settings:
         """The worker's JSON settings."""
         return {
             "sys_path": list(self.sys_path),

@@ -1,7 +1,7 @@
 """The host's end of one worker: its process, and the lines on its stdin and stdout.
 
 Lines from the worker start with `W` and hold one JSON message (`ready`,
-`result`, `failed`). `LineSplitter` is shared with the bridge socket: a line
+`result`, `failed`; see `inside/protocol.py`). `LineSplitter` is shared with the bridge socket: a line
 longer than its limit is never held whole; its first bytes are kept (a call's id
 is at the front) and the rest is counted and dropped.
 """
@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from .inside.protocol import (
+    Job,
+    ReadyMessage,
+    ResultMessage,
+    decode_worker_message,
+    encode,
+    exec_message,
+)
 
 __all__ = ["LineSplitter", "Oversized", "WorkerDied", "WorkerProcess"]
 
@@ -86,8 +93,8 @@ class WorkerProcess:
         self.splitter = LineSplitter({}, 1 << 30)
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail = bytearray()
-        self._ready: asyncio.Future[dict[str, Any]] | None = None
-        self._result: asyncio.Future[dict[str, Any]] | None = None
+        self._ready: asyncio.Future[ReadyMessage] | None = None
+        self._result: asyncio.Future[ResultMessage] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.dead = False
 
@@ -96,7 +103,7 @@ class WorkerProcess:
         """The pid of the process (the `runsc run` process for a sandbox)."""
         return self.process.pid if self.process else None
 
-    async def start(self, timeout: float) -> dict[str, Any]:
+    async def start(self, timeout: float) -> ReadyMessage:
         """Start the process and wait for its `ready` message.
 
         Raises:
@@ -151,32 +158,27 @@ class WorkerProcess:
                     future.set_exception(reason)
 
     def _dispatch(self, line: bytes | Oversized) -> None:
-        if isinstance(line, Oversized) or not line.startswith(b"W"):
+        message = None if isinstance(line, Oversized) else decode_worker_message(line)
+        if message is None:
             return
-        try:
-            message = json.loads(line[1:])
-        except ValueError:
-            return
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "ready" and self._ready is not None and not self._ready.done():
+        if message["type"] == "ready" and self._ready is not None and not self._ready.done():
             self._ready.set_result(message)
-        elif kind == "failed" and self._ready is not None and not self._ready.done():
+        elif message["type"] == "failed" and self._ready is not None and not self._ready.done():
             self._ready.set_exception(
                 WorkerDied(f"the sandbox could not start: {message.get('error')}")
             )
-        elif kind == "result" and self._result is not None and not self._result.done():
+        elif message["type"] == "result" and self._result is not None and not self._result.done():
             self._result.set_result(message)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Mapping[str, object]) -> None:
         """Write one message to the worker; dropped if it is gone."""
         process = self.process
         if process is None or process.stdin is None or self.dead:
             return
-        line = b"W" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
         with contextlib.suppress(ConnectionError, RuntimeError):
-            process.stdin.write(line)
+            process.stdin.write(encode(message))
 
-    async def execute(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def execute(self, job: Job, timeout: float) -> ResultMessage:
         """Hand `job` to the worker and wait (at most `timeout`) for its result.
 
         Raises:
@@ -186,7 +188,7 @@ class WorkerProcess:
             raise WorkerDied("the sandbox's worker is gone")
         loop = asyncio.get_running_loop()
         self._result = loop.create_future()
-        self.send({"type": "exec", **job})
+        self.send(exec_message(job))
         try:
             return await asyncio.wait_for(asyncio.shield(self._result), timeout)
         except TimeoutError:

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
@@ -40,6 +40,7 @@ from .bridge.server import BridgeServer
 from .bundle import BundleOptions
 from .channel import WorkerDied, WorkerProcess
 from .errors import SandboxError, SandboxUnavailableError
+from .inside.protocol import FAILED_TO_REPORT, Job, Outcome, ResultMessage
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .result import ExecutionError, ExecutionResult
 from .state import prepare_state_dir
@@ -48,7 +49,6 @@ __all__ = ["Executor", "Limits", "UnsafeLocalExecutor"]
 
 _GRACE = 5.0
 """Seconds the host waits past the time limit before it gives up on a sandbox."""
-_FAILED_TO_REPORT = 86
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ class Executor:
         sandbox = await self._acquire()
         assert self._server is not None
         token, log = self._server.open()
-        job = {
+        job: Job = {
             "id": token[:8],
             "code": code,
             "filename": filename,
@@ -309,7 +309,7 @@ class Executor:
             "bridge": {"socket": self._launcher.bridge_socket(), "token": token},
         }
         started = time.perf_counter()
-        raw: dict[str, Any] | None = None
+        raw: ResultMessage | None = None
         crash: str | None = None
         try:
             raw = await sandbox.worker.execute(job, timeout + _GRACE)
@@ -432,7 +432,7 @@ def _resolve_package(
 
 
 def _result(
-    raw: dict[str, Any] | None,
+    raw: ResultMessage | None,
     crash: str | None,
     log: CallLog,
     duration: float,
@@ -440,8 +440,9 @@ def _result(
     memory: int,
     limits: Limits,
 ) -> ExecutionResult:
-    raw = raw or {}
-    outcome: dict[str, Any] = raw.get("outcome") or {}
+    # The worker runs inside the sandbox: every field is read as if it could be anything.
+    raw = raw or {"type": "result", "id": None}
+    outcome: Outcome = raw.get("outcome") or {}
     error: ExecutionError | None = None
     killed = raw.get("killed")
     died = raw.get("died")
@@ -468,7 +469,7 @@ def _result(
                 f"the process was killed by signal {died['signal']} before it reported a result"
             )
             error = ExecutionError(type="ProcessDied", message=message)
-        elif died.get("status") == _FAILED_TO_REPORT:
+        elif died.get("status") == FAILED_TO_REPORT:
             error = ExecutionError(
                 type="MemoryError",
                 message=f"the execution ran out of memory (limit {memory} MB)",

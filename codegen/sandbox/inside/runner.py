@@ -30,10 +30,9 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ServersAlias", "install_alias", "install_skills", "outcome_of", "run_job"]
+from .protocol import VALUE_LIMIT, Job, Outcome
 
-_VALUE_LIMIT = 100_000
-"""Characters of a value's repr (or JSON) kept in the outcome."""
+__all__ = ["ServersAlias", "install_alias", "install_skills", "outcome_of", "run_job"]
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -108,18 +107,18 @@ def _jsonable(value: Any) -> tuple[bool, Any]:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return False, None
-    if len(text) > _VALUE_LIMIT:
+    if len(text) > VALUE_LIMIT:
         return False, None
     return True, value
 
 
 def _cut(text: str) -> str:
-    if len(text) <= _VALUE_LIMIT:
+    if len(text) <= VALUE_LIMIT:
         return text
-    return text[:_VALUE_LIMIT] + f"... [{len(text) - _VALUE_LIMIT} characters cut]"
+    return text[:VALUE_LIMIT] + f"... [{len(text) - VALUE_LIMIT} characters cut]"
 
 
-def outcome_of(value: Any, error: BaseException | None, filename: str) -> dict[str, Any]:
+def outcome_of(value: Any, error: BaseException | None, filename: str) -> Outcome:
     """The JSON-ready outcome: the value (JSON and repr) or the error."""
     if error is not None:
         return {
@@ -136,7 +135,7 @@ def outcome_of(value: Any, error: BaseException | None, filename: str) -> dict[s
         shown = repr(value)
     except Exception as exc:
         shown = f"<repr failed: {type(exc).__name__}>"
-    outcome: dict[str, Any] = {"repr": _cut(shown)}
+    outcome: Outcome = {"repr": _cut(shown)}
     if ok:
         outcome["value"] = as_json
     return outcome
@@ -211,7 +210,7 @@ def _address_space() -> int:
     return 0
 
 
-def run_job(job: dict[str, Any], package: str | None) -> dict[str, Any]:
+def run_job(job: Job, package: str | None) -> Outcome:
     """Apply the job's limits, run its code, and return the outcome.
 
     The memory limit is counted above what the process already maps, so a limit

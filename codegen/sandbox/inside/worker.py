@@ -12,7 +12,7 @@ Afterwards it kills every other process of the sandbox (as pid 1, `kill(-1)`),
 answers the host with one result line, and forks the next spare.
 
 The channel to the host is the worker's stdin and stdout, one JSON line per
-message, each starting with `W`. The child cannot write there: its stdout is a
+message, each starting with `W` (the messages are in `protocol`). The child cannot write there: its stdout is a
 pipe to the worker, and the worker's descriptors belong to another user. The
 child's tool calls go to the host on a channel of their own (the bridge socket,
 see `codegen/runtime/bridge.py`), so they never pass through the worker.
@@ -31,17 +31,27 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from . import runner
+from .protocol import (
+    FAILED_TO_REPORT,
+    VALUE_LIMIT,
+    ExecMessage,
+    Job,
+    Outcome,
+    ResultMessage,
+    Settings,
+    WorkerMessage,
+    decode_host_message,
+    encode,
+)
 
 __all__ = ["main"]
 
 _HOST_IN = 0
 _HOST_OUT = 1
 _CHUNK = 1 << 16
-_FAILED_TO_REPORT = 86
-"""Exit status of a child that could not even write its outcome (e.g. out of memory)."""
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -55,9 +65,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _send(message: dict[str, Any]) -> None:
-    line = b"W" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
-    _write_all(_HOST_OUT, line)
+def _send(message: WorkerMessage) -> None:
+    _write_all(_HOST_OUT, encode(message))
 
 
 @dataclass
@@ -105,7 +114,7 @@ def _drop_privileges(user: list[int] | None) -> None:
     os.setuid(uid)
 
 
-def _child_main(job_fd: int, outcome_fd: int, settings: dict[str, Any]) -> None:
+def _child_main(job_fd: int, outcome_fd: int, settings: Settings) -> None:
     """The spare: wait for the job, run it, write the outcome, exit."""
     chunks = []
     while True:
@@ -116,7 +125,7 @@ def _child_main(job_fd: int, outcome_fd: int, settings: dict[str, Any]) -> None:
     os.close(job_fd)
     if not chunks:
         os._exit(0)  # the worker is shutting down
-    job = json.loads(b"".join(chunks))
+    job: Job = json.loads(b"".join(chunks))
     workspace = settings.get("workspace")
     if workspace:
         os.chdir(workspace)
@@ -132,7 +141,7 @@ def _child_main(job_fd: int, outcome_fd: int, settings: dict[str, Any]) -> None:
     os._exit(0)
 
 
-def _fork_spare(settings: dict[str, Any], close_in_child: list[int]) -> _Child:
+def _fork_spare(settings: Settings, close_in_child: list[int]) -> _Child:
     job_r, job_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -156,7 +165,7 @@ def _fork_spare(settings: dict[str, Any], close_in_child: list[int]) -> _Child:
             _child_main(job_r, res_w, settings)
             status = 0
         except MemoryError:
-            status = _FAILED_TO_REPORT
+            status = FAILED_TO_REPORT
         except BaseException:
             with contextlib.suppress(BaseException):
                 import traceback
@@ -178,7 +187,7 @@ def _fork_spare(settings: dict[str, Any], close_in_child: list[int]) -> _Child:
     )
 
 
-def _preload(settings: dict[str, Any]) -> None:
+def _preload(settings: Settings) -> None:
     """Import what every execution needs, once, so forked children start warm."""
     for name in ("pydantic", "asyncio", "json"):
         with contextlib.suppress(ImportError):
@@ -204,16 +213,16 @@ def _preload(settings: dict[str, Any]) -> None:
 class Worker:
     """The worker's event loop: one execution at a time."""
 
-    def __init__(self, settings: dict[str, Any]):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.selector = selectors.DefaultSelector()
         self.inbox = bytearray()
         self.child: _Child | None = None
         self.spare: _Child | None = None
-        self.job: dict[str, Any] = {}
+        self.job: ExecMessage | None = None
         self.deadline = 0.0
         self.started = 0.0
-        self.kill_reason: str | None = None
+        self.kill_reason: Literal["timeout", "output"] | None = None
         self.captures: dict[str, _Capture] = {}
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -267,24 +276,21 @@ class Worker:
                 return True
             line = bytes(self.inbox[:end])
             del self.inbox[: end + 1]
-            if line.startswith(b"W") and not self._command(line[1:]):
+            if not self._command(line):
                 return False
 
-    def _command(self, raw: bytes) -> bool:
-        try:
-            message = json.loads(raw)
-        except ValueError:
+    def _command(self, line: bytes) -> bool:
+        message = decode_host_message(line)
+        if message is None:
             return True
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "shutdown":
+        if message["type"] == "shutdown":
             return False
-        if kind == "exec":
-            self._start(message)
+        self._start(message)
         return True
 
     # --- one execution -------------------------------------------------------
 
-    def _start(self, job: dict[str, Any]) -> None:
+    def _start(self, job: ExecMessage) -> None:
         if self.child is not None:
             _send({"type": "result", "id": job.get("id"), "busy": True})
             return
@@ -322,12 +328,13 @@ class Worker:
                 child.open_fds.discard(fd)
                 return
             if name == "outcome":
-                if len(child.outcome_data) < 4 * runner._VALUE_LIMIT + 65536:
+                if len(child.outcome_data) < 4 * VALUE_LIMIT + 65536:
                     child.outcome_data += data
                 continue
             self.captures[name].add(data)
             flood = sum(capture.total for capture in self.captures.values())
-            if flood > int(self.job.get("output_kill_bytes") or 1 << 60) and not self.kill_reason:
+            limit = self.job.get("output_kill_bytes") if self.job else None
+            if flood > int(limit or 1 << 60) and not self.kill_reason:
                 self.kill_reason = "output"
                 self._kill_child()
                 return
@@ -398,19 +405,19 @@ class Worker:
         _send(self._result(child))
         self.spare = _fork_spare(self.settings, self._shared_fds())
 
-    def _result(self, child: _Child) -> dict[str, Any]:
+    def _result(self, child: _Child) -> ResultMessage:
         stdout, stdout_cut = self.captures["stdout"].text("stdout")
         stderr, stderr_cut = self.captures["stderr"].text("stderr")
-        result: dict[str, Any] = {
+        result: ResultMessage = {
             "type": "result",
-            "id": self.job.get("id"),
+            "id": self.job.get("id") if self.job else None,
             "stdout": stdout,
             "stderr": stderr,
             "stdout_cut": stdout_cut,
             "stderr_cut": stderr_cut,
             "seconds": time.monotonic() - self.started,
         }
-        outcome: Any = None
+        outcome: Outcome | None = None
         if child.outcome_data:
             with contextlib.suppress(ValueError):
                 outcome = json.loads(child.outcome_data)
@@ -430,7 +437,7 @@ class Worker:
 def main(argv: list[str] | None = None) -> None:
     """Start the worker with the JSON settings in `argv[1]`."""
     args = sys.argv if argv is None else argv
-    settings: dict[str, Any] = json.loads(args[1])
+    settings: Settings = json.loads(args[1])
     inside_root = sys.path[0]
     sys.path[:] = [*settings.get("sys_path", []), *sys.path[1:]]
     try:

@@ -1,0 +1,198 @@
+"""The messages between the host and a sandbox's worker, and how they travel.
+
+The host starts the worker with its `Settings` (JSON, the last argument). Then
+each side writes one JSON object per line, prefixed with `W`: the host on the
+worker's stdin (`exec` with a `Job`, `shutdown`), the worker on its stdout
+(`ready`, `failed`, `result`). The worker hands a job to a forked child, which
+writes its `Outcome` back to the worker; the worker sends it in the `Result`.
+
+Standard library only: the worker imports this inside the sandbox (as part of
+`_mcp_codegen_inside`), the host as `codegen.sandbox.inside.protocol`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal, Required, TypedDict, cast
+
+__all__ = [
+    "FAILED_TO_REPORT",
+    "LINE_PREFIX",
+    "VALUE_LIMIT",
+    "BridgeAddress",
+    "Died",
+    "ErrorInfo",
+    "ExecMessage",
+    "FailedMessage",
+    "HostMessage",
+    "Job",
+    "Outcome",
+    "ReadyMessage",
+    "ResultMessage",
+    "Settings",
+    "ShutdownMessage",
+    "WorkerMessage",
+    "decode_host_message",
+    "decode_worker_message",
+    "encode",
+    "exec_message",
+]
+
+LINE_PREFIX = b"W"
+"""The first byte of every protocol line; other output on the channel is ignored."""
+
+FAILED_TO_REPORT = 86
+"""Exit status of a child that could not even write its outcome (e.g. out of memory)."""
+
+VALUE_LIMIT = 100_000
+"""Characters of a value's repr (or JSON), a message or a traceback kept in an outcome."""
+
+
+class Settings(TypedDict):
+    """How the worker starts (the JSON in its last argument)."""
+
+    sys_path: list[str]
+    package: str | None
+    """The generated import package, preloaded and aliased as `servers`."""
+    workspace: str
+    """The directory the code runs in."""
+    user: list[int] | None
+    """[uid, gid] the child drops to, or None to stay."""
+    preload: bool
+    """Import every server module before the first job."""
+
+
+class BridgeAddress(TypedDict):
+    """Where the code's tool calls go: the host's bridge socket, and this execution's token."""
+
+    socket: str
+    token: str
+
+
+class Job(TypedDict):
+    """One execution: the code and its limits."""
+
+    id: str
+    code: str
+    filename: str
+    timeout: float
+    memory_mb: int
+    max_processes: int
+    max_output: int
+    """Bytes of stdout, and of stderr, kept."""
+    output_kill_bytes: int
+    """Output past which the child is killed."""
+    bridge: BridgeAddress
+
+
+class ExecMessage(Job):
+    """Host -> worker: run this job."""
+
+    type: Literal["exec"]
+
+
+class ShutdownMessage(TypedDict):
+    """Host -> worker: exit."""
+
+    type: Literal["shutdown"]
+
+
+class ReadyMessage(TypedDict):
+    """Worker -> host: preloaded, with a spare child forked."""
+
+    type: Literal["ready"]
+    pid: int
+
+
+class FailedMessage(TypedDict):
+    """Worker -> host: the worker could not prepare (e.g. the package does not import)."""
+
+    type: Literal["failed"]
+    error: str
+
+
+class ErrorInfo(TypedDict):
+    """An exception the code raised."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+class Outcome(TypedDict, total=False):
+    """Child -> worker: the value of the code's last expression, or its error; {} for none."""
+
+    repr: str
+    value: Any
+    """The value as JSON, when it is JSON-able and small enough."""
+    error: ErrorInfo
+
+
+class Died(TypedDict, total=False):
+    """How a child ended without an outcome: a signal, or an exit status."""
+
+    signal: int
+    status: int
+
+
+class ResultMessage(TypedDict, total=False):
+    """Worker -> host: what one job did."""
+
+    type: Required[Literal["result"]]
+    id: Required[str | None]
+    busy: bool
+    """The worker was still running another job; nothing else is set."""
+    stdout: str
+    stderr: str
+    stdout_cut: int
+    stderr_cut: int
+    seconds: float
+    killed: Literal["timeout", "output"]
+    """Why the worker killed the child, if it did."""
+    outcome: Outcome
+    died: Died
+
+
+HostMessage = ExecMessage | ShutdownMessage
+WorkerMessage = ReadyMessage | FailedMessage | ResultMessage
+
+_HOST_TYPES = frozenset({"exec", "shutdown"})
+_WORKER_TYPES = frozenset({"ready", "failed", "result"})
+
+
+def exec_message(job: Job) -> ExecMessage:
+    """The `exec` message that carries `job`."""
+    message: dict[str, Any] = {"type": "exec", **job}
+    return cast(ExecMessage, message)
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """One protocol line: the prefix, the message as JSON, a newline."""
+    return LINE_PREFIX + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _decode(line: bytes, types: frozenset[str]) -> dict[str, Any] | None:
+    if not line.startswith(LINE_PREFIX):
+        return None
+    try:
+        message = json.loads(line[len(LINE_PREFIX) :])
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("type") not in types:
+        return None
+    return message
+
+
+def decode_host_message(line: bytes) -> HostMessage | None:
+    """The host's message on `line` (without its newline), or None for any other line."""
+    return cast("HostMessage | None", _decode(line, _HOST_TYPES))
+
+
+def decode_worker_message(line: bytes) -> WorkerMessage | None:
+    """The worker's message on `line` (without its newline), or None for any other line.
+
+    Only the prefix, the JSON and the `type` are checked: the host reads every
+    other field defensively, as text from inside a sandbox.
+    """
+    return cast("WorkerMessage | None", _decode(line, _WORKER_TYPES))
