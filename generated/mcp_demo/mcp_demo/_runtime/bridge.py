@@ -10,6 +10,9 @@ and the host answers with one line, `{"id": 7, "result": {...}}` or
 checks every call against the snapshot and the tool's input schema before any
 server sees it.
 
+`call_tool_blocking` makes one call over a connection of its own, for code that
+cannot await (`save_skill` is called from plain and async code alike).
+
 Standard library only: this module runs in the sandbox, where the `mcp` SDK is not.
 """
 
@@ -20,12 +23,19 @@ import contextlib
 import itertools
 import json
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import TransportError
 
-__all__ = ["BRIDGE_SOCKET_ENV", "BRIDGE_TOKEN_ENV", "MAX_REPLY_BYTES", "BridgeTransport"]
+__all__ = [
+    "BRIDGE_SOCKET_ENV",
+    "BRIDGE_TOKEN_ENV",
+    "MAX_REPLY_BYTES",
+    "BridgeTransport",
+    "call_tool_blocking",
+]
 
 BRIDGE_SOCKET_ENV = "MCP_CODEGEN_BRIDGE_SOCKET"
 """Environment variable holding the path of the host's bridge socket."""
@@ -35,6 +45,60 @@ BRIDGE_TOKEN_ENV = "MCP_CODEGEN_BRIDGE_TOKEN"
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 """The longest answer line read from the host."""
+_CHUNK = 1 << 16
+
+
+def _address(path: str | None, token: str | None) -> tuple[str, str]:
+    """The socket and token to use: the given ones, else those of the environment.
+
+    Raises:
+        TransportError: no socket is known (not inside a sandbox).
+    """
+    path = path or os.environ.get(BRIDGE_SOCKET_ENV, "")
+    token = token or os.environ.get(BRIDGE_TOKEN_ENV, "")
+    if not path:
+        raise TransportError(
+            f"${BRIDGE_SOCKET_ENV} is not set: the bridge transport works only inside "
+            "an mcp-codegen sandbox"
+        )
+    return path, token
+
+
+def _hello(token: str) -> bytes:
+    """The first line of a connection: the token that ties it to one execution."""
+    return json.dumps({"token": token}).encode("utf-8") + b"\n"
+
+
+def _request(call_id: int, server: str, tool: str, arguments: Mapping[str, Any]) -> bytes:
+    """One call as a request line.
+
+    Raises:
+        TransportError: the arguments are not JSON.
+    """
+    try:
+        line = json.dumps(
+            {"id": call_id, "server": server, "tool": tool, "arguments": dict(arguments)},
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        raise TransportError(f"{server}.{tool}: arguments are not JSON: {exc}") from None
+    return line.encode("utf-8") + b"\n"
+
+
+def _result_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The tool result an answer holds.
+
+    Raises:
+        TransportError: the host refused the call, or the answer holds no result.
+    """
+    error = answer.get("error")
+    result = answer.get("result")
+    if error is not None:
+        raise TransportError(str(error))
+    if not isinstance(result, dict):
+        raise TransportError("the host's answer holds no result")
+    return result
 
 
 class _Connection:
@@ -79,14 +143,10 @@ class _Connection:
         future = self.pending.pop(call_id, None) if isinstance(call_id, int) else None
         if future is None or future.done():
             return
-        error = message.get("error")
-        result = message.get("result")
-        if error is not None:
-            future.set_exception(TransportError(str(error)))
-        elif isinstance(result, dict):
-            future.set_result(result)
-        else:
-            future.set_exception(TransportError("the host's answer holds no result"))
+        try:
+            future.set_result(_result_of(message))
+        except TransportError as exc:
+            future.set_exception(exc)
 
     def _fail(self, reason: str) -> None:
         self.broken = reason
@@ -116,16 +176,6 @@ class BridgeTransport:
         self._connection: _Connection | None = None
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
-    def _address(self) -> tuple[str, str]:
-        path = self._path or os.environ.get(BRIDGE_SOCKET_ENV, "")
-        token = self._token or os.environ.get(BRIDGE_TOKEN_ENV, "")
-        if not path:
-            raise TransportError(
-                f"${BRIDGE_SOCKET_ENV} is not set: the bridge transport works only inside "
-                "an mcp-codegen sandbox"
-            )
-        return path, token
-
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock[0] is not loop:
@@ -140,12 +190,12 @@ class BridgeTransport:
                 connection.broken = "closed"
                 with contextlib.suppress(RuntimeError):
                     connection.writer.transport.abort()
-            path, token = self._address()
+            path, token = _address(self._path, self._token)
             try:
                 reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY_BYTES)
             except OSError as exc:
                 raise TransportError(f"cannot reach the host's bridge at {path}: {exc}") from exc
-            writer.write(json.dumps({"token": token}).encode("utf-8") + b"\n")
+            writer.write(_hello(token))
             self._connection = _Connection(loop, reader, writer)
             return self._connection
 
@@ -162,18 +212,11 @@ class BridgeTransport:
         if connection.broken is not None:
             raise TransportError(connection.broken)
         call_id = next(self._ids)
-        try:
-            line = json.dumps(
-                {"id": call_id, "server": server, "tool": tool, "arguments": dict(arguments)},
-                ensure_ascii=False,
-                allow_nan=False,
-            )
-        except (TypeError, ValueError) as exc:
-            raise TransportError(f"{server}.{tool}: arguments are not JSON: {exc}") from None
+        line = _request(call_id, server, tool, arguments)
         future: asyncio.Future[dict[str, Any]] = connection.loop.create_future()
         connection.pending[call_id] = future
         try:
-            connection.writer.write(line.encode("utf-8") + b"\n")
+            connection.writer.write(line)
             await connection.writer.drain()
             return await future
         except OSError as exc:
@@ -186,3 +229,46 @@ class BridgeTransport:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+
+def call_tool_blocking(
+    server: str,
+    tool: str,
+    arguments: Mapping[str, Any],
+    *,
+    timeout: float,
+    path: str | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Send one call over a blocking connection of its own; its result.
+
+    `path` and `token` default to the environment's, as for `BridgeTransport`.
+    The first answer line is the call's: it is the only call on the connection,
+    and a refused token is answered before it.
+
+    Raises:
+        TransportError: not inside a sandbox, the arguments are not JSON, the bridge
+            failed or timed out, the answer cannot be read, or the host refused the call.
+    """
+    path, token = _address(path, token)
+    line = _request(1, server, tool, arguments)
+    data = bytearray()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(_hello(token) + line)
+            while not data.endswith(b"\n") and len(data) <= MAX_REPLY_BYTES:
+                chunk = sock.recv(_CHUNK)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise TransportError(f"the bridge to the host failed: {exc}") from None
+    try:
+        answer = json.loads(bytes(data))
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise TransportError("the host's answer could not be read")
+    return _result_of(answer)

@@ -18,12 +18,10 @@ import ast
 import builtins
 import importlib.abc
 import importlib.machinery
-import json
 import keyword
 import linecache
 import os
 import re
-import socket
 import sys
 import textwrap
 import types
@@ -32,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import McpCodegenError
+from .errors import McpCodegenError, TransportError
 
 __all__ = [
     "SAVE_SERVER",
@@ -57,8 +55,6 @@ STATE_DIR_ENV = "MCP_CODEGEN_STATE_DIR"
 SAVE_SERVER = "$skills"
 """The reserved server name of bridge requests that the host answers itself."""
 
-_BRIDGE_SOCKET_ENV = "MCP_CODEGEN_BRIDGE_SOCKET"
-_BRIDGE_TOKEN_ENV = "MCP_CODEGEN_BRIDGE_TOKEN"
 _SAVE_TIMEOUT = 30.0
 _MISSING_NAME = re.compile(r"cannot import name '(\w+)' from '([\w.]+)'")
 _MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
@@ -321,39 +317,21 @@ def _module_level_names(tree: ast.Module) -> set[str]:
 def _ask_host(arguments: dict[str, Any], tool: str) -> str:
     """Send one request to the host's skills handler over the bridge; its answer's text.
 
-    A blocking socket: `save_skill` is called from plain and from async code alike.
+    Blocking: `save_skill` is called from plain and from async code alike.
 
     Raises:
         SkillError: not in a sandbox, the bridge failed, or the host refused.
     """
-    path = os.environ.get(_BRIDGE_SOCKET_ENV, "")
-    token = os.environ.get(_BRIDGE_TOKEN_ENV, "")
-    if not path:
+    # Imported here: the bridge imports asyncio, which importing the package (and its
+    # search) does not need.
+    from .bridge import BRIDGE_SOCKET_ENV, call_tool_blocking
+
+    if not os.environ.get(BRIDGE_SOCKET_ENV):
         raise SkillError("save_skill works only in code run by mcp-codegen's sandbox")
-    request = {"id": 1, "server": SAVE_SERVER, "tool": tool, "arguments": arguments}
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(_SAVE_TIMEOUT)
-            sock.connect(path)
-            sock.sendall(json.dumps({"token": token}).encode("utf-8") + b"\n")
-            sock.sendall(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
-            data = bytearray()
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError as exc:
-        raise SkillError(f"the bridge to the host failed: {exc}") from None
-    try:
-        answer = json.loads(bytes(data))
-    except ValueError:
-        raise SkillError("the host's answer could not be read") from None
-    if not isinstance(answer, dict):
-        raise SkillError("the host's answer could not be read")
-    if answer.get("error") is not None:
-        raise SkillError(str(answer["error"]))
-    result = answer.get("result") or {}
+        result = call_tool_blocking(SAVE_SERVER, tool, arguments, timeout=_SAVE_TIMEOUT)
+    except TransportError as exc:
+        raise SkillError(str(exc)) from None
     text = "".join(
         str(block.get("text", ""))
         for block in result.get("content") or ()
