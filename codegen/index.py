@@ -33,12 +33,13 @@ from pathlib import Path
 
 from .escape import one_line
 from .names import assign_unique
+from .namespaces import Namespaced, namespaces
 from .runtime.search import (
-    COLUMNS,
     INDEX_FILENAME,
     INDEX_FORMAT,
     SCORE_TYPE,
     tokenize,
+    idf_of,
     tool_id_type,
 )
 from .snapshot import Snapshot
@@ -46,12 +47,15 @@ from .snapshot import Snapshot
 __all__ = [
     "INDEX_FILENAME",
     "INDEX_FORMAT",
+    "FIELDS",
+    "Field",
     "IndexBuildError",
     "IndexEntry",
     "build_index",
     "entries_from_snapshot",
+    "indexed_text",
+    "pairs",
     "parameters_from_schema",
-    "tool_columns",
 ]
 
 SUMMARY_LIMIT = 120
@@ -161,13 +165,13 @@ def entries_from_snapshot(snapshot: Snapshot) -> list[IndexEntry]:
     return entries
 
 
-def _terms(*texts: str | None) -> str:
-    return " ".join(" ".join(tokenize(text)) for text in texts if text)
+def _terms(*texts: str | None) -> list[str]:
+    return [term for text in texts if text for term in tokenize(text)]
 
 
 # Words a tool's text and an agent's query often use for one another. A tool whose
 # name or description holds one word of a group is also found by the others, with
-# the weight of the `related` column. General software and web-API vocabulary only.
+# the weight of the `related` field. General software and web-API vocabulary only.
 SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("add", "create", "insert", "new"),
     ("delete", "remove", "erase", "destroy"),
@@ -217,96 +221,140 @@ def _synonym_table() -> dict[str, tuple[str, ...]]:
 _RELATED = _synonym_table()
 
 
-def _related(terms: str) -> str:
-    own = set(terms.split())
+def _related(terms: Sequence[str]) -> list[str]:
+    own = set(terms)
     found = (other for term in own for other in _RELATED.get(term, ()) if other not in own)
-    return " ".join(sorted(set(found)))
+    return sorted(set(found))
 
 
-def _server_context(entries: Sequence[IndexEntry]) -> dict[str, str]:
-    # What a server is about: each distinct term of its tools' names and descriptions,
-    # once (presence, not frequency, so a server with many tools does not drown the rest).
-    texts: dict[str, list[str]] = defaultdict(list)
-    for entry in entries:
-        texts[entry.server] += [entry.tool, entry.title or "", entry.description]
-    return {
-        server: " ".join(dict.fromkeys(tokenize(" ".join(parts))))
-        for server, parts in texts.items()
-    }
+@dataclass(frozen=True)
+class Field:
+    """One weighted field of a tool's text in BM25F.
 
-
-def _columns(entry: IndexEntry, context: str) -> dict[str, str]:
-    parameter_text = " ".join(f"{name} {description}" for name, description in entry.parameters)
-    name = _terms(entry.tool, entry.title)
-    description = _terms(entry.description)
-    return {
-        "name": name,
-        "server": _terms(entry.server),
-        "description": description,
-        "params": _terms(parameter_text),
-        "context": context,
-        "related": _related(f"{name} {description}"),
-    }
-
-
-def tool_columns(entries: Sequence[IndexEntry]) -> list[dict[str, str]]:
-    """The indexed text of each of `entries`, in their order: column name -> its terms.
-
-    The columns are those of `COLUMNS`, in that order, each a space-separated
-    string of `tokenize` terms. `context` depends on the other tools of the entry's
-    server, so pass all the entries of an index at once.
+    Attributes:
+        name: the field's name.
+        weight: how much one occurrence counts, against one in the description.
+        b: how much the field's length, against its average, damps its terms (0..1).
     """
-    contexts = _server_context(entries)
-    return [_columns(entry, contexts[entry.server]) for entry in entries]
+
+    name: str
+    weight: float
+    b: float
 
 
-# The constants of FTS5's bm25() (`fts5_aux.c`), whose scores the index reproduces.
+# What the index holds of a tool. `name`: the tool name without its namespace, and
+# its title; `space`: the server key and the namespace, where the tool belongs;
+# `params`: the distinct terms of its parameters' names and descriptions, at most
+# PARAMS_CAP; `related`: synonyms (`SYNONYMS`) of the name's and description's
+# words; `context`: each distinct term of the names and descriptions of the tools
+# of its group (its namespace, or its server if it has none), which says what kind
+# of service it belongs to; `pairs`: adjacent term pairs of name, space and
+# description ("qr code", "short url"), evidence beyond the two words apart.
+# Short fields (a name) are barely length-normalized, long ones fully.
+FIELDS: tuple[Field, ...] = (
+    Field("name", 3.0, 0.3),
+    Field("space", 2.0, 0.3),
+    Field("description", 1.0, 0.75),
+    Field("params", 0.5, 0.75),
+    Field("related", 0.25, 0.5),
+    Field("context", 0.5, 0.75),
+    Field("pairs", 0.5, 0.75),
+)
+# A tool with 60 parameters must not match every query through them: its
+# parameters give at most this many distinct terms (in schema order).
+PARAMS_CAP = 48
+# BM25's saturation: a term's weighted frequency F counts F * (K1 + 1) / (F + K1).
 K1 = 1.2
-B = 0.75
 
 
-def _postings(columns: Sequence[dict[str, str]]) -> list[tuple[str, bytes, bytes]]:
-    """`(term, tool ids, contributions)` of each term, sorted by term; tool `i` is `columns[i-1]`.
+def pairs(terms: Sequence[str]) -> list[str]:
+    """The adjacent pairs of `terms` as the index spells them: `"qr code"`."""
+    return [f"{a} {b}" for a, b in zip(terms, terms[1:]) if a != b]
 
-    The contribution of term t to tool d is bm25()'s summand, evaluated with the
-    same operations in the same order, so a query's sum is bm25()'s score exactly:
-    idf(t) * (f * (k1 + 1)) / (f + k1 * (1 - b + b * |d| / avgdl)), f the sum of the
-    column weights of t's occurrences in d, |d| d's number of terms, and
-    idf(t) = ln((N - n + 0.5) / (n + 0.5)) (1e-6 where that is not positive), n the
-    number of tools holding t.
+
+def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
+    """The indexed text of each of `entries`, in their order: field name -> its terms.
+
+    The fields are those of `FIELDS`. The namespace of a tool (`codegen.namespaces`)
+    depends on the other tool names of its server, and its `context` on the other
+    tools of its group, so pass all the entries of an index at once.
     """
-    weights = dict(COLUMNS)
-    frequencies: list[dict[str, float]] = []
-    lengths: list[int] = []
+    by_server: dict[str, list[int]] = defaultdict(list)
+    for position, entry in enumerate(entries):
+        by_server[entry.server].append(position)
+    split: dict[int, Namespaced] = {}
+    for positions in by_server.values():
+        found = namespaces([(entries[i].tool, entries[i].title) for i in positions])
+        split.update(zip(positions, found, strict=True))
+    groups: list[tuple[str, str]] = []
+    group_terms: dict[tuple[str, str], list[str]] = defaultdict(list)
+    texts: list[dict[str, list[str]]] = []
+    for position, entry in enumerate(entries):
+        namespaced = split[position]
+        group = (entry.server, namespaced.namespace)
+        name = _terms(namespaced.local, namespaced.title)
+        space = _terms(entry.server, namespaced.namespace)
+        description = _terms(entry.description)
+        parameter_text = " ".join(f"{key} {text}" for key, text in entry.parameters)
+        texts.append(
+            {
+                "name": name,
+                "space": space,
+                "description": description,
+                "params": list(dict.fromkeys(_terms(parameter_text)))[:PARAMS_CAP],
+                "related": _related(name + description),
+                "pairs": pairs(name) + pairs(space) + pairs(description),
+            }
+        )
+        groups.append(group)
+        group_terms[group] += _terms(entry.tool, entry.title, entry.description)
+    # Presence, not frequency: a group with many tools does not drown the rest.
+    contexts = {group: list(dict.fromkeys(terms)) for group, terms in group_terms.items()}
+    for text, group in zip(texts, groups, strict=True):
+        text["context"] = contexts[group]
+    return texts
+
+
+def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, bytes, bytes]]:
+    """`(term, holders, tool ids, contributions)` of each term, sorted by term.
+
+    Tool `i` is `texts[i-1]`; `holders` is the number of tools holding the term. The
+    contribution of term t to tool d is BM25F (saturation after the fields are
+    added up, length normalization per field):
+
+        idf(t) * F * (K1 + 1) / (F + K1),
+        F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
+
+    with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t.
+    """
+    count = len(texts)
+    averages = {
+        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0)
+        or 1.0
+        for field in FIELDS
+    }
     holders: Counter[str] = Counter()
-    for texts in columns:
-        frequency: dict[str, float] = {}
-        length = 0
-        for name, text in texts.items():
-            weight = weights[name]
-            terms = text.split()
-            length += len(terms)
+    weighted: list[dict[str, float]] = []
+    for text in texts:
+        frequency: dict[str, float] = defaultdict(float)
+        for field in FIELDS:
+            terms = text[field.name]
+            norm = 1.0 - field.b + field.b * len(terms) / averages[field.name]
             for term in terms:
-                frequency[term] = frequency.get(term, 0.0) + weight
-        frequencies.append(frequency)
-        lengths.append(length)
+                frequency[term] += field.weight / norm
+        weighted.append(frequency)
         holders.update(frequency.keys())
-    count = len(columns)
-    idf = {}
-    for term, holding in holders.items():
-        value = math.log((count - holding + 0.5) / (holding + 0.5))
-        idf[term] = value if value > 0.0 else 1e-6
-    total = sum(lengths)
-    average = total / count if total else 1.0  # no term at all: no posting uses it
+    idf = {term: idf_of(count, holding) for term, holding in holders.items()}
     id_type = tool_id_type(count)
     tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
     scores: dict[str, array[float]] = defaultdict(lambda: array(SCORE_TYPE))
-    for tool, (frequency, length) in enumerate(zip(frequencies, lengths, strict=True), start=1):
-        norm = K1 * (1 - B + B * length / average)
-        for term, weighted in frequency.items():
+    for tool, frequency in enumerate(weighted, start=1):
+        for term, f in frequency.items():
             tools[term].append(tool)
-            scores[term].append(idf[term] * ((weighted * (K1 + 1.0)) / (weighted + norm)))
-    return [(term, _bytes(tools[term]), _bytes(scores[term])) for term in sorted(tools)]
+            scores[term].append(idf[term] * f * (K1 + 1.0) / (f + K1))
+    return [
+        (term, holders[term], _bytes(tools[term]), _bytes(scores[term])) for term in sorted(tools)
+    ]
 
 
 def _bytes(values: array[int] | array[float]) -> bytes:
@@ -333,6 +381,7 @@ CREATE TABLE tools (
 CREATE TABLE postings (
     id INTEGER PRIMARY KEY,
     term TEXT NOT NULL UNIQUE,
+    holders INTEGER NOT NULL,
     tools BLOB NOT NULL,
     scores BLOB NOT NULL
 );
@@ -352,7 +401,7 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    postings = _postings(tool_columns(ordered))
+    postings = _postings(indexed_text(ordered))
 
     db = sqlite3.connect(":memory:")
     try:
@@ -379,7 +428,9 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                 for rowid, entry in enumerate(ordered, start=1)
             ),
         )
-        db.executemany("INSERT INTO postings (term, tools, scores) VALUES (?, ?, ?)", postings)
+        db.executemany(
+            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)", postings
+        )
         db.commit()
         _vacuum_into(db, path)
     except sqlite3.Error as exc:
