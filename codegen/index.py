@@ -2,16 +2,18 @@
 
 One SQLite file (`search_index.sqlite3`) that `_runtime/search.py` queries offline.
 Each tool is a row of `tools` (what a hit prints). Its text is split into the
-weighted columns of `COLUMNS`, tokenized by the runtime's own `tokenize`, so build
-and query can never split words differently.
+weighted fields of `FIELDS`, tokenized by the runtime's own `tokenize`, so build
+and query can never split words differently. A server's tools are grouped by the
+namespaces inside their names (`codegen.namespaces`): a gateway that folds 800
+APIs into one server is indexed as if each API were a server of its own.
 
-Ranking is BM25 with per-column weights, computed exactly as SQLite FTS5's `bm25()`
-does (`fts5_aux.c`). Everything in it but the choice of query terms is fixed once
-the corpus is: a term's idf, a tool's weighted term frequency and its length. So
-the build computes each term's contribution to each tool's score and stores, per
-term, one row of `postings`: the ids of the tools holding it and those
-contributions. A query then only adds up the rows of its terms, in query order,
-which gives `bm25()`'s scores bit for bit, without scoring every matching row.
+Ranking is BM25F: per-field length normalization, one saturation over the
+weighted sum of the fields (`_postings`). Everything in it but the choice of
+query terms is fixed once the corpus is: a term's idf, a tool's weighted term
+frequencies and field lengths. So the build computes each term's contribution to
+each tool's score and stores, per term, one row of `postings`: the ids of the
+tools holding it and those contributions. A query then only adds up the rows of
+its terms, without scoring every matching row.
 
 The file is byte-identical for identical input: entries are sorted, nothing
 depends on time or place, and the database is built in memory and written out
@@ -20,7 +22,6 @@ with `VACUUM INTO`, which lays pages out afresh.
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import sys
@@ -38,23 +39,23 @@ from .runtime.search import (
     INDEX_FILENAME,
     INDEX_FORMAT,
     SCORE_TYPE,
-    tokenize,
     idf_of,
+    term_pairs,
+    tokenize,
     tool_id_type,
 )
 from .snapshot import Snapshot
 
 __all__ = [
+    "FIELDS",
     "INDEX_FILENAME",
     "INDEX_FORMAT",
-    "FIELDS",
     "Field",
     "IndexBuildError",
     "IndexEntry",
     "build_index",
     "entries_from_snapshot",
     "indexed_text",
-    "pairs",
     "parameters_from_schema",
 ]
 
@@ -267,11 +268,6 @@ PARAMS_CAP = 48
 K1 = 1.2
 
 
-def pairs(terms: Sequence[str]) -> list[str]:
-    """The adjacent pairs of `terms` as the index spells them: `"qr code"`."""
-    return [f"{a} {b}" for a, b in zip(terms, terms[1:]) if a != b]
-
-
 def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
     """The indexed text of each of `entries`, in their order: field name -> its terms.
 
@@ -303,7 +299,7 @@ def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
                 "description": description,
                 "params": list(dict.fromkeys(_terms(parameter_text)))[:PARAMS_CAP],
                 "related": _related(name + description),
-                "pairs": pairs(name) + pairs(space) + pairs(description),
+                "pairs": term_pairs(name) + term_pairs(space) + term_pairs(description),
             }
         )
         groups.append(group)
@@ -329,8 +325,7 @@ def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, byt
     """
     count = len(texts)
     averages = {
-        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0)
-        or 1.0
+        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0) or 1.0
         for field in FIELDS
     }
     holders: Counter[str] = Counter()

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ACTION_WORDS", "Namespaced", "namespaces"]
+__all__ = ["ACTION_WORDS", "LISTED_TOOLS", "Namespaced", "listing", "namespaces"]
 
 # Verbs that begin the action part of a tool name. General API vocabulary, not
 # taken from any benchmark: the words OpenAPI operation ids and MCP tool names
@@ -48,7 +48,7 @@ ACTION_WORDS = frozenset(
     render reply report request reset resolve restart restore resume retrieve revoke run save
     scan schedule scrape search select send set share show sign start stop submit subscribe
     summarize sync take test toggle track transfer translate trigger type unblock unfollow
-    unlock unsubscribe update upload upsert validate verify view watch write""".split()
+    unlock unsubscribe update upload upsert validate verify view watch write""".split()  # noqa: SIM905
 )
 
 _TITLE_SEPARATORS = (": ", " - ", " | ", " — ")
@@ -117,7 +117,10 @@ def namespaces(tools: Sequence[tuple[str, str | None]]) -> list[Namespaced]:
     See the module's docstring for what counts as a namespace.
     """
     found: list[Namespaced | None] = [_explicit(name, title) for name, title in tools]
-    candidates = [_candidates(name) if hit is None else [] for (name, _), hit in zip(tools, found)]
+    candidates = [
+        _candidates(name) if hit is None else []
+        for (name, _), hit in zip(tools, found, strict=True)
+    ]
     shared = Counter(prefix for prefixes in candidates for prefix in set(prefixes))
     everyone = len(tools)
     result = []
@@ -128,10 +131,63 @@ def namespaces(tools: Sequence[tuple[str, str | None]]) -> list[Namespaced]:
         chosen = next((p for p in prefixes if 2 <= shared[p] < everyone), None)
         # Grow it while no tool drops out: `kick_com_api`, not `kick`.
         for longer in prefixes:
-            if chosen is not None and len(longer) > len(chosen) and shared[longer] == shared[chosen]:
+            if (
+                chosen is not None
+                and len(longer) > len(chosen)
+                and shared[longer] == shared[chosen]
+            ):
                 chosen = longer
         if chosen is None:
             result.append(Namespaced("", name, title))
         else:
             result.append(Namespaced("_".join(chosen), _remainder(name, chosen), title))
     return result
+
+
+# A server docstring lists each tool on a line up to this many tools; past it, one
+# line per namespace (a gateway's 3,000 tools become a few hundred lines at most).
+LISTED_TOOLS = 100
+_EXAMPLES_WIDTH = 88
+
+
+def listing(tools: Sequence[tuple[str, str, str | None, str]]) -> list[str]:
+    """The lines of a server docstring that list its tools, given `(ident, name, title, summary)`.
+
+    Up to `LISTED_TOOLS` tools: one line each, `ident  summary`. More: one line per
+    namespace (`kick_com_api  10 tools: get_channel_clips, get_chat, ...`), then the
+    tools without one, one line each while the list stays within `LISTED_TOOLS`
+    lines, and a last line saying how many are left for `search_tools` to find.
+    """
+    if len(tools) <= LISTED_TOOLS:
+        width = max((len(ident) for ident, _, _, _ in tools), default=0)
+        return [f"{ident:<{width}}  {summary}".rstrip() for ident, _, _, summary in tools]
+    found = namespaces([(name, title) for _, name, title, _ in tools])
+    grouped: dict[str, list[str]] = {}
+    loose: list[tuple[str, str]] = []
+    for (ident, _, _, summary), namespaced in zip(tools, found, strict=True):
+        if namespaced.namespace:
+            grouped.setdefault(namespaced.namespace, []).append(ident)
+        else:
+            loose.append((ident, summary))
+    lines = []
+    if grouped:
+        lines.append(f"{len(grouped)} namespaces (a prefix of the tool names):")
+        width = max(len(namespace) for namespace in grouped)
+        for namespace in sorted(grouped):
+            idents = grouped[namespace]
+            count = f"{len(idents)} tool" + ("" if len(idents) == 1 else "s")
+            line = f"{namespace:<{width}}  {count}: " + ", ".join(idents)
+            if len(line) > _EXAMPLES_WIDTH:
+                line = line[: _EXAMPLES_WIDTH - 4].rsplit(", ", 1)[0] + ", ..."
+            lines.append(line)
+    shown = loose[: max(0, LISTED_TOOLS - len(lines))]
+    if shown:
+        lines += ["", f"{len(loose)} tools without a namespace:"] if grouped else []
+        width = max(len(ident) for ident, _ in shown)
+        lines += [f"{ident:<{width}}  {summary}".rstrip() for ident, summary in shown]
+    if len(shown) < len(loose):
+        lines += [
+            "",
+            f"... and {len(loose) - len(shown)} more; find them with search_tools(query).",
+        ]
+    return lines

@@ -6,12 +6,14 @@ index is one SQLite file (`search_index.sqlite3`). Its text was tokenized by
 query use: identifiers split across camelCase, snake_case, kebab-case and dots,
 lower-cased, English stop words dropped, each word reduced by the Porter stemmer.
 
-Ranking is BM25 with per-column weights (`COLUMNS`), the scores of SQLite FTS5's
-`bm25()`. The build stored each term's contribution to each tool's score (a row
-of `postings` per term: tool ids and contributions), so a query adds up the rows
-of its terms and keeps the best tools; see `codegen.index` for the formula.
+Ranking is BM25F over a tool's weighted fields (see `codegen.index` for the fields
+and the formula). The build stored each term's contribution to each tool's score
+(a row of `postings` per term: tool ids and contributions), so a query adds up the
+rows of its words and of their adjacent pairs and keeps the best tools.
 
-`search()` gives structured hits, `search_tools()` the few lines an agent reads.
+`lookup()` gives structured hits and how well the best one matches, `search()`
+the hits, `search_tools()` the few lines an agent reads, with one line saying so
+when nothing matches well.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import unicodedata
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import compress
+from itertools import compress, pairwise
 from pathlib import Path
 from typing import Final, Literal
 
@@ -40,14 +42,20 @@ __all__ = [
     "INDEX_FILENAME",
     "INDEX_FORMAT",
     "SCORE_TYPE",
+    "WEAK_MATCH",
+    "Found",
     "Hit",
     "SearchError",
     "default_index_path",
     "format_hits",
+    "idf_of",
     "index_info",
+    "lookup",
+    "match_strength",
     "search",
     "search_tools",
     "stem",
+    "term_pairs",
     "tokenize",
     "tool_id_type",
 ]
@@ -59,8 +67,12 @@ INDEX_FORMAT = 4
 DETAILS = ("name", "summary", "full")
 MAX_LIMIT = 100
 MAX_QUERY_TERMS = 48
-# Below this `match_strength`, `search_tools` says that nothing matches well.
-WEAK_MATCH = 0.0
+# Below this `match_strength`, `search_tools` says that nothing matches well. Set
+# on the dev data's long requests (see bench/results/search.md): 0.1 marks about one
+# in ten whose tools are in the catalog, and most short requests that match no tool
+# but by a stray common word.
+WEAK_MATCH = 0.1
+WEAK_LINE = "# nothing matches {query!r} well; the closest tools, probably unrelated:"
 
 # The `array` type code of a posting's contributions (64-bit floats); its tool ids
 # are `tool_id_type`'s. Both stored little-endian.
@@ -342,11 +354,18 @@ def _query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
 
 
+def term_pairs(terms: list[str]) -> list[str]:
+    """The adjacent pairs of `terms`, spelt as the index spells them: `"qr code"`.
+
+    The build indexes the pairs of a tool's name, space and description; a query
+    looks up its own, so "qr code" ranks a QR-code tool above one that mentions a
+    code and, elsewhere, a QR.
+    """
+    return [f"{a} {b}" for a, b in pairwise(terms) if a != b]
+
+
 def _pairs(query: str) -> list[str]:
-    # Adjacent pairs of the query's words, as the index spells those of a tool's text.
-    terms = tokenize(query)
-    found = (f"{a} {b}" for a, b in zip(terms, terms[1:]) if a != b)
-    return list(dict.fromkeys(found))[:MAX_QUERY_TERMS]
+    return list(dict.fromkeys(term_pairs(tokenize(query))))[:MAX_QUERY_TERMS]
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -428,7 +447,9 @@ def match_strength(words: list[str], hit: Hit, holders: dict[str, int], tool_cou
     """
     own = set(tokenize(f"{hit.server} {hit.tool} {hit.title or ''} {hit.docstring}"))
     rarest = idf_of(tool_count, 0)
-    weights = {term: idf_of(tool_count, holders[term]) if term in holders else rarest for term in words}
+    weights = {
+        term: idf_of(tool_count, holders[term]) if term in holders else rarest for term in words
+    }
     total = sum(weights.values())
     return sum(weight for term, weight in weights.items() if term in own) / total if total else 0.0
 
@@ -590,9 +611,19 @@ def find(
     Raises:
         SearchError: as `search`.
     """
-    tools = search(query, limit, index_path=index_path)
+    return _find(query, limit, index_path, skills_dir)[0]
+
+
+def _find(
+    query: str,
+    limit: int,
+    index_path: Path | None,
+    skills_dir: str | os.PathLike[str] | None,
+) -> tuple[list[Hit], bool]:
+    # The hits, and whether they are weak: no skill matched and the best tool is weak.
+    found = lookup(query, limit, index_path=index_path)
     skills = skill_hits(query, skills_dir, min(limit, MAX_SKILL_HITS))
-    return skills + tools[: limit - len(skills)]
+    return skills + found.hits[: limit - len(skills)], not skills and found.weak
 
 
 def search_tools(
@@ -608,6 +639,8 @@ def search_tools(
     `detail="name"`: one import path a line (`servers.git.git_log`). `"summary"`: each
     followed by the first sentence of its description. `"full"`: each tool's
     signature and docstring, as its module has them, without the model classes.
+    When even the best tool covers little of the query (`Found.weak`), a first line
+    says that nothing matches well; the closest tools still follow.
 
     Raises:
         SearchError: the query, `detail` or `limit` is unusable, or the index is
@@ -615,7 +648,10 @@ def search_tools(
     """
     if detail not in DETAILS:
         raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
-    hits = find(query, limit, index_path=index_path, skills_dir=skills_dir)
+    hits, weak = _find(query, limit, index_path, skills_dir)
     if not hits:
         return f"no tool matches {_shorten(query)!r}; try other words\n"
-    return format_hits(hits, detail)
+    text = format_hits(hits, detail)
+    if weak:
+        return f"{WEAK_LINE.format(query=_shorten(query))}\n{text}"
+    return text
