@@ -303,7 +303,7 @@ def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
             }
         )
         groups.append(group)
-        group_terms[group] += _terms(entry.tool, entry.title, entry.description)
+        group_terms[group] += _terms(namespaced.namespace) + name + description
     # Presence, not frequency: a group with many tools does not drown the rest.
     contexts = {group: list(dict.fromkeys(terms)) for group, terms in group_terms.items()}
     for text, group in zip(texts, groups, strict=True):
