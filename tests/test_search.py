@@ -30,8 +30,8 @@ from codegen.index import (
     IndexEntry,
     build_index,
     entries_from_snapshot,
-    parameters_from_schema,
     indexed_text,
+    parameters_from_schema,
 )
 from codegen.runtime import search as search_module
 from codegen.runtime.search import SearchError, search, search_tools, stem, tokenize
