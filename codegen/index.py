@@ -55,8 +55,10 @@ __all__ = [
     "IndexEntry",
     "build_index",
     "entries_from_snapshot",
+    "group_numbers",
     "indexed_text",
     "parameters_from_schema",
+    "split_names",
 ]
 
 SUMMARY_LIMIT = 120
@@ -268,13 +270,8 @@ PARAMS_CAP = 48
 K1 = 1.2
 
 
-def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
-    """The indexed text of each of `entries`, in their order: field name -> its terms.
-
-    The fields are those of `FIELDS`. The namespace of a tool (`codegen.namespaces`)
-    depends on the other tool names of its server, and its `context` on the other
-    tools of its group, so pass all the entries of an index at once.
-    """
+def split_names(entries: Sequence[IndexEntry]) -> list[Namespaced]:
+    """Each entry's tool name split into namespace and the rest, among its server's tools."""
     by_server: dict[str, list[int]] = defaultdict(list)
     for position, entry in enumerate(entries):
         by_server[entry.server].append(position)
@@ -282,11 +279,34 @@ def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
     for positions in by_server.values():
         found = namespaces([(entries[i].tool, entries[i].title) for i in positions])
         split.update(zip(positions, found, strict=True))
+    return [split[position] for position in range(len(entries))]
+
+
+def group_numbers(entries: Sequence[IndexEntry]) -> list[int]:
+    """Each entry's group (its namespace, or its server if it has none) as a number from 1.
+
+    Numbered in sorted order of `(server, namespace)`, so the same tools always
+    give the same numbers.
+    """
+    keys = [
+        (entry.server, namespaced.namespace)
+        for entry, namespaced in zip(entries, split_names(entries), strict=True)
+    ]
+    numbers = {key: number for number, key in enumerate(sorted(set(keys)), start=1)}
+    return [numbers[key] for key in keys]
+
+
+def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
+    """The indexed text of each of `entries`, in their order: field name -> its terms.
+
+    The fields are those of `FIELDS`. The namespace of a tool (`codegen.namespaces`)
+    depends on the other tool names of its server, and its `context` on the other
+    tools of its group, so pass all the entries of an index at once.
+    """
     groups: list[tuple[str, str]] = []
     group_terms: dict[tuple[str, str], list[str]] = defaultdict(list)
     texts: list[dict[str, list[str]]] = []
-    for position, entry in enumerate(entries):
-        namespaced = split[position]
+    for entry, namespaced in zip(entries, split_names(entries), strict=True):
         group = (entry.server, namespaced.namespace)
         name = _terms(namespaced.local, namespaced.title)
         space = _terms(entry.server, namespaced.namespace)
@@ -369,7 +389,8 @@ CREATE TABLE tools (
     title TEXT,
     summary TEXT NOT NULL,
     signature TEXT NOT NULL,
-    docstring TEXT NOT NULL
+    docstring TEXT NOT NULL,
+    grp INTEGER NOT NULL  -- the tool's group: `group_numbers`
 );
 -- A rowid table: its rows stay inline up to a page, where WITHOUT ROWID rows overflow
 -- past a quarter of one (2 MB more at 10,000 tools).
@@ -408,7 +429,7 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
         db.executemany(
-            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     rowid,
@@ -419,8 +440,11 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                     one_line(entry.description or entry.title, SUMMARY_LIMIT),
                     entry.signature,
                     entry.docstring,
+                    group,
                 )
-                for rowid, entry in enumerate(ordered, start=1)
+                for rowid, (entry, group) in enumerate(
+                    zip(ordered, group_numbers(ordered), strict=True), start=1
+                )
             ),
         )
         db.executemany(

@@ -30,6 +30,7 @@ from codegen.index import (
     IndexEntry,
     build_index,
     entries_from_snapshot,
+    group_numbers,
     indexed_text,
     parameters_from_schema,
 )
@@ -199,7 +200,7 @@ def _reference_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str,
     words = search_module._query_terms(query)
     terms = words + search_module._pairs(query)
     ranking = []
-    for entry, text in zip(ordered, texts, strict=True):
+    for entry, text, group in zip(ordered, texts, group_numbers(ordered), strict=True):
         score = 0.0
         for term in terms:
             holders = sum(any(term in other[field.name] for field in FIELDS) for other in texts)
@@ -213,9 +214,18 @@ def _reference_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str,
                 idf = math.log(1 + (count - holders + 0.5) / (holders + 0.5))
                 score += idf * f * (K1 + 1) / (f + K1)
         if score > 0:
-            ranking.append((entry.import_path, score))
-    ranking.sort(key=lambda pair: (-pair[1], pair[0]))
-    return [(path, round(score, 6)) for path, score in ranking[:100]]
+            ranking.append((entry.import_path, score, group))
+    # The second stage: each of the best GROUP_DEPTH gains a share of its group's best.
+    ranking.sort(key=lambda row: (-row[1], row[0]))
+    ranking = ranking[: max(100, search_module.GROUP_DEPTH)]
+    leaders: dict[int, float] = {}
+    for _, score, group in ranking:
+        leaders.setdefault(group, score)
+    fused = [
+        (path, score + search_module.GROUP_BOOST * leaders[group]) for path, score, group in ranking
+    ]
+    fused.sort(key=lambda pair: (-pair[1], pair[0]))
+    return [(path, round(score, 6)) for path, score in fused[:100]]
 
 
 @pytest.mark.parametrize(

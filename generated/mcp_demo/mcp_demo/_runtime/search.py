@@ -67,6 +67,10 @@ INDEX_FORMAT = 4
 DETAILS = ("name", "summary", "full")
 MAX_LIMIT = 100
 MAX_QUERY_TERMS = 48
+# The second stage of ranking (`_rank`): how many of the best tools it reorders,
+# and the share of its group's best score each one gains.
+GROUP_DEPTH = 50
+GROUP_BOOST = 0.25
 # Below this `match_strength`, `search_tools` says that nothing matches well. Set
 # on the dev data's long requests (see bench/results/search.md): 0.1 marks about one
 # in ten whose tools are in the catalog, and most short requests that match no tool
@@ -428,13 +432,26 @@ def _rank(
             for tool, score in zip(_tools(tools, index.tool_count), _scores(scores), strict=True):
                 totals[tool] += score
     # Every contribution is positive, so a tool matches when its total is. The
-    # limit-th best total is a floor that keeps the few tools worth sorting.
-    floor = heapq.nlargest(limit, totals)[-1]
+    # depth-th best total is a floor that keeps the few tools worth sorting.
+    depth = max(limit, GROUP_DEPTH)
+    floor = heapq.nlargest(depth, totals)[-1]
     keep = floor.__le__ if floor > 0.0 else (0.0).__lt__
     best = sorted(
         compress(range(len(totals)), map(keep, totals)), key=lambda tool: (-totals[tool], tool)
+    )[:depth]
+    # Second stage: a tool gains GROUP_BOOST times the best total of its group (its
+    # namespace or server) among these candidates, so the tools of the service the
+    # query is about come before a stray match elsewhere.
+    marks = ", ".join("?" for _ in best)
+    groups = dict(
+        index.connection.execute(f"SELECT id, grp FROM tools WHERE id IN ({marks})", best)
     )
-    return [(tool, totals[tool]) for tool in best[:limit]], holders
+    leaders: dict[int, float] = {}
+    for tool in best:  # best first: the first total seen of a group is its best
+        leaders.setdefault(groups[tool], totals[tool])
+    fused = {tool: totals[tool] + GROUP_BOOST * leaders[groups[tool]] for tool in best}
+    ranked = sorted(best, key=lambda tool: (-fused[tool], tool))[:limit]
+    return [(tool, fused[tool]) for tool in ranked], holders
 
 
 def match_strength(words: list[str], hit: Hit, holders: dict[str, int], tool_count: int) -> float:
