@@ -27,7 +27,7 @@ import sqlite3
 import sys
 import tempfile
 from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,31 +282,38 @@ def split_names(entries: Sequence[IndexEntry]) -> list[Namespaced]:
     return [split[position] for position in range(len(entries))]
 
 
-def group_numbers(entries: Sequence[IndexEntry]) -> list[int]:
+def group_numbers(
+    entries: Sequence[IndexEntry], split: Sequence[Namespaced] | None = None
+) -> list[int]:
     """Each entry's group (its namespace, or its server if it has none) as a number from 1.
 
     Numbered in sorted order of `(server, namespace)`, so the same tools always
-    give the same numbers.
+    give the same numbers. `split` is `split_names(entries)`, if already known.
     """
+    split = split_names(entries) if split is None else split
     keys = [
         (entry.server, namespaced.namespace)
-        for entry, namespaced in zip(entries, split_names(entries), strict=True)
+        for entry, namespaced in zip(entries, split, strict=True)
     ]
     numbers = {key: number for number, key in enumerate(sorted(set(keys)), start=1)}
     return [numbers[key] for key in keys]
 
 
-def indexed_text(entries: Sequence[IndexEntry]) -> list[dict[str, list[str]]]:
+def indexed_text(
+    entries: Sequence[IndexEntry], split: Sequence[Namespaced] | None = None
+) -> list[dict[str, list[str]]]:
     """The indexed text of each of `entries`, in their order: field name -> its terms.
 
     The fields are those of `FIELDS`. The namespace of a tool (`codegen.namespaces`)
     depends on the other tool names of its server, and its `context` on the other
-    tools of its group, so pass all the entries of an index at once.
+    tools of its group, so pass all the entries of an index at once. `split` is
+    `split_names(entries)`, if already known.
     """
+    split = split_names(entries) if split is None else split
     groups: list[tuple[str, str]] = []
     group_terms: dict[tuple[str, str], list[str]] = defaultdict(list)
     texts: list[dict[str, list[str]]] = []
-    for entry, namespaced in zip(entries, split_names(entries), strict=True):
+    for entry, namespaced in zip(entries, split, strict=True):
         group = (entry.server, namespaced.namespace)
         name = _terms(namespaced.local, namespaced.title)
         space = _terms(entry.server, namespaced.namespace)
@@ -348,28 +355,25 @@ def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, byt
         field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0) or 1.0
         for field in FIELDS
     }
-    holders: Counter[str] = Counter()
-    weighted: list[dict[str, float]] = []
-    for text in texts:
+    id_type = tool_id_type(count)
+    tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
+    weighted: dict[str, list[float]] = defaultdict(list)
+    for tool, text in enumerate(texts, start=1):
         frequency: dict[str, float] = defaultdict(float)
         for field in FIELDS:
             terms = text[field.name]
-            norm = 1.0 - field.b + field.b * len(terms) / averages[field.name]
+            share = field.weight / (1.0 - field.b + field.b * len(terms) / averages[field.name])
             for term in terms:
-                frequency[term] += field.weight / norm
-        weighted.append(frequency)
-        holders.update(frequency.keys())
-    idf = {term: idf_of(count, holding) for term, holding in holders.items()}
-    id_type = tool_id_type(count)
-    tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
-    scores: dict[str, array[float]] = defaultdict(lambda: array(SCORE_TYPE))
-    for tool, frequency in enumerate(weighted, start=1):
+                frequency[term] += share
         for term, f in frequency.items():
             tools[term].append(tool)
-            scores[term].append(idf[term] * f * (K1 + 1.0) / (f + K1))
-    return [
-        (term, holders[term], _bytes(tools[term]), _bytes(scores[term])) for term in sorted(tools)
-    ]
+            weighted[term].append(f)
+    postings = []
+    for term in sorted(tools):
+        idf = idf_of(count, len(tools[term]))
+        scores = array(SCORE_TYPE, [idf * f * (K1 + 1.0) / (f + K1) for f in weighted[term]])
+        postings.append((term, len(tools[term]), _bytes(tools[term]), _bytes(scores)))
+    return postings
 
 
 def _bytes(values: array[int] | array[float]) -> bytes:
@@ -417,7 +421,8 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    postings = _postings(indexed_text(ordered))
+    split = split_names(ordered)
+    postings = _postings(indexed_text(ordered, split))
 
     db = sqlite3.connect(":memory:")
     try:
@@ -443,7 +448,7 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                     group,
                 )
                 for rowid, (entry, group) in enumerate(
-                    zip(ordered, group_numbers(ordered), strict=True), start=1
+                    zip(ordered, group_numbers(ordered, split), strict=True), start=1
                 )
             ),
         )
