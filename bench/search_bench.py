@@ -14,7 +14,7 @@ In each, recall@1/5/10 and nDCG@10 of three rankers, all in this run:
 - `plain BM25`: BM25 (k1=1.2, b=0.75) over the tool's name and description as the
   catalog spells them, lower-cased `\\w+` tokens, in pure Python;
 - `today`: the search of TODAY_REV (index format 3: BM25 over weighted columns),
-  run from that commit's `codegen/` (extracted with `git archive`) in a subprocess;
+  that commit's `codegen/` (extracted with `git archive`) imported as `codegen_today`;
 - `ours`: `codegen.index.build_index` + `codegen.runtime.search.search`.
 
 The 380 queries are split in two halves by a hash of their text; the ranking was
@@ -22,7 +22,7 @@ developed looking at the first half only, and the table reports both.
 
 Speed is measured on a 10,000-tool index (both corpora plus synthetic variants), as
 one server per API and as one gateway: query latency p50/p95 in-process (warm
-connection), index build time and size; `today`'s in its subprocess, right after.
+connection, `today` and ours alternating query by query), index build time and size.
 
     .venv/bin/python bench/search_bench.py [--data DIR] [--out bench/results/search.md]
 """
@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import math
-import os
 import random
 import re
 import sqlite3
@@ -44,28 +44,34 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-# A worker run (`--worker`) imports the `codegen` of another commit, put first on the path.
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-if not os.environ.get("SEARCH_BENCH_TREE"):
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile  # noqa: E402
-from codegen import __version__  # noqa: E402
+from bench._common import ROOT, percentile
+from codegen import __version__
+from codegen.index import INDEX_FILENAME, build_index, entries_from_snapshot
+from codegen.runtime import search as search_module
+from codegen.snapshot import ServerSnapshot, Snapshot, ToolSnapshot
 
-# Only what index formats 3 and 4 both have: the worker runs this with either.
-from codegen.index import INDEX_FILENAME, build_index, entries_from_snapshot  # noqa: E402
-from codegen.runtime import search as search_module  # noqa: E402
-from codegen.snapshot import ServerSnapshot, Snapshot, ToolSnapshot  # noqa: E402
-
-__all__ = ["Metrics", "evaluate", "load_queries", "load_tools", "main", "settings", "snapshot_of"]
+__all__ = [
+    "Engine",
+    "Metrics",
+    "evaluate",
+    "load_queries",
+    "load_today",
+    "load_tools",
+    "main",
+    "settings",
+    "snapshot_of",
+]
 
 DATA = Path("/work/shared/data")
 # The last commit before index format 4: the `today` column runs its search.
 TODAY_REV = "0120f7d"
+TODAY_PACKAGE = "codegen_today"
 Key = tuple[str, str]
 Record = dict[str, object]
 # What an agent types; written for this benchmark, not taken from (or tuned on) the data.
@@ -273,86 +279,39 @@ def plain_bm25(records: list[Record], k1: float = 1.2, b: float = 0.75) -> Ranke
 # ------------------------------------------------------ rankings and speed
 
 
-def build(records: list[Record], directory: Path) -> tuple[Path, float]:
-    """Build the index of `records` in `directory`; return its path and build seconds."""
-    entries = entries_from_snapshot(snapshot_of(records))
-    path = directory / INDEX_FILENAME
-    started = time.perf_counter()
-    build_index(entries, path, generator_version=__version__)
-    return path, time.perf_counter() - started
+@dataclass(frozen=True)
+class Engine:
+    """One version of the search: its index builder and its `search` and `search_tools`."""
+
+    name: str
+    build_index: Callable[..., None]
+    search: Callable[..., list[Any]]
+    search_tools: Callable[..., str]
+
+    def build(self, records: list[Record], directory: Path) -> tuple[Path, float]:
+        """Build the index of `records` in `directory`; return its path and build seconds."""
+        directory.mkdir(parents=True, exist_ok=True)
+        entries = entries_from_snapshot(snapshot_of(records))
+        path = directory / INDEX_FILENAME
+        started = time.perf_counter()
+        self.build_index(entries, path, generator_version=__version__)
+        return path, time.perf_counter() - started
 
 
-def rankings(data: Path, queries: Sequence[str], work: Path) -> dict[str, list[list[Key]]]:
-    """The first 10 hits of each query in each setting, as the labels' keys."""
-    out = {}
-    for number, (name, (records, labels)) in enumerate(settings(data).items()):
-        directory = work / f"setting{number}"
-        directory.mkdir()
-        path, _ = build(records, directory)
-        out[name] = [
-            [
-                labels.get((hit.server, hit.tool), (hit.server, hit.tool))
-                for hit in search_module.search(query, 10, index_path=path)
-            ]
-            for query in queries
-        ]
-    return out
+OURS = Engine("ours", build_index, search_module.search, search_module.search_tools)
 
 
-def speed(data: Path, long: Sequence[str], work: Path) -> dict[str, float]:
-    """Latency percentiles (ms), build seconds and index MB at 10,000 tools."""
-    stb = load_tools(data / "stabletoolbench-dev" / "tools.jsonl")
-    apis = {str(r["server"]) for r in stb}
-    catalog = synthetic(
-        stb + distractors(load_tools(data / "toucan-tools-dev.jsonl"), apis), 10_000
-    )
-    figures: dict[str, float] = {}
-    variants = [("per API", catalog)]
-    # Format 3 gave each tool of one server its whole vocabulary: minutes at 10,000.
-    if search_module.INDEX_FORMAT >= 4:
-        variants.append(("gateway", aggregated(catalog, {str(r["server"]) for r in catalog})[0]))
-    for label, records in variants:
-        builds = []
-        for attempt in range(3):
-            directory = work / f"speed-{label}-{attempt}"
-            directory.mkdir()
-            path, seconds = build(records, directory)
-            builds.append(seconds)
-        figures[f"{label} build s"] = statistics.median(builds)
-        figures[f"{label} size MB"] = path.stat().st_size / 1e6
-        for kind, texts in (("long", list(long)), ("short", SHORT_QUERIES)):
-            for query in texts[:20]:  # warm the connection and the stemmer cache
-                search_module.search_tools(query, "summary", 10, index_path=path)
-            samples = []
-            for _ in range(max(3, 1000 // len(texts))):
-                for query in texts:
-                    started = time.perf_counter()
-                    search_module.search_tools(query, "summary", 10, index_path=path)
-                    samples.append((time.perf_counter() - started) * 1000)
-            figures[f"{label} {kind} p50"] = percentile(samples, 0.5)
-            figures[f"{label} {kind} p95"] = percentile(samples, 0.95)
-    return figures
+def load_today(rev: str, work: Path) -> Engine | None:
+    """The search of commit `rev`, imported as `codegen_today`; None without git history.
 
-
-def worker(data: Path, out: Path) -> None:
-    """Rankings and speed of the `codegen` on the path, written as JSON to `out`."""
-    queries = [query for query, _ in load_queries(data / "stabletoolbench-dev" / "queries.jsonl")]
-    with tempfile.TemporaryDirectory() as tmp:
-        result = {
-            "format": search_module.INDEX_FORMAT,
-            "rankings": rankings(data, queries, Path(tmp)),
-            "speed": speed(data, queries, Path(tmp)),
-        }
-    out.write_text(json.dumps(result), encoding="utf-8")
-
-
-def today(data: Path, rev: str, work: Path) -> dict[str, object] | None:
-    """`worker`'s result for the `codegen/` of commit `rev`, or None without git history."""
+    Its modules import each other relatively, so its `codegen/` works under another
+    name, beside ours in this process (the IndexEntry fields are the same).
+    """
     tree = work / "today"
     tree.mkdir()
     try:
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "codegen"],
+            ["git", "-C", str(ROOT), "archive", f"--prefix={TODAY_PACKAGE}/", f"{rev}:codegen"],
             check=True,
             capture_output=True,
         )
@@ -360,14 +319,73 @@ def today(data: Path, rev: str, work: Path) -> dict[str, object] | None:
         print(f"no `today` column: cannot read commit {rev} ({exc})", file=sys.stderr)
         return None
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    out = work / "today.json"
-    subprocess.run(
-        [sys.executable, __file__, "--worker", str(out), "--data", str(data)],
-        check=True,
-        env={**os.environ, "SEARCH_BENCH_TREE": "1", "PYTHONPATH": str(tree)},
+    sys.path.insert(0, str(tree))
+    index = importlib.import_module(f"{TODAY_PACKAGE}.index")
+    search = importlib.import_module(f"{TODAY_PACKAGE}.runtime.search")
+    return Engine("today", index.build_index, search.search, search.search_tools)
+
+
+def rankings(
+    engine: Engine, catalogs: dict[str, tuple[list[Record], dict[Key, Key]]],
+    queries: Sequence[str], work: Path,
+) -> dict[str, list[list[Key]]]:  # fmt: skip
+    """The first 10 hits of each query in each catalog, as the labels' keys."""
+    out = {}
+    for number, (name, (records, labels)) in enumerate(catalogs.items()):
+        path, _ = engine.build(records, work / f"{engine.name}-{number}")
+        out[name] = [
+            [
+                labels.get((hit.server, hit.tool), (hit.server, hit.tool))
+                for hit in engine.search(query, 10, index_path=path)
+            ]
+            for query in queries
+        ]
+    return out
+
+
+def speed(
+    engines: Sequence[Engine], data: Path, long: Sequence[str], work: Path
+) -> dict[tuple[str, str], float]:
+    """(engine, figure) -> latency percentiles (ms), build seconds and index MB at 10,000 tools.
+
+    The engines answer query by query, alternating which goes first, so the machine's
+    load falls on each alike. Only ours is timed on the gateway: format 3 gave every
+    tool of one server the whole vocabulary, minutes to build at 10,000 tools.
+    """
+    stb = load_tools(data / "stabletoolbench-dev" / "tools.jsonl")
+    apis = {str(r["server"]) for r in stb}
+    catalog = synthetic(
+        stb + distractors(load_tools(data / "toucan-tools-dev.jsonl"), apis), 10_000
     )
-    result: dict[str, object] = json.loads(out.read_text(encoding="utf-8"))
-    return result
+    gateway = aggregated(catalog, {str(r["server"]) for r in catalog})[0]
+    figures: dict[tuple[str, str], float] = {}
+    for label, records, timed in (("per API", catalog, engines), ("gateway", gateway, [OURS])):
+        paths = {}
+        for engine in timed:
+            builds = []
+            for attempt in range(3):
+                path, seconds = engine.build(
+                    records, work / f"speed-{engine.name}-{label}-{attempt}"
+                )
+                builds.append(seconds)
+            paths[engine.name] = path
+            figures[engine.name, f"{label} build s"] = statistics.median(builds)
+            figures[engine.name, f"{label} size MB"] = path.stat().st_size / 1e6
+        for kind, texts in (("long", list(long)), ("short", SHORT_QUERIES)):
+            for query in texts[:20]:  # warm the connections and the stemmer caches
+                for engine in timed:
+                    engine.search_tools(query, "summary", 10, index_path=paths[engine.name])
+            samples: dict[str, list[float]] = defaultdict(list)
+            for repeat in range(max(3, 1000 // len(texts))):
+                for query in texts:
+                    for engine in timed if repeat % 2 else timed[::-1]:
+                        started = time.perf_counter()
+                        engine.search_tools(query, "summary", 10, index_path=paths[engine.name])
+                        samples[engine.name].append((time.perf_counter() - started) * 1000)
+            for engine in timed:
+                figures[engine.name, f"{label} {kind} p50"] = percentile(samples[engine.name], 0.5)
+                figures[engine.name, f"{label} {kind} p95"] = percentile(samples[engine.name], 0.95)
+    return figures
 
 
 # ----------------------------------------------------------------- report
@@ -377,19 +395,13 @@ def _row(name: str, figures: Sequence[float]) -> str:
     return f"| {name} | " + " | ".join(f"{value:.3f}" for value in figures) + " |"
 
 
-def _keys(ranked: list[list[list[str]]]) -> list[list[Key]]:
-    return [[(server, tool) for server, tool in hits] for hits in ranked]
-
-
 def weak_share(data: Path, queries: Sequence[str], work: Path) -> tuple[float, float]:
     """Share of queries marked weak with their tools in the catalog, and without any of them."""
     stb = load_tools(data / "stabletoolbench-dev" / "tools.jsonl")
     toucan = load_tools(data / "toucan-tools-dev.jsonl")
     shares = []
     for name, records in (("with", stb + toucan), ("without", toucan)):
-        directory = work / f"weak-{name}"
-        directory.mkdir()
-        path, _ = build(records, directory)
+        path, _ = OURS.build(records, work / f"weak-{name}")
         weak = [search_module.lookup(query, 10, index_path=path).weak for query in queries]
         shares.append(sum(weak) / len(weak))
     return shares[0], shares[1]
@@ -401,20 +413,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("bench/results/search.md"))
     parser.add_argument("--today", default=TODAY_REV, help="the commit of the `today` column")
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        worker(args.data, args.worker)
-        return 0
 
     queries = load_queries(args.data / "stabletoolbench-dev" / "queries.jsonl")
     texts = [query for query, _ in queries]
+    catalogs = settings(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "ours").mkdir()
-        ours = rankings(args.data, texts, work / "ours")
-        ours_speed = speed(args.data, texts, work / "ours")
-        before = today(args.data, args.today, work)
+        before = load_today(args.today, work)
+        engines = [OURS] if before is None else [OURS, before]
+        ranked = {engine.name: rankings(engine, catalogs, texts, work) for engine in engines}
+        timing = speed(engines, args.data, texts, work)
         weak_with, weak_without = weak_share(args.data, texts, work)
     lines = [
         "# Tool search benchmark",
@@ -427,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "R@5 is given for that half and for the held-out half.",
         "",
     ]
-    for name, (records, labels) in settings(args.data).items():
+    for name, (records, labels) in catalogs.items():
         plain = plain_bm25(records)
         baseline = [[labels.get(key, key) for key in plain(query)] for query in texts]
         lines += [
@@ -437,11 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "| --- | --- | --- | --- | --- | --- | --- |",
             _row("plain BM25, name+description", evaluate(baseline, queries)),
         ]
-        if before is not None:
-            ranked = before["rankings"][name]  # type: ignore[index]
-            lines.append(_row("today (index format 3)", evaluate(_keys(ranked), queries)))
-        lines += [_row("**ours**", evaluate(ours[name], queries)), ""]
-    lines += _speed_table(ours_speed, before)
+        if "today" in ranked:
+            lines.append(_row("today (index format 3)", evaluate(ranked["today"][name], queries)))
+        lines += [_row("**ours**", evaluate(ranked["ours"][name], queries)), ""]
+    lines += _speed_table(timing)
     lines += [
         "### Weak matches",
         "",
@@ -459,8 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _speed_table(ours: dict[str, float], before: dict[str, object] | None) -> list[str]:
-    old: dict[str, float] = before["speed"] if before is not None else {}  # type: ignore[assignment]
+def _speed_table(timing: dict[tuple[str, str], float]) -> list[str]:
+    ours = {figure: value for (engine, figure), value in timing.items() if engine == "ours"}
+    old = {figure: value for (engine, figure), value in timing.items() if engine == "today"}
 
     def cell(figures: dict[str, float], key: str, unit: str) -> str:
         return f"{figures[key]:.2f} {unit}" if key in figures else ""
@@ -492,8 +501,7 @@ def _speed_table(ours: dict[str, float], before: dict[str, object] | None) -> li
     return [
         *lines,
         "",
-        "Ours is timed in this process, `today` in its subprocess right after (same machine, "
-        "same queries; not interleaved, so compare medians of one run only).",
+        "Both timed in one process, query by query, alternating which goes first.",
         "",
     ]
 
