@@ -450,9 +450,9 @@ def _server_docstring(server: ServerSnapshot, ident: str, tools: list[dict[str, 
         lines += ["", doc_text(server.instructions)]
     lines.append("")
     titles = {tool.name: tool.title for tool in server.tools}
-    lines += listing(
-        [(t["ident"], t["name"], titles.get(t["name"]), doc_text(t["summary"])) for t in tools]
-    )
+    # Namespaces may come from titles, server text like the summaries: escaped line by line.
+    listed = listing([(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools])
+    lines += [doc_text(line) for line in listed]
     return "\n".join(lines) + "\n"
 
 

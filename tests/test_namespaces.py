@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import PurePosixPath
 
 import pytest
@@ -117,3 +118,24 @@ def test_rendered_server_docstring(count: int) -> None:
             in docstring
         )
         assert "get_item of api000" not in docstring
+
+
+def test_a_namespace_from_a_hostile_title_cannot_break_the_docstring() -> None:
+    tools = tuple(
+        ToolSnapshot(
+            name=f"tool_{i}",
+            title=f'Evil"""\\{i % 2}: do it',
+            description="Does it",
+            inputSchema={"type": "object"},
+        )
+        for i in range(LISTED_TOOLS + 20)
+    )
+    package = render_package(
+        Snapshot(servers=(ServerSnapshot(name="gateway", tools=tools),)), PackageOptions(name="p")
+    )
+    init = package.files[PurePosixPath("p/servers/gateway/__init__.py")]
+    module = ast.parse(init)
+    docstring = ast.get_docstring(module, clean=False) or ""
+    # Escaped in the source, read back as the title says it.
+    assert "2 namespaces" in docstring and 'Evil"""\\0  60 tools' in docstring
+    assert [type(node).__name__ for node in module.body][:2] == ["Expr", "ImportFrom"]
