@@ -376,15 +376,18 @@ def speed(
                 for engine in timed:
                     engine.search_tools(query, "summary", 10, index_path=paths[engine.name])
             samples: dict[str, list[float]] = defaultdict(list)
+            cpu: dict[str, list[float]] = defaultdict(list)
             for repeat in range(max(3, 1000 // len(texts))):
                 for query in texts:
                     for engine in timed if repeat % 2 else timed[::-1]:
-                        started = time.perf_counter()
+                        started, started_cpu = time.perf_counter(), time.process_time()
                         engine.search_tools(query, "summary", 10, index_path=paths[engine.name])
+                        cpu[engine.name].append((time.process_time() - started_cpu) * 1000)
                         samples[engine.name].append((time.perf_counter() - started) * 1000)
             for engine in timed:
                 figures[engine.name, f"{label} {kind} p50"] = percentile(samples[engine.name], 0.5)
                 figures[engine.name, f"{label} {kind} p95"] = percentile(samples[engine.name], 0.95)
+                figures[engine.name, f"{label} {kind} cpu"] = percentile(cpu[engine.name], 0.5)
     return figures
 
 
@@ -483,11 +486,12 @@ def _speed_table(timing: dict[tuple[str, str], float]) -> list[str]:
     for label in ("per API", "gateway"):
         for kind, words in (("long", "the 380 StableToolBench queries, ~44 words"),
                             ("short", f"{len(SHORT_QUERIES)} short queries, 2-5 words")):  # fmt: skip
-            for figure in ("p50", "p95"):
+            for figure in ("p50", "p95", "cpu"):
                 key = f"{label} {kind} {figure}"
                 target = "<= 3 ms" if (kind, figure) == ("long", "p50") else ""
+                what = "CPU time p50" if figure == "cpu" else f"latency {figure}"
                 lines.append(
-                    f"| latency {figure}, {words}, {label} | {cell(old, key, 'ms')} "
+                    f"| {what}, {words}, {label} | {cell(old, key, 'ms')} "
                     f"| **{cell(ours, key, 'ms')}** | {target} |"
                 )
         lines.append(
@@ -501,7 +505,9 @@ def _speed_table(timing: dict[tuple[str, str], float]) -> list[str]:
     return [
         *lines,
         "",
-        "Both timed in one process, query by query, alternating which goes first.",
+        "Both timed in one process, query by query, alternating which goes first. Latency is "
+        "wall-clock time; the machine is shared, so the process's CPU time per query is given "
+        "too, which other users' load moves less.",
         "",
     ]
 

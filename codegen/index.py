@@ -393,9 +393,10 @@ CREATE TABLE tools (
     title TEXT,
     summary TEXT NOT NULL,
     signature TEXT NOT NULL,
-    docstring TEXT NOT NULL,
-    grp INTEGER NOT NULL  -- the tool's group: `group_numbers`
+    docstring TEXT NOT NULL
 );
+-- One row: each tool's group (`group_numbers`) by tool id, from id 0 (unused, 0).
+CREATE TABLE tool_groups (groups BLOB NOT NULL);
 -- A rowid table: its rows stay inline up to a page, where WITHOUT ROWID rows overflow
 -- past a quarter of one (2 MB more at 10,000 tools).
 CREATE TABLE postings (
@@ -434,7 +435,7 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
         db.executemany(
-            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     rowid,
@@ -445,16 +446,15 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                     one_line(entry.description or entry.title, SUMMARY_LIMIT),
                     entry.signature,
                     entry.docstring,
-                    group,
                 )
-                for rowid, (entry, group) in enumerate(
-                    zip(ordered, group_numbers(ordered, split), strict=True), start=1
-                )
+                for rowid, entry in enumerate(ordered, start=1)
             ),
         )
         db.executemany(
             "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)", postings
         )
+        groups = array(tool_id_type(len(ordered)), [0, *group_numbers(ordered, split)])
+        db.execute("INSERT INTO tool_groups VALUES (?)", (_bytes(groups),))
         db.commit()
         _vacuum_into(db, path)
     except sqlite3.Error as exc:

@@ -415,6 +415,8 @@ def test_not_an_index(tmp_path: Path) -> None:
         "UPDATE postings SET tools = x'ffff'",
         "UPDATE meta SET value = '0' WHERE key = 'tool_count'",
         "DROP TABLE postings",
+        "UPDATE tool_groups SET groups = x'0100'",
+        "DROP TABLE tool_groups",
     ],
 )
 def test_damaged_index_is_a_clear_error(tmp_path: Path, damage: str) -> None:

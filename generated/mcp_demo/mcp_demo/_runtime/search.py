@@ -279,6 +279,7 @@ class _Index:
     connection: sqlite3.Connection
     meta: dict[str, str]
     tool_count: int
+    groups: array[int]  # tool id -> its group (namespace or server), read once
 
 
 _indexes: dict[tuple[str, int, int], _Index] = {}
@@ -328,7 +329,22 @@ def _connect(path: Path) -> _Index:
             f"{path} is not a readable search index (tool_count {count!r}); "
             "rebuild the package with `mcp-codegen build`"
         )
-    return _Index(connection, meta, int(count))
+    try:
+        (blob,) = connection.execute("SELECT groups FROM tool_groups").fetchone()
+        groups = _tools(blob, int(count))
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        connection.close()
+        raise SearchError(
+            f"{path} is not a readable search index ({exc}); "
+            "rebuild the package with `mcp-codegen build`"
+        ) from None
+    if len(groups) != int(count) + 1:
+        connection.close()
+        raise SearchError(
+            f"{path} is not a readable search index ({len(groups)} groups for {count} tools); "
+            "rebuild the package with `mcp-codegen build`"
+        )
+    return _Index(connection, meta, int(count), groups)
 
 
 def index_info(index_path: Path | None = None) -> dict[str, str]:
@@ -442,10 +458,7 @@ def _rank(
     # Second stage: a tool gains GROUP_BOOST times the best total of its group (its
     # namespace or server) among these candidates, so the tools of the service the
     # query is about come before a stray match elsewhere.
-    marks = ", ".join("?" for _ in best)
-    groups = dict(
-        index.connection.execute(f"SELECT id, grp FROM tools WHERE id IN ({marks})", best)
-    )
+    groups = index.groups
     leaders: dict[int, float] = {}
     for tool in best:  # best first: the first total seen of a group is its best
         leaders.setdefault(groups[tool], totals[tool])
