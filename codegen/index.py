@@ -2,16 +2,18 @@
 
 One SQLite file (`search_index.sqlite3`) that `_runtime/search.py` queries offline.
 Each tool is a row of `tools` (what a hit prints). Its text is split into the
-weighted columns of `COLUMNS`, tokenized by the runtime's own `tokenize`, so build
-and query can never split words differently.
+weighted fields of `FIELDS`, tokenized by the runtime's own `tokenize`, so build
+and query can never split words differently. A server's tools are grouped by the
+namespaces inside their names (`codegen.namespaces`): a gateway that folds 800
+APIs into one server is indexed as if each API were a server of its own.
 
-Ranking is BM25 with per-column weights, computed exactly as SQLite FTS5's `bm25()`
-does (`fts5_aux.c`). Everything in it but the choice of query terms is fixed once
-the corpus is: a term's idf, a tool's weighted term frequency and its length. So
-the build computes each term's contribution to each tool's score and stores, per
-term, one row of `postings`: the ids of the tools holding it and those
-contributions. A query then only adds up the rows of its terms, in query order,
-which gives `bm25()`'s scores bit for bit, without scoring every matching row.
+Ranking is BM25F: per-field length normalization, one saturation over the
+weighted sum of the fields (`_postings`). Everything in it but the choice of
+query terms is fixed once the corpus is: a term's idf, a tool's weighted term
+frequencies and field lengths. So the build computes each term's contribution to
+each tool's score and stores, per term, one row of `postings`: the ids of the
+tools holding it and those contributions. A query then only adds up the rows of
+its terms, without scoring every matching row.
 
 The file is byte-identical for identical input: entries are sorted, nothing
 depends on time or place, and the database is built in memory and written out
@@ -20,38 +22,43 @@ with `VACUUM INTO`, which lays pages out afresh.
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import sys
 import tempfile
 from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .escape import one_line
 from .names import assign_unique
+from .namespaces import Namespaced, namespaces
 from .runtime.search import (
-    COLUMNS,
     INDEX_FILENAME,
     INDEX_FORMAT,
     SCORE_TYPE,
+    idf_of,
+    term_pairs,
     tokenize,
     tool_id_type,
 )
 from .snapshot import Snapshot
 
 __all__ = [
+    "FIELDS",
     "INDEX_FILENAME",
     "INDEX_FORMAT",
+    "Field",
     "IndexBuildError",
     "IndexEntry",
     "build_index",
     "entries_from_snapshot",
+    "group_numbers",
+    "indexed_text",
     "parameters_from_schema",
-    "tool_columns",
+    "split_names",
 ]
 
 SUMMARY_LIMIT = 120
@@ -161,13 +168,13 @@ def entries_from_snapshot(snapshot: Snapshot) -> list[IndexEntry]:
     return entries
 
 
-def _terms(*texts: str | None) -> str:
-    return " ".join(" ".join(tokenize(text)) for text in texts if text)
+def _terms(*texts: str | None) -> list[str]:
+    return [term for text in texts if text for term in tokenize(text)]
 
 
 # Words a tool's text and an agent's query often use for one another. A tool whose
 # name or description holds one word of a group is also found by the others, with
-# the weight of the `related` column. General software and web-API vocabulary only.
+# the weight of the `related` field. General software and web-API vocabulary only.
 SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("add", "create", "insert", "new"),
     ("delete", "remove", "erase", "destroy"),
@@ -217,96 +224,156 @@ def _synonym_table() -> dict[str, tuple[str, ...]]:
 _RELATED = _synonym_table()
 
 
-def _related(terms: str) -> str:
-    own = set(terms.split())
+def _related(terms: Sequence[str]) -> list[str]:
+    own = set(terms)
     found = (other for term in own for other in _RELATED.get(term, ()) if other not in own)
-    return " ".join(sorted(set(found)))
+    return sorted(set(found))
 
 
-def _server_context(entries: Sequence[IndexEntry]) -> dict[str, str]:
-    # What a server is about: each distinct term of its tools' names and descriptions,
-    # once (presence, not frequency, so a server with many tools does not drown the rest).
-    texts: dict[str, list[str]] = defaultdict(list)
-    for entry in entries:
-        texts[entry.server] += [entry.tool, entry.title or "", entry.description]
-    return {
-        server: " ".join(dict.fromkeys(tokenize(" ".join(parts))))
-        for server, parts in texts.items()
-    }
+@dataclass(frozen=True)
+class Field:
+    """One weighted field of a tool's text in BM25F.
 
-
-def _columns(entry: IndexEntry, context: str) -> dict[str, str]:
-    parameter_text = " ".join(f"{name} {description}" for name, description in entry.parameters)
-    name = _terms(entry.tool, entry.title)
-    description = _terms(entry.description)
-    return {
-        "name": name,
-        "server": _terms(entry.server),
-        "description": description,
-        "params": _terms(parameter_text),
-        "context": context,
-        "related": _related(f"{name} {description}"),
-    }
-
-
-def tool_columns(entries: Sequence[IndexEntry]) -> list[dict[str, str]]:
-    """The indexed text of each of `entries`, in their order: column name -> its terms.
-
-    The columns are those of `COLUMNS`, in that order, each a space-separated
-    string of `tokenize` terms. `context` depends on the other tools of the entry's
-    server, so pass all the entries of an index at once.
+    Attributes:
+        name: the field's name.
+        weight: how much one occurrence counts, against one in the description.
+        b: how much the field's length, against its average, damps its terms (0..1).
     """
-    contexts = _server_context(entries)
-    return [_columns(entry, contexts[entry.server]) for entry in entries]
+
+    name: str
+    weight: float
+    b: float
 
 
-# The constants of FTS5's bm25() (`fts5_aux.c`), whose scores the index reproduces.
+# What the index holds of a tool. `name`: the tool name without its namespace, and
+# its title; `space`: the server key and the namespace, where the tool belongs;
+# `params`: the distinct terms of its parameters' names and descriptions, at most
+# PARAMS_CAP; `related`: synonyms (`SYNONYMS`) of the name's and description's
+# words; `context`: each distinct term of the names and descriptions of the tools
+# of its group (its namespace, or its server if it has none), which says what kind
+# of service it belongs to; `pairs`: adjacent term pairs of name, space and
+# description ("qr code", "short url"), evidence beyond the two words apart.
+# Short fields (a name) are barely length-normalized, long ones fully.
+FIELDS: tuple[Field, ...] = (
+    Field("name", 3.0, 0.3),
+    Field("space", 2.0, 0.3),
+    Field("description", 1.0, 0.75),
+    Field("params", 0.5, 0.75),
+    Field("related", 0.25, 0.5),
+    Field("context", 0.5, 0.75),
+    Field("pairs", 0.5, 0.75),
+)
+# A tool with 60 parameters must not match every query through them: its
+# parameters give at most this many distinct terms (in schema order).
+PARAMS_CAP = 48
+# BM25's saturation: a term's weighted frequency F counts F * (K1 + 1) / (F + K1).
 K1 = 1.2
-B = 0.75
 
 
-def _postings(columns: Sequence[dict[str, str]]) -> list[tuple[str, bytes, bytes]]:
-    """`(term, tool ids, contributions)` of each term, sorted by term; tool `i` is `columns[i-1]`.
+def split_names(entries: Sequence[IndexEntry]) -> list[Namespaced]:
+    """Each entry's tool name split into namespace and the rest, among its server's tools."""
+    by_server: dict[str, list[int]] = defaultdict(list)
+    for position, entry in enumerate(entries):
+        by_server[entry.server].append(position)
+    split: dict[int, Namespaced] = {}
+    for positions in by_server.values():
+        found = namespaces([(entries[i].tool, entries[i].title) for i in positions])
+        split.update(zip(positions, found, strict=True))
+    return [split[position] for position in range(len(entries))]
 
-    The contribution of term t to tool d is bm25()'s summand, evaluated with the
-    same operations in the same order, so a query's sum is bm25()'s score exactly:
-    idf(t) * (f * (k1 + 1)) / (f + k1 * (1 - b + b * |d| / avgdl)), f the sum of the
-    column weights of t's occurrences in d, |d| d's number of terms, and
-    idf(t) = ln((N - n + 0.5) / (n + 0.5)) (1e-6 where that is not positive), n the
-    number of tools holding t.
+
+def group_numbers(
+    entries: Sequence[IndexEntry], split: Sequence[Namespaced] | None = None
+) -> list[int]:
+    """Each entry's group (its namespace, or its server if it has none) as a number from 1.
+
+    Numbered in sorted order of `(server, namespace)`, so the same tools always
+    give the same numbers. `split` is `split_names(entries)`, if already known.
     """
-    weights = dict(COLUMNS)
-    frequencies: list[dict[str, float]] = []
-    lengths: list[int] = []
-    holders: Counter[str] = Counter()
-    for texts in columns:
-        frequency: dict[str, float] = {}
-        length = 0
-        for name, text in texts.items():
-            weight = weights[name]
-            terms = text.split()
-            length += len(terms)
-            for term in terms:
-                frequency[term] = frequency.get(term, 0.0) + weight
-        frequencies.append(frequency)
-        lengths.append(length)
-        holders.update(frequency.keys())
-    count = len(columns)
-    idf = {}
-    for term, holding in holders.items():
-        value = math.log((count - holding + 0.5) / (holding + 0.5))
-        idf[term] = value if value > 0.0 else 1e-6
-    total = sum(lengths)
-    average = total / count if total else 1.0  # no term at all: no posting uses it
+    split = split_names(entries) if split is None else split
+    keys = [
+        (entry.server, namespaced.namespace)
+        for entry, namespaced in zip(entries, split, strict=True)
+    ]
+    numbers = {key: number for number, key in enumerate(sorted(set(keys)), start=1)}
+    return [numbers[key] for key in keys]
+
+
+def indexed_text(
+    entries: Sequence[IndexEntry], split: Sequence[Namespaced] | None = None
+) -> list[dict[str, list[str]]]:
+    """The indexed text of each of `entries`, in their order: field name -> its terms.
+
+    The fields are those of `FIELDS`. The namespace of a tool (`codegen.namespaces`)
+    depends on the other tool names of its server, and its `context` on the other
+    tools of its group, so pass all the entries of an index at once. `split` is
+    `split_names(entries)`, if already known.
+    """
+    split = split_names(entries) if split is None else split
+    groups: list[tuple[str, str]] = []
+    group_terms: dict[tuple[str, str], list[str]] = defaultdict(list)
+    texts: list[dict[str, list[str]]] = []
+    for entry, namespaced in zip(entries, split, strict=True):
+        group = (entry.server, namespaced.namespace)
+        name = _terms(namespaced.local, namespaced.title)
+        space = _terms(entry.server, namespaced.namespace)
+        description = _terms(entry.description)
+        parameter_text = " ".join(f"{key} {text}" for key, text in entry.parameters)
+        texts.append(
+            {
+                "name": name,
+                "space": space,
+                "description": description,
+                "params": list(dict.fromkeys(_terms(parameter_text)))[:PARAMS_CAP],
+                "related": _related(name + description),
+                "pairs": term_pairs(name) + term_pairs(space) + term_pairs(description),
+            }
+        )
+        groups.append(group)
+        group_terms[group] += _terms(namespaced.namespace) + name + description
+    # Presence, not frequency: a group with many tools does not drown the rest.
+    contexts = {group: list(dict.fromkeys(terms)) for group, terms in group_terms.items()}
+    for text, group in zip(texts, groups, strict=True):
+        text["context"] = contexts[group]
+    return texts
+
+
+def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, bytes, bytes]]:
+    """`(term, holders, tool ids, contributions)` of each term, sorted by term.
+
+    Tool `i` is `texts[i-1]`; `holders` is the number of tools holding the term. The
+    contribution of term t to tool d is BM25F (saturation after the fields are
+    added up, length normalization per field):
+
+        idf(t) * F * (K1 + 1) / (F + K1),
+        F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
+
+    with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t.
+    """
+    count = len(texts)
+    averages = {
+        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0) or 1.0
+        for field in FIELDS
+    }
     id_type = tool_id_type(count)
     tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
-    scores: dict[str, array[float]] = defaultdict(lambda: array(SCORE_TYPE))
-    for tool, (frequency, length) in enumerate(zip(frequencies, lengths, strict=True), start=1):
-        norm = K1 * (1 - B + B * length / average)
-        for term, weighted in frequency.items():
+    weighted: dict[str, list[float]] = defaultdict(list)
+    for tool, text in enumerate(texts, start=1):
+        frequency: dict[str, float] = defaultdict(float)
+        for field in FIELDS:
+            terms = text[field.name]
+            share = field.weight / (1.0 - field.b + field.b * len(terms) / averages[field.name])
+            for term in terms:
+                frequency[term] += share
+        for term, f in frequency.items():
             tools[term].append(tool)
-            scores[term].append(idf[term] * ((weighted * (K1 + 1.0)) / (weighted + norm)))
-    return [(term, _bytes(tools[term]), _bytes(scores[term])) for term in sorted(tools)]
+            weighted[term].append(f)
+    postings = []
+    for term in sorted(tools):
+        idf = idf_of(count, len(tools[term]))
+        scores = array(SCORE_TYPE, [idf * f * (K1 + 1.0) / (f + K1) for f in weighted[term]])
+        postings.append((term, len(tools[term]), _bytes(tools[term]), _bytes(scores)))
+    return postings
 
 
 def _bytes(values: array[int] | array[float]) -> bytes:
@@ -328,11 +395,14 @@ CREATE TABLE tools (
     signature TEXT NOT NULL,
     docstring TEXT NOT NULL
 );
+-- One row: each tool's group (`group_numbers`) by tool id, from id 0 (unused, 0).
+CREATE TABLE tool_groups (groups BLOB NOT NULL);
 -- A rowid table: its rows stay inline up to a page, where WITHOUT ROWID rows overflow
 -- past a quarter of one (2 MB more at 10,000 tools).
 CREATE TABLE postings (
     id INTEGER PRIMARY KEY,
     term TEXT NOT NULL UNIQUE,
+    holders INTEGER NOT NULL,
     tools BLOB NOT NULL,
     scores BLOB NOT NULL
 );
@@ -352,7 +422,8 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    postings = _postings(tool_columns(ordered))
+    split = split_names(ordered)
+    postings = _postings(indexed_text(ordered, split))
 
     db = sqlite3.connect(":memory:")
     try:
@@ -379,7 +450,11 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
                 for rowid, entry in enumerate(ordered, start=1)
             ),
         )
-        db.executemany("INSERT INTO postings (term, tools, scores) VALUES (?, ?, ?)", postings)
+        db.executemany(
+            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)", postings
+        )
+        groups = array(tool_id_type(len(ordered)), [0, *group_numbers(ordered, split)])
+        db.execute("INSERT INTO tool_groups VALUES (?)", (_bytes(groups),))
         db.commit()
         _vacuum_into(db, path)
     except sqlite3.Error as exc:

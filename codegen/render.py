@@ -25,6 +25,7 @@ from .escape import doc_text, one_line, py_literal
 from .index import IndexEntry
 from .models import Param, ToolModels, generate_all
 from .names import MCP_NAME_PATTERN, assign_unique
+from .namespaces import listing
 from .progress import Progress, QuietProgress
 from .snapshot import SNAPSHOT_FILENAME, ServerSnapshot, Snapshot, ToolSnapshot
 
@@ -448,8 +449,10 @@ def _server_docstring(server: ServerSnapshot, ident: str, tools: list[dict[str, 
     if server.instructions:
         lines += ["", doc_text(server.instructions)]
     lines.append("")
-    width = max((len(tool["ident"]) for tool in tools), default=0)
-    lines += [f"{tool['ident']:<{width}}  {doc_text(tool['summary'])}".rstrip() for tool in tools]
+    titles = {tool.name: tool.title for tool in server.tools}
+    # Namespaces may come from titles, server text like the summaries: escaped line by line.
+    listed = listing([(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools])
+    lines += [doc_text(line) for line in listed]
     return "\n".join(lines) + "\n"
 
 

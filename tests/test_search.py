@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import stat
@@ -23,13 +24,16 @@ from click.testing import CliRunner
 from codegen import __version__
 from codegen.cli.search import search_command
 from codegen.index import (
+    FIELDS,
     INDEX_FILENAME,
+    K1,
     IndexBuildError,
     IndexEntry,
     build_index,
     entries_from_snapshot,
+    group_numbers,
+    indexed_text,
     parameters_from_schema,
-    tool_columns,
 )
 from codegen.runtime import search as search_module
 from codegen.runtime.search import SearchError, search, search_tools, stem, tokenize
@@ -183,26 +187,45 @@ def test_known_answers_in_the_demo_package(query: str, import_path: str, within:
     assert_finds(query, import_path, within, DEMO_INDEX)
 
 
-def _fts5_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str, float]]:
-    # What index format 2 ranked with: FTS5's bm25() over the same columns and weights.
-    names = [name for name, _ in search_module.COLUMNS]
-    weights = ", ".join(str(weight) for _, weight in search_module.COLUMNS)
+def _reference_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str, float]]:
+    # BM25F written out plainly from the index's fields, for every tool and every
+    # query term (words, then adjacent pairs), to check the precomputed postings.
     ordered = sorted(entries, key=lambda entry: entry.import_path)
-    db = sqlite3.connect(":memory:")
-    db.execute(f"CREATE VIRTUAL TABLE fts USING fts5({', '.join(names)}, content='')")
-    for rowid, columns in enumerate(tool_columns(ordered), start=1):
-        db.execute(
-            f"INSERT INTO fts (rowid, {', '.join(names)}) VALUES (?{', ?' * len(names)})",
-            (rowid, *columns.values()),
-        )
-    terms = search_module._query_terms(query)
-    rows = db.execute(
-        f"SELECT rowid, -bm25(fts, {weights}) AS score FROM fts WHERE fts MATCH ? "
-        "ORDER BY score DESC, rowid LIMIT 100",
-        (" OR ".join(f'"{term}"' for term in terms),),
-    ).fetchall()
-    db.close()
-    return [(ordered[rowid - 1].import_path, round(score, 6)) for rowid, score in rows]
+    texts = indexed_text(ordered)
+    count = len(texts)
+    averages = {
+        field.name: (sum(len(text[field.name]) for text in texts) / count) or 1.0
+        for field in FIELDS
+    }
+    words = search_module._query_terms(query)
+    terms = words + search_module._pairs(query)
+    ranking = []
+    for entry, text, group in zip(ordered, texts, group_numbers(ordered), strict=True):
+        score = 0.0
+        for term in terms:
+            holders = sum(any(term in other[field.name] for field in FIELDS) for other in texts)
+            f = sum(
+                field.weight
+                * text[field.name].count(term)
+                / (1 - field.b + field.b * len(text[field.name]) / averages[field.name])
+                for field in FIELDS
+            )
+            if f:
+                idf = math.log(1 + (count - holders + 0.5) / (holders + 0.5))
+                score += idf * f * (K1 + 1) / (f + K1)
+        if score > 0:
+            ranking.append((entry.import_path, score, group))
+    # The second stage: each of the best GROUP_DEPTH gains a share of its group's best.
+    ranking.sort(key=lambda row: (-row[1], row[0]))
+    ranking = ranking[: max(100, search_module.GROUP_DEPTH)]
+    leaders: dict[int, float] = {}
+    for _, score, group in ranking:
+        leaders.setdefault(group, score)
+    fused = [
+        (path, score + search_module.GROUP_BOOST * leaders[group]) for path, score, group in ranking
+    ]
+    fused.sort(key=lambda pair: (-pair[1], pair[0]))
+    return [(path, round(score, 6)) for path, score in fused[:100]]
 
 
 @pytest.mark.parametrize(
@@ -210,10 +233,10 @@ def _fts5_ranking(entries: list[IndexEntry], query: str) -> list[tuple[str, floa
     ["commit history", "show changes", "git", "time time zone timezone", "file directory path",
      "what changed but is not staged yet", "the of and", "branch commit sha repository status"],
 )  # fmt: skip
-def test_scores_are_those_of_fts5_bm25(index: Path, query: str) -> None:
+def test_scores_are_bm25f_over_the_indexed_fields(index: Path, query: str) -> None:
     hits = search(query, 100, index_path=index)
-    expected = _fts5_ranking(entries_from_snapshot(snapshot()), query)
-    assert [(hit.import_path, hit.score) for hit in hits] == expected
+    expected = _reference_ranking(entries_from_snapshot(snapshot()), query)
+    assert [(hit.import_path, pytest.approx(hit.score, abs=2e-6)) for hit in hits] == expected
 
 
 def test_repeated_query_words_count_once(index: Path) -> None:
@@ -392,6 +415,8 @@ def test_not_an_index(tmp_path: Path) -> None:
         "UPDATE postings SET tools = x'ffff'",
         "UPDATE meta SET value = '0' WHERE key = 'tool_count'",
         "DROP TABLE postings",
+        "UPDATE tool_groups SET groups = x'0100'",
+        "DROP TABLE tool_groups",
     ],
 )
 def test_damaged_index_is_a_clear_error(tmp_path: Path, damage: str) -> None:
@@ -436,7 +461,9 @@ def test_cli_prints_hits(project: Path) -> None:
 
 
 def test_cli_json(project: Path) -> None:
-    result = CliRunner().invoke(search_command, ["tokyo time", "--package", str(project), "--json"])
+    result = CliRunner().invoke(
+        search_command, ["current time in tokyo", "--package", str(project), "--json"]
+    )
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)
     assert hits[0]["import_path"] == "servers.time.get_current_time"
@@ -479,3 +506,86 @@ def test_runtime_search_imports_only_the_standard_library() -> None:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             imported.add(node.module.split(".")[0])
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+# ------------------------------------------------------ gateways, weak matches
+
+
+def gateway_snapshot() -> Snapshot:
+    """The tools of `TOOLS` behind one aggregator server, named `<server>__<tool>`."""
+    renamed = [
+        tool.model_copy(update={"name": f"{server.name}__{tool.name}"})
+        for server in snapshot().servers
+        for tool in server.tools
+    ]
+    return Snapshot(servers=(ServerSnapshot(name="gateway", tools=tuple(renamed)),))
+
+
+@pytest.fixture(scope="module")
+def gateway_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gateway") / INDEX_FILENAME
+    build_index(entries_from_snapshot(gateway_snapshot()), path, generator_version=__version__)
+    return path
+
+
+@pytest.mark.parametrize(("query", "import_path", "within"), KNOWN_ANSWERS)
+def test_known_answers_through_a_gateway(
+    gateway_index: Path, query: str, import_path: str, within: int
+) -> None:
+    # The same tools behind one server, the API folded into each name: the
+    # namespaces recovered from the names make them as easy to find.
+    _, server, tool = import_path.split(".")
+    found = [hit.tool for hit in search(query, 10, index_path=gateway_index)]
+    assert f"{server}__{tool}" in found[:within], f"{query!r} -> {found}"
+
+
+def test_gateway_namespace_is_searchable_like_a_server(gateway_index: Path) -> None:
+    hits = search("git", 20, index_path=gateway_index)
+    assert {hit.tool.split("__")[0] for hit in hits} == {"git"} and len(hits) == 12
+
+
+WEAK = "book a table at an Italian restaurant for friday, and tell me the status"
+
+
+def test_weak_match_says_so_in_one_line_and_keeps_the_hits(index: Path) -> None:
+    found = search_module.lookup(WEAK, 3, index_path=index)
+    assert found.weak and found.hits
+    text = search_tools(WEAK, "name", 3, index_path=index)
+    first, *rest = text.splitlines()
+    assert first.startswith("# nothing matches 'book a table at an Italian") and "well" in first
+    assert rest == [hit.import_path for hit in found.hits]
+
+
+@pytest.mark.parametrize(("query", "import_path", "within"), KNOWN_ANSWERS)
+def test_known_answers_are_not_weak(index: Path, query: str, import_path: str, within: int) -> None:
+    assert not search_module.lookup(query, 3, index_path=index).weak
+    assert not search_tools(query, "name", 3, index_path=index).startswith("#")
+
+
+def test_a_matching_skill_is_not_a_weak_match(index: Path, tmp_path: Path) -> None:
+    (tmp_path / "italian_restaurant_booking.py").write_text(
+        '"""Book a table at an Italian restaurant for friday and report the status."""\n\n'
+        "async def italian_restaurant_booking() -> str:\n"
+        '    """Book a table at an Italian restaurant for friday and report the status."""\n'
+        '    return "booked"\n',
+        encoding="utf-8",
+    )
+    text = search_tools(WEAK, "name", 3, index_path=index, skills_dir=tmp_path)
+    assert not text.startswith("#") and "italian_restaurant_booking" in text
+
+
+def test_match_strength_is_the_covered_share_of_the_query(index: Path) -> None:
+    assert search_module.lookup("git status", 1, index_path=index).strength == 1.0
+    half = search_module.lookup("git status zzzunknownword", 1, index_path=index).strength
+    assert 0.0 < half < 0.7  # an unknown word weighs as much as the rarest known one
+
+
+def test_gateway_index_and_results_are_deterministic(tmp_path: Path) -> None:
+    entries = entries_from_snapshot(gateway_snapshot())
+    first, second = tmp_path / "a" / INDEX_FILENAME, tmp_path / "b" / INDEX_FILENAME
+    build_index(entries, first, generator_version="1")
+    build_index(entries[::-1], second, generator_version="1")
+    assert _sha(first) == _sha(second)
+    assert search_tools(WEAK, "full", 10, index_path=first) == search_tools(
+        WEAK, "full", 10, index_path=second
+    )

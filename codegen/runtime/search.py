@@ -6,18 +6,21 @@ index is one SQLite file (`search_index.sqlite3`). Its text was tokenized by
 query use: identifiers split across camelCase, snake_case, kebab-case and dots,
 lower-cased, English stop words dropped, each word reduced by the Porter stemmer.
 
-Ranking is BM25 with per-column weights (`COLUMNS`), the scores of SQLite FTS5's
-`bm25()`. The build stored each term's contribution to each tool's score (a row
-of `postings` per term: tool ids and contributions), so a query adds up the rows
-of its terms and keeps the best tools; see `codegen.index` for the formula.
+Ranking is BM25F over a tool's weighted fields (see `codegen.index` for the fields
+and the formula). The build stored each term's contribution to each tool's score
+(a row of `postings` per term: tool ids and contributions), so a query adds up the
+rows of its words and of their adjacent pairs and keeps the best tools.
 
-`search()` gives structured hits, `search_tools()` the few lines an agent reads.
+`lookup()` gives structured hits and how well the best one matches, `search()`
+the hits, `search_tools()` the few lines an agent reads, with one line saying so
+when nothing matches well.
 """
 
 from __future__ import annotations
 
 import heapq
 import inspect
+import math
 import os
 import re
 import sqlite3
@@ -27,7 +30,7 @@ import unicodedata
 from array import array
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import compress
+from itertools import compress, pairwise
 from pathlib import Path
 from typing import Final, Literal
 
@@ -35,19 +38,24 @@ from .errors import McpCodegenError
 from .skills import SkillEntry, skill_entries
 
 __all__ = [
-    "COLUMNS",
     "DETAILS",
     "INDEX_FILENAME",
     "INDEX_FORMAT",
     "SCORE_TYPE",
+    "WEAK_MATCH",
+    "Found",
     "Hit",
     "SearchError",
     "default_index_path",
     "format_hits",
+    "idf_of",
     "index_info",
+    "lookup",
+    "match_strength",
     "search",
     "search_tools",
     "stem",
+    "term_pairs",
     "tokenize",
     "tool_id_type",
 ]
@@ -55,23 +63,21 @@ __all__ = [
 INDEX_FILENAME = "search_index.sqlite3"
 # Bump when the schema, the tokenizer, the stemmer or the scoring changes: an index
 # written with another tokenizer would silently match nothing.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 DETAILS = ("name", "summary", "full")
 MAX_LIMIT = 100
 MAX_QUERY_TERMS = 48
+# The second stage of ranking (`_rank`): how many of the best tools it reorders,
+# and the share of its group's best score each one gains.
+GROUP_DEPTH = 50
+GROUP_BOOST = 0.25
+# Below this `match_strength`, `search_tools` says that nothing matches well. Set
+# on the dev data's long requests (see bench/results/search.md): 0.1 marks about one
+# in ten whose tools are in the catalog, and most short requests that match no tool
+# but by a stray common word.
+WEAK_MATCH = 0.1
+WEAK_LINE = "# nothing matches {query!r} well; the closest tools, probably unrelated:"
 
-# The indexed columns and their BM25 weights. `name` holds the tool name
-# and title; `context` each distinct term of the names and descriptions of all the
-# server's tools, which says what kind of service the tool belongs to; `related` the
-# synonyms (`codegen.index.SYNONYMS`) of the words of the name and description.
-COLUMNS: tuple[tuple[str, float], ...] = (
-    ("name", 4.0),
-    ("server", 2.0),
-    ("description", 1.0),
-    ("params", 0.5),
-    ("context", 0.5),
-    ("related", 0.25),
-)
 # The `array` type code of a posting's contributions (64-bit floats); its tool ids
 # are `tool_id_type`'s. Both stored little-endian.
 SCORE_TYPE: Final = "d"
@@ -273,6 +279,7 @@ class _Index:
     connection: sqlite3.Connection
     meta: dict[str, str]
     tool_count: int
+    groups: array[int]  # tool id -> its group (namespace or server), read once
 
 
 _indexes: dict[tuple[str, int, int], _Index] = {}
@@ -322,7 +329,22 @@ def _connect(path: Path) -> _Index:
             f"{path} is not a readable search index (tool_count {count!r}); "
             "rebuild the package with `mcp-codegen build`"
         )
-    return _Index(connection, meta, int(count))
+    try:
+        (blob,) = connection.execute("SELECT groups FROM tool_groups").fetchone()
+        groups = _tools(blob, int(count))
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        connection.close()
+        raise SearchError(
+            f"{path} is not a readable search index ({exc}); "
+            "rebuild the package with `mcp-codegen build`"
+        ) from None
+    if len(groups) != int(count) + 1:
+        connection.close()
+        raise SearchError(
+            f"{path} is not a readable search index ({len(groups)} groups for {count} tools); "
+            "rebuild the package with `mcp-codegen build`"
+        )
+    return _Index(connection, meta, int(count), groups)
 
 
 def index_info(index_path: Path | None = None) -> dict[str, str]:
@@ -350,6 +372,20 @@ def _query_terms(query: str) -> list[str]:
             "use words that describe the tool, e.g. 'list files'"
         )
     return list(dict.fromkeys(terms))[:MAX_QUERY_TERMS]
+
+
+def term_pairs(terms: list[str]) -> list[str]:
+    """The adjacent pairs of `terms`, spelt as the index spells them: `"qr code"`.
+
+    The build indexes the pairs of a tool's name, space and description; a query
+    looks up its own, so "qr code" ranks a QR-code tool above one that mentions a
+    code and, elsewhere, a QR.
+    """
+    return [f"{a} {b}" for a, b in pairwise(terms) if a != b]
+
+
+def _pairs(query: str) -> list[str]:
+    return list(dict.fromkeys(term_pairs(tokenize(query))))[:MAX_QUERY_TERMS]
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -380,40 +416,98 @@ def _scores(blob: object) -> array[float]:
     return values
 
 
-def _rank(index: _Index, terms: list[str], limit: int) -> list[tuple[int, float]]:
-    """`(tool id, score)` of the best `limit` tools for `terms`, best first."""
+def idf_of(tool_count: int, holders: int) -> float:
+    """The idf of a term `holders` of `tool_count` tools hold: ln(1 + (N - n + 0.5) / (n + 0.5)).
+
+    Always positive (Lucene's form), so a term most tools hold still counts a little.
+    """
+    return math.log(1.0 + (tool_count - holders + 0.5) / (holders + 0.5))
+
+
+def _rank(
+    index: _Index, terms: list[str], limit: int
+) -> tuple[list[tuple[int, float]], dict[str, int]]:
+    """`(tool id, score)` of the best `limit` tools for `terms`, best first, and each
+    found term's number of holders."""
     marks = ", ".join("?" for _ in terms)
     found = {
-        term: (tools, scores)
-        for term, tools, scores in index.connection.execute(
-            f"SELECT term, tools, scores FROM postings WHERE term IN ({marks})", terms
+        term: (int(holders), tools, scores)
+        for term, holders, tools, scores in index.connection.execute(
+            f"SELECT term, holders, tools, scores FROM postings WHERE term IN ({marks})", terms
         )
     }
+    holders = {term: row[0] for term, row in found.items()}
     if not found:
-        return []
-    # Add each term's contributions in query order, as bm25() adds its phrases: the
-    # floating-point sums, hence the ties and the order, are bm25()'s exactly.
+        return [], holders
+    # Add each term's contributions in query order: the floating-point sums, hence
+    # the ties and the order, do not depend on the order SQLite returned the rows in.
     totals = [0.0] * (index.tool_count + 1)
     for term in terms:
         if term in found:
-            tools, scores = found[term]
+            _, tools, scores = found[term]
             for tool, score in zip(_tools(tools, index.tool_count), _scores(scores), strict=True):
                 totals[tool] += score
     # Every contribution is positive, so a tool matches when its total is. The
-    # limit-th best total is a floor that keeps the few tools worth sorting.
-    floor = heapq.nlargest(limit, totals)[-1]
+    # depth-th best total is a floor that keeps the few tools worth sorting.
+    depth = max(limit, GROUP_DEPTH)
+    floor = heapq.nlargest(depth, totals)[-1]
     keep = floor.__le__ if floor > 0.0 else (0.0).__lt__
     best = sorted(
         compress(range(len(totals)), map(keep, totals)), key=lambda tool: (-totals[tool], tool)
-    )
-    return [(tool, totals[tool]) for tool in best[:limit]]
+    )[:depth]
+    # Second stage: a tool gains GROUP_BOOST times the best total of its group (its
+    # namespace or server) among these candidates, so the tools of the service the
+    # query is about come before a stray match elsewhere.
+    groups = index.groups
+    leaders: dict[int, float] = {}
+    for tool in best:  # best first: the first total seen of a group is its best
+        leaders.setdefault(groups[tool], totals[tool])
+    fused = {tool: totals[tool] + GROUP_BOOST * leaders[groups[tool]] for tool in best}
+    ranked = sorted(best, key=lambda tool: (-fused[tool], tool))[:limit]
+    return [(tool, fused[tool]) for tool in ranked], holders
 
 
-def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> list[Hit]:
-    """The tools that best match `query`, best first, at most `limit` of them.
+def match_strength(words: list[str], hit: Hit, holders: dict[str, int], tool_count: int) -> float:
+    """How much of a query the hit's own text covers, 0..1: idf-weighted share of `words`.
 
-    Ranking is BM25 over the weighted columns of `COLUMNS`; ties go to the import
-    path in sorted order, so the same index and query always give the same list.
+    `words` are the query's terms (no pairs); a term the index has never seen
+    weighs as much as the rarest. Only the tool's own name, title, server and
+    docstring count, not its group's words nor synonyms, so an unrelated tool that
+    shares one common word with the query scores low.
+    """
+    own = set(tokenize(f"{hit.server} {hit.tool} {hit.title or ''} {hit.docstring}"))
+    rarest = idf_of(tool_count, 0)
+    weights = {
+        term: idf_of(tool_count, holders[term]) if term in holders else rarest for term in words
+    }
+    total = sum(weights.values())
+    return sum(weight for term, weight in weights.items() if term in own) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Found:
+    """What one query found: the hits, best first, and how well the best one matches.
+
+    Attributes:
+        hits: the tools, best first.
+        strength: `match_strength` of the first hit (0 when there is none).
+    """
+
+    hits: list[Hit]
+    strength: float
+
+    @property
+    def weak(self) -> bool:
+        """Whether even the best hit covers too little of the query to be trusted."""
+        return self.strength < WEAK_MATCH
+
+
+def lookup(query: str, limit: int = 10, *, index_path: Path | None = None) -> Found:
+    """The tools that best match `query`, best first, at most `limit`, and the match strength.
+
+    Ranking is BM25F over the fields the build indexed (see `codegen.index`), the
+    query's words and their adjacent pairs; ties go to the import path in sorted
+    order, so the same index and query always give the same list.
 
     Raises:
         SearchError: the query is empty or has no words, `limit` is not 1..100, or the
@@ -421,10 +515,10 @@ def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> li
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
-    terms = _query_terms(query)
+    words = _query_terms(query)
     index = _open(index_path)
     try:
-        ranked = _rank(index, terms, limit)
+        ranked, holders = _rank(index, words + _pairs(query), limit)
         marks = ", ".join("?" for _ in ranked)
         rows = {
             row[0]: row[1:]
@@ -452,7 +546,17 @@ def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> li
             f"the search index is damaged ({type(exc).__name__}: {exc}); "
             "rebuild the package with `mcp-codegen build`"
         ) from None
-    return hits
+    strength = match_strength(words, hits[0], holders, index.tool_count) if hits else 0.0
+    return Found(hits, round(strength, 6))
+
+
+def search(query: str, limit: int = 10, *, index_path: Path | None = None) -> list[Hit]:
+    """The tools that best match `query`, best first, at most `limit` of them (see `lookup`).
+
+    Raises:
+        SearchError: as `lookup`.
+    """
+    return lookup(query, limit, index_path=index_path).hits
 
 
 def format_hits(hits: list[Hit], detail: str = "summary") -> str:
@@ -537,9 +641,19 @@ def find(
     Raises:
         SearchError: as `search`.
     """
-    tools = search(query, limit, index_path=index_path)
+    return _find(query, limit, index_path, skills_dir)[0]
+
+
+def _find(
+    query: str,
+    limit: int,
+    index_path: Path | None,
+    skills_dir: str | os.PathLike[str] | None,
+) -> tuple[list[Hit], bool]:
+    # The hits, and whether they are weak: no skill matched and the best tool is weak.
+    found = lookup(query, limit, index_path=index_path)
     skills = skill_hits(query, skills_dir, min(limit, MAX_SKILL_HITS))
-    return skills + tools[: limit - len(skills)]
+    return skills + found.hits[: limit - len(skills)], not skills and found.weak
 
 
 def search_tools(
@@ -555,6 +669,8 @@ def search_tools(
     `detail="name"`: one import path a line (`servers.git.git_log`). `"summary"`: each
     followed by the first sentence of its description. `"full"`: each tool's
     signature and docstring, as its module has them, without the model classes.
+    When even the best tool covers little of the query (`Found.weak`), a first line
+    says that nothing matches well; the closest tools still follow.
 
     Raises:
         SearchError: the query, `detail` or `limit` is unusable, or the index is
@@ -562,7 +678,10 @@ def search_tools(
     """
     if detail not in DETAILS:
         raise SearchError(f"detail must be one of {', '.join(DETAILS)}, not {detail!r}")
-    hits = find(query, limit, index_path=index_path, skills_dir=skills_dir)
+    hits, weak = _find(query, limit, index_path, skills_dir)
     if not hits:
         return f"no tool matches {_shorten(query)!r}; try other words\n"
-    return format_hits(hits, detail)
+    text = format_hits(hits, detail)
+    if weak:
+        return f"{WEAK_LINE.format(query=_shorten(query))}\n{text}"
+    return text
