@@ -28,6 +28,7 @@ development on machines without gVisor; it is never chosen silently.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
@@ -42,6 +43,7 @@ from typing import Any, Literal
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from . import runsc as runsc_module
 from .bridge.host import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
 from .bridge.privacy import Tokenizer, parse_policy
 from .bridge.server import BridgeServer
@@ -244,6 +246,7 @@ class Executor:
         await asyncio.to_thread(sweep_stale_workdirs)
         self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
         write_marker(self._workdir)
+        _open_executors.add(self)
         self._server = BridgeServer(
             self._workdir / "bridge", bridge, max_request_bytes=self.max_request_bytes
         )
@@ -432,8 +435,7 @@ class Executor:
                 self._spawn()
         else:
             self._idle.put_nowait(sandbox)
-        with contextlib.suppress(asyncio.CancelledError):
-            await log.cancel()  # calls a process of the job left running end with it
+        await log.cancel()  # calls a process of the job left running end with it
         return _result(raw, crash, log, duration, timeout, memory, limits)
 
     async def aclose(self) -> None:
@@ -456,6 +458,7 @@ class Executor:
 
     def _release_dirs(self) -> None:
         """Keep the state if asked, then remove the session's state, skills and workdir."""
+        _open_executors.discard(self)
         if self._state is not None:
             close_state(self._state)
             self._state = None
@@ -630,3 +633,19 @@ def _detach(work: Coroutine[Any, Any, None]) -> None:
     task = asyncio.get_running_loop().create_task(work)
     _detached.add(task)
     task.add_done_callback(_detached.discard)
+
+
+_open_executors: set[Executor] = set()
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """At the exit of a process that did not close its executors (an error, a signal):
+    stop their sandboxes, then unmount and remove their directories (a kept state is
+    still copied out)."""
+    if not _open_executors:
+        return
+    runsc_module.cleanup_all()  # the sandboxes first: they hold the /state mounts
+    for executor in list(_open_executors):
+        with contextlib.suppress(Exception):
+            executor._release_dirs()

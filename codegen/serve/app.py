@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
@@ -144,8 +145,11 @@ def build_server(settings: ServeSettings) -> Server[State]:
         try:
             yield state
         finally:
-            await state.workspaces.aclose()
-            await transport.aclose()
+            # Shielded: when the client is gone, this scope is being cancelled, and the
+            # sandboxes and their /state mounts must still be removed.
+            with anyio.CancelScope(shield=True):
+                await state.workspaces.aclose()
+                await transport.aclose()
 
     async def list_tools(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -353,8 +357,15 @@ async def run_stdio(server: Server[State]) -> None:
     """Serve over stdin and stdout until the client closes them."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+    except BaseExceptionGroup as group:
+        # A client that exits closes our stdout too: the answers still queued for it
+        # fail to write. That is its normal end, not an error of the server.
+        _, rest = group.split((BrokenPipeError, ConnectionError))
+        if rest is not None:
+            raise rest from None
 
 
 async def run_http(

@@ -116,12 +116,27 @@ class Admission:
                 )
                 return
             registry.opening[client] += 1
+            counted = True
+
+            def opened() -> None:
+                nonlocal counted
+                if counted:
+                    counted = False
+                    registry.opening[client] -= 1
+                    if registry.opening[client] <= 0:
+                        del registry.opening[client]
+
+            async def sending(message: Message) -> None:
+                await send(message)
+                # Once the answer to initialize is out, the session (if any) is registered:
+                # it counts there, not here (the app may take a while to return).
+                if message.get("type") == "http.response.body" and not message.get("more_body"):
+                    opened()
+
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, sending)
             finally:
-                registry.opening[client] -= 1
-                if registry.opening[client] <= 0:
-                    del registry.opening[client]
+                opened()
             return
         if not session:
             await self.app(scope, receive, send)

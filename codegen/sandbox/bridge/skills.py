@@ -255,6 +255,7 @@ class _Limiter:
 
 
 _checks = _Limiter(_CHECKS_AT_ONCE)
+_reaping: set[asyncio.Task[int]] = set()
 
 
 async def check_isolated(name: str, source: str, package: str | None) -> dict[str, Any]:
@@ -284,13 +285,17 @@ async def check_isolated(name: str, source: str, package: str | None) -> dict[st
         try:
             output, _ = await asyncio.wait_for(process.communicate(request), _CHECK_SECONDS)
         except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
             return {"problems": [f"checking the skill took more than {_CHECK_SECONDS:g} s"]}
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                # Reaped in the background: the caller may be cancelled right now.
-                asyncio.get_running_loop().create_task(process.wait())
+        except BaseException:  # cancelled: the execution that asked is over
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            # Reaped in the background: a task being cancelled may not await.
+            _reaping.add(task := asyncio.get_running_loop().create_task(process.wait()))
+            task.add_done_callback(_reaping.discard)
+            raise
     try:
         report = json.loads(output[: 4 * 1024 * 1024])
     except ValueError:
