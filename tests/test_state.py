@@ -63,6 +63,12 @@ def execute(
     async def main() -> ExecutionResult:
         package, config = crm["package"], crm["config"]
         async with Executor(package, config=config, privacy=False, state_dir=state) as executor:
+            # The CRM server starts on the first call: not inside the timed execution,
+            # whose limit must stop the loop, not the server's start on a busy machine.
+            warm = await executor.execute(
+                "from servers.crm import list_customers\n(await list_customers(limit=1)).total"
+            )
+            assert warm.value == TOTAL, warm.error
             return await executor.execute(code, timeout=timeout)
 
     return loop.run_until_complete(main())
