@@ -162,7 +162,9 @@ def test_the_tmpfs_of_all_sessions_is_bounded_by_the_machines_memory() -> None:
 
 
 def test_sessions_per_client_and_unread_answers_are_bounded(package: Path) -> None:
-    running = start_serve(package, "--sessions-per-client", "2", "--idle-timeout", "3")
+    running = start_serve(
+        package, "--sessions-per-client", "2", "--max-sessions", "3", "--idle-timeout", "3"
+    )
     try:
         asyncio.run(_limits(running))
     finally:
@@ -175,6 +177,14 @@ async def _limits(served: Served) -> None:
         assert await first.open() == 200
         assert await second.open() == 200
         assert await third.open() == 429  # a third session from the same address
+
+        # Another address (loopback is all of 127/8) may open one: the total is 3.
+        elsewhere = httpx2.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx2.AsyncClient(timeout=120, transport=elsewhere) as other_http:
+            other, more = RawSession(other_http, served.url), RawSession(other_http, served.url)
+            assert await other.open() == 200
+            assert await more.open() == 503  # all 3 sessions are taken
+            await other.close()
 
         # Requests whose answers are not yet read: at most 8 per session.
         slow = first.call("execute_code", code="import time\ntime.sleep(0.3)\n'done'")
