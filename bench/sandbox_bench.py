@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import percentile  # noqa: E402
+from bench.serve_sessions import idle_sessions  # noqa: E402
 from codegen.build import build_package  # noqa: E402
 from codegen.render import PackageOptions  # noqa: E402
 from codegen.runtime.direct import DirectTransport  # noqa: E402
@@ -220,6 +221,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/sandbox.md")
+    parser.add_argument(
+        "--sessions", type=int, default=32, help="idle sessions of `serve` to measure (0: skip)"
+    )
     args = parser.parse_args()
     if not TIME.exists():
         sys.exit(f"{TIME} is missing: run `make setup` first")
@@ -253,6 +257,8 @@ def main() -> None:
         figures["CLI `exec -c 1`, whole command incl. interpreter start and teardown (s, p50)"] = (
             percentile(samples, 0.5)
         )
+        if args.sessions:
+            figures.update(idle_sessions(base / "pkg", config, args.sessions))
     runsc = subprocess.run(["runsc", "--version"], capture_output=True, text=True, check=False)
     header = (
         "# Sandbox benchmark\n\n"
@@ -274,6 +280,11 @@ def main() -> None:
         "millisecond between runs with the host call's own noise.\n"
         "- *host memory* is the PSS of every host process of one sandbox (runsc, gofer, "
         "sentry, ptrace stubs).\n"
+        "- *serve, N idle sessions*: the real `serve --transport http`, N sessions of the SDK's "
+        "client each running `1` once (so each holds a warm sandbox), then idle; PSS of the "
+        "serve process and of its sandboxes' host processes. *tmpfs reserved* is what the "
+        "sessions' `/workspace`, `/tmp` and `/state` could hold at their quotas, counted "
+        "against the budget for all sessions (see `codegen/sandbox/quotas.py`).\n"
     )
     text = header + table(figures) + "\n" + notes
     print(text)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -29,6 +28,7 @@ from codegen.sandbox import (
     SandboxUnavailableError,
     UnsafeLocalExecutor,
 )
+from codegen.sandbox.executor import sweep_stale_workdirs
 from codegen.sandbox.runsc import live_containers, processes_naming
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -466,7 +466,11 @@ asyncio.run(main())
         time.sleep(0.2)
     assert processes_naming(container) == []
     assert processes_naming(workdir) == []
-    shutil.rmtree(workdir)  # the one thing a SIGKILLed host cannot clean up
+    # What a SIGKILLed host cannot clean up (its directory, with the session's /state
+    # tmpfs mounted in it) is removed by the next executor of any process.
+    assert os.path.ismount(Path(workdir) / "session-state")
+    sweep_stale_workdirs()
+    assert not Path(workdir).exists()
 
 
 def test_missing_runsc_is_a_clear_error(project: dict[str, Path]) -> None:

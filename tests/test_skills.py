@@ -47,6 +47,11 @@ async def customer_line(customer_id: str) -> Line:
 '''
 
 
+def save(store: SkillStore, name: str, source: str) -> bool:
+    """`store.save` (checked in a process of its own, as a save from a sandbox is)."""
+    return asyncio.run(store.save(name, source))
+
+
 def define(source: str, name: str) -> Any:
     """Run `source` as the sandbox's runner does (its text in linecache) and return `name`."""
     filename = f"<agent-{next(_files)}>"
@@ -133,20 +138,31 @@ def test_check_source_refuses_with_a_reason(tmp_path: Path, source: str, reason:
 
 
 def test_store_saves_atomically_replaces_and_lists(tmp_path: Path) -> None:
-    store = SkillStore(tmp_path / "skills")
+    session = tmp_path / "session"
+    session.mkdir()
+    store = SkillStore(tmp_path / "skills", session=session)
     assert store.names() == [] and list(store.infos()) == []
-    assert store.save("customer_line", GOOD) is False
-    assert store.save("customer_line", GOOD) is True  # saving again replaces it
-    assert sorted(p.name for p in store.directory.iterdir()) == ["customer_line.py"]
+    assert save(store, "customer_line", GOOD) is False
+    assert save(store, "customer_line", GOOD) is True  # saving again replaces the session's own
+    assert sorted(p.name for p in session.iterdir()) == ["customer_line.py"]
+    assert not store.directory.exists()  # nothing reached the shared skills
     assert store.path("customer_line").stat().st_mode & 0o777 == 0o644
     with pytest.raises(Exception, match="was not saved:\nline 1: syntax error"):
-        store.save("broken", "def (")
+        save(store, "broken", "def (")
     assert not store.path("broken").exists()
-    (entry,) = skill_entries(store.directory)
+    (entry,) = skill_entries(store.search_path)
     assert (entry.name, entry.summary) == ("customer_line", "One line about a customer.")
     assert entry.signature == "async def customer_line(customer_id: str) -> Line"
     assert entry.import_path == "skills.customer_line"
     assert default_skills_dir(tmp_path / "mcp.json") == tmp_path / ".mcp-codegen" / "skills"
+
+    # Saving straight into the shared skills (for who a policy lets share) never replaces one.
+    shared = SkillStore(tmp_path / "skills")
+    assert save(shared, "customer_line", GOOD) is False
+    with pytest.raises(Exception, match="a shared skill of that name exists"):
+        save(shared, "customer_line", GOOD)
+    with pytest.raises(Exception, match="a shared skill of that name exists"):
+        save(store, "customer_line", GOOD)  # nor may a session shadow it
 
 
 # --- in the sandbox ------------------------------------------------------------------------
@@ -183,10 +199,12 @@ try:
     save_skill(no_docstring)
 except Exception as exc:
     refused = f"{type(exc).__name__}: {exc}"
-try:
-    open(os.environ["MCP_CODEGEN_SKILLS_DIR"] + "/evil.py", "w")
-except OSError as exc:
-    read_only = exc.errno
+read_only = []
+for directory in os.environ["MCP_CODEGEN_SKILLS_DIR"].split(os.pathsep):  # shared, session
+    try:
+        open(directory + "/evil.py", "w")
+    except OSError as exc:
+        read_only.append(exc.errno)
 from skills.customer_line import customer_line as now  # usable at once
 [first, again, refused, read_only, await now("C00001")]
 """
@@ -203,26 +221,30 @@ json_line = await customer_line("C00002")
 def test_save_in_one_execution_import_in_the_next(
     crm: dict[str, Path], loop: asyncio.AbstractEventLoop
 ) -> None:
+    shared = default_skills_dir(crm["config"])
+    sessions = shared.with_name("skills.sessions")
     saved, used = run_all(loop, crm["package"], crm["config"], SAVE, USE)
     assert saved.error is None, saved.error
     first, again, refused, read_only, line = saved.value
     assert first == (
         "saved the skill 'customer_line'; import it with "
-        "`from skills.customer_line import customer_line`"
+        "`from skills.customer_line import customer_line`; it is this session's only, until "
+        "a person shares it (`mcp-codegen skills promote customer_line`)"
     )
     assert again.startswith("replaced the skill 'customer_line'")
     assert (
         refused
         == "SkillError: no_docstring has no docstring; a skill needs one that says what it does"
     )
-    assert read_only in (13, 30)  # EACCES or EROFS: only the host writes skills
+    assert len(read_only) == 2 and set(read_only) <= {13, 30}  # EACCES/EROFS: only the host
     assert len(json.loads(line)) == 3
     assert [call.server for call in saved.calls] == ["$skills", "$skills", "crm"]
     assert used.error is None, used.error
     assert len(json.loads(used.value[0])) == 3
     assert used.value[1] == ["customer_line"]
-    skills = default_skills_dir(crm["config"])
-    assert sorted(p.name for p in skills.iterdir()) == ["customer_line.py"]
+    # The skill was the session's own: gone with it, never in the shared skills.
+    assert list(shared.iterdir()) == []
+    assert list(sessions.iterdir()) == []
 
 
 def test_a_skill_whose_tool_was_removed_is_reported_by_name(
@@ -230,8 +252,8 @@ def test_a_skill_whose_tool_was_removed_is_reported_by_name(
 ) -> None:
     store = SkillStore(tmp_path / "skills", crm["package"] / "mcp_demo")
     contact = GOOD.replace("get_customer", "log_contact").replace("customer_line", "contact")
-    store.save("contact", contact)
-    store.save("customer_line", GOOD)
+    save(store, "contact", contact)
+    save(store, "customer_line", GOOD)
     # The package is rebuilt without log_contact (a copy, with its module gone).
     rebuilt = tmp_path / "pkg"
     shutil.copytree(crm["package"], rebuilt)
@@ -281,7 +303,7 @@ class _NoCalls:
 
 def test_cli_show_and_rm(tmp_path: Path) -> None:
     store = SkillStore(tmp_path / "skills")
-    store.save("customer_line", GOOD)
+    save(store, "customer_line", GOOD)
     cli = CliRunner()
     options = ["--skills", str(store.directory), "--package", str(tmp_path / "none")]
     assert cli.invoke(skills_command, [*options, "list"]).exit_code != 0  # no such package
@@ -301,7 +323,7 @@ def test_serve_reads_skills_on_demand(crm: dict[str, Path], tmp_path: Path) -> N
     store = SkillStore(tmp_path / "skills", crm["package"] / "mcp_demo")
     catalogue = Catalogue.of(crm["package"] / "mcp_demo", store)
     assert "none saved yet" in catalogue.read("skills")[1]
-    store.save("customer_line", GOOD)  # saved while serving
+    save(store, "customer_line", GOOD)  # saved while serving
     dotted, index = catalogue.read("skills")
     assert dotted == "skills"
     assert "customer_line  One line about a customer." in index

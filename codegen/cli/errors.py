@@ -82,8 +82,8 @@ EXIT_CODES: Final[Mapping[str, Mapping[ExitReason, int]]] = {
     "diff": {"usage": 2, "snapshot": 1, **_DRIFT},
     "search": {"usage": 2, "package": 2, "search": 2},
     "skills": {"usage": 2, "package": 1, "skill": 1},
-    "run": {"usage": 2, "package": 1, "input": 1, "sandbox": 1, "code": 1},
-    "exec": {"usage": 2, "package": 1, "sandbox": 1, "code": 1},
+    "run": {"usage": 2, "config": 1, "package": 1, "input": 1, "sandbox": 1, "code": 1},
+    "exec": {"usage": 2, "config": 1, "package": 1, "sandbox": 1, "code": 1},
     "serve": {"usage": 2, "config": 1, "snapshot": 1, "package": 1, "build": 1, "sandbox": 1},
 }
 """The exit code of every command for every reason it can end with; 0 is success."""

@@ -11,11 +11,12 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
 from ..package import PackageNotFound, locate_package
+from ..runtime.errors import ConfigError
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
@@ -71,7 +72,9 @@ async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
         config=options["config_path"],
         limits=limits,
         skills_dir=options["skills_dir"],
+        skills_scope=_skills_scope(options["config_path"]),
         state_dir=options["state_dir"],
+        origin="run",
     )
     try:
         await executor.start()
@@ -81,6 +84,22 @@ async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
     finally:
         # After the result is out: deleting a sandbox takes a moment.
         await executor.aclose()
+
+
+def _skills_scope(config: Path | None) -> Literal["session", "shared"]:
+    """Where `save_skill` saves: the shared skills, unless the config's `skills.share`
+    leaves out `run` (a person at the keyboard runs one command, whose session ends with it).
+
+    Raises:
+        ConfigError: the config or its `skills` section is invalid.
+    """
+    if config is None or not Path(config).is_file():
+        return "shared"
+    from ..config import load_config
+    from ..sandbox.bridge.skills import parse_skills_policy
+
+    loaded = load_config(config)
+    return "shared" if "run" in parse_skills_policy(loaded.skills, loaded.path) else "session"
 
 
 def _show(result: ExecutionResult, as_json: bool) -> None:
@@ -107,6 +126,8 @@ def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> No
         fail(command, "package", str(exc))
     except SandboxError as exc:
         fail(command, "sandbox", str(exc))
+    except ConfigError as exc:
+        fail(command, "config", str(exc))
     if not result.ok:
         sys.exit(exit_code(command, "code"))
 

@@ -12,6 +12,7 @@ import click
 
 from ..package import BuiltPackage, PackageNotFound, locate_package
 from ..runtime.errors import ConfigError
+from ..sandbox.quotas import ServeLimits
 from ..snapshot import Snapshot, SnapshotError
 from .errors import fail, print_diagnostics
 from .options import (
@@ -50,6 +51,19 @@ def stale_servers(package: BuiltPackage, config: Path) -> str | None:
     if built - configured:
         problems.append(f"no longer in the config: {', '.join(sorted(built - configured))}")
     return "; ".join(problems) or None
+
+
+def _shares_skills(config: Path, transport: str) -> bool:
+    """Whether the config's `skills.share` lets this transport's sessions share what they save.
+
+    Raises:
+        ConfigError: the config or its `skills` section is invalid.
+    """
+    from ..config import load_config
+    from ..sandbox.bridge.skills import parse_skills_policy
+
+    loaded = load_config(config)
+    return transport in parse_skills_policy(loaded.skills, loaded.path)
 
 
 def _build(package_dir: Path | None, config: Path) -> None:
@@ -119,10 +133,24 @@ def _build(package_dir: Path | None, config: Path) -> None:
 )
 @click.option(
     "--max-sessions",
-    default=32,
+    default=ServeLimits.max_sessions,
     show_default=True,
     type=click.IntRange(min=1),
     help="HTTP: sessions (sandboxes) at once.",
+)
+@click.option(
+    "--sessions-per-client",
+    default=ServeLimits.sessions_per_client,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="HTTP: sessions one client address may hold at once.",
+)
+@click.option(
+    "--idle-timeout",
+    default=ServeLimits.idle_timeout,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="HTTP: seconds after which an idle session ends, with its sandbox and files.",
 )
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
@@ -137,6 +165,8 @@ def serve_command(
     memory: int,
     max_output: int,
     max_sessions: int,
+    sessions_per_client: int,
+    idle_timeout: float,
     skills_dir: Path | None,
     unsafe_local: bool,
 ) -> None:
@@ -152,6 +182,7 @@ def serve_command(
     try:
         built = locate_package(package)
         stale = stale_servers(built, config_path)
+        share = _shares_skills(config_path, transport)
     except PackageNotFound as exc:
         fail("serve", "package", f"{exc} (or pass --build)")
     except ConfigError as exc:
@@ -179,6 +210,12 @@ def serve_command(
         max_output=max_output,
         unsafe_local=unsafe_local,
         skills_dir=skills_dir,
+        share_skills=share,
+        limits=ServeLimits(
+            max_sessions=max_sessions,
+            sessions_per_client=sessions_per_client,
+            idle_timeout=idle_timeout,
+        ),
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
@@ -186,6 +223,6 @@ def serve_command(
     # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":
-            asyncio.run(run_http(server, host, port, max_sessions=max_sessions))
+            asyncio.run(run_http(server, host, port, limits=settings.limits))
         else:
             asyncio.run(run_stdio(server))

@@ -40,7 +40,7 @@ _COMMON_KEYS = {"type", "disabled", "timeout", "description"}
 _STDIO_KEYS = {"command", "args", "env", "cwd"} | _COMMON_KEYS
 _HTTP_KEYS = {"url", "headers"} | _COMMON_KEYS
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
-_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy"}
+_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ class Config:
     servers: tuple[ServerConfig, ...]
     privacy: Any = None
     """The raw `privacy` section (checked by the host's privacy module, not needed here)."""
+    skills: Any = None
+    """The raw `skills` section (who shares skills; checked by the host's skills module)."""
 
     def server(self, name: str) -> ServerConfig:
         """The server configured under `name`.
@@ -192,7 +194,12 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         server = _parse_server(name, entry, _Where(source, name), base_dir)
         if server is not None:
             servers.append(server)
-    return Config(path=source, servers=tuple(servers), privacy=data.get("privacy"))
+    return Config(
+        path=source,
+        servers=tuple(servers),
+        privacy=data.get("privacy"),
+        skills=data.get("skills"),
+    )
 
 
 class _Where:

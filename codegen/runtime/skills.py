@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 SKILLS_DIR_ENV = "MCP_CODEGEN_SKILLS_DIR"
-"""Environment variable holding the skills directory as the code sees it."""
+"""Environment variable holding the skills directories as the code sees them (`os.pathsep`
+between the shared one and the session's own)."""
 
 STATE_DIR_ENV = "MCP_CODEGEN_STATE_DIR"
 """Environment variable holding the session's state directory (`/state` in gVisor)."""
@@ -128,31 +129,41 @@ def skill_entry(path: str | os.PathLike[str]) -> SkillEntry | None:
         return None
     try:
         tree = ast.parse(file.read_text(encoding="utf-8"), str(file))
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
         return None
     main = _main_definition(tree, name)
     docstring = (ast.get_docstring(main) if main is not None else None) or ""
     docstring = docstring or ast.get_docstring(tree) or ""
     summary = docstring.strip().splitlines()[0].strip() if docstring.strip() else ""
-    signature = _signature(main) if main is not None else ""
+    try:
+        signature = _signature(main) if main is not None else ""
+    except RecursionError:  # a hand-written file nested too deeply to print
+        signature = ""
     return SkillEntry(name=name, summary=summary, signature=signature, docstring=docstring)
 
 
 def skill_entries(skills_dir: str | os.PathLike[str] | None = None) -> list[SkillEntry]:
     """Every readable skill of `skills_dir` (default `$MCP_CODEGEN_SKILLS_DIR`), by name.
 
+    `skills_dir` may name several directories joined by `os.pathsep` (the shared
+    skills, then the session's own); a name found in two is taken from the first.
     A missing directory has no skills; a module that cannot be parsed is left out
     (`mcp-codegen skills list` reports it).
     """
     given = skills_dir if skills_dir is not None else os.environ.get(SKILLS_DIR_ENV)
     if not given:
         return []
-    directory = Path(given)
-    try:
-        files = sorted(directory.glob("*.py"))
-    except OSError:
-        return []
-    entries = [skill_entry(file) for file in files]
+    files: dict[str, Path] = {}
+    for directory in str(os.fspath(given)).split(os.pathsep):
+        if not directory:
+            continue
+        try:
+            found = sorted(Path(directory).glob("*.py"))
+        except OSError:
+            continue
+        for file in found:
+            files.setdefault(file.stem, file)
+    entries = [skill_entry(files[name]) for name in sorted(files)]
     return [entry for entry in entries if entry is not None]
 
 

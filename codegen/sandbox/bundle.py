@@ -14,7 +14,8 @@ What the sandbox sees, and nothing else of the host:
 - the worker and runner (`codegen/sandbox/inside`), read-only;
 - the directory of the host's bridge socket, read-only at `/run/mcp-codegen`
   (connecting to it needs `runsc --host-uds=open`);
-- the skills directory, read-only as the package `skills` (on `sys.path`);
+- the shared skills directory and the session's own, read-only, together the
+  namespace package `skills` (both on `sys.path`, the shared one first);
 - the session's state directory, read-write at `/state`;
 - `/workspace` and `/tmp`, tmpfs private to this sandbox.
 
@@ -39,11 +40,13 @@ from ..runtime.skills import SKILLS_DIR_ENV, STATE_DIR_ENV
 from .errors import SandboxError
 from .inside.protocol import Settings
 from .libraries import needed_libraries
+from .quotas import Quotas
 
 __all__ = [
     "BRIDGE_MOUNT",
     "INSIDE_PACKAGE",
     "SANDBOX_USER",
+    "SESSION_SKILLS_PATH",
     "SKILLS_PATH",
     "STATE_MOUNT",
     "BundleOptions",
@@ -61,7 +64,9 @@ BRIDGE_MOUNT = "/run/mcp-codegen"
 """Where the bridge socket's directory appears inside the sandbox."""
 _OPT = "/opt/mcp-codegen"
 SKILLS_PATH = f"{_OPT}/skillpath"
-"""On `sys.path` in the sandbox; the skills directory is bound at `SKILLS_PATH/skills`."""
+"""On `sys.path` in the sandbox; the shared skills directory is bound at `SKILLS_PATH/skills`."""
+SESSION_SKILLS_PATH = f"{_OPT}/sessionskills"
+"""On `sys.path` after `SKILLS_PATH`; the session's own skills are at `SESSION_SKILLS_PATH/skills`."""
 STATE_MOUNT = "/state"
 """Where the session's state directory appears inside the sandbox."""
 _INSIDE_SOURCE = Path(__file__).parent / "inside"
@@ -81,13 +86,17 @@ class BundleOptions:
     """The sandbox's cgroup memory limit: a backstop that kills the whole sandbox."""
     pids_limit: int = 2048
     """The cgroup limit on host threads of the sandbox (the sentry needs many)."""
-    tmp_mb: int = 256
-    workspace_mb: int = 1024
+    tmp_mb: int = Quotas.tmp_mb
+    """The size of the sandbox's `/tmp` tmpfs (gVisor enforces it: ENOSPC)."""
+    workspace_mb: int = Quotas.workspace_mb
+    """The size of the sandbox's `/workspace` tmpfs."""
     preload: bool = True
     bridge_dir: Path | None = None
     """The host directory of the bridge socket."""
     skills_dir: Path | None = None
-    """The host's skills directory (bound read-only), or None."""
+    """The host's shared skills directory (bound read-only), or None."""
+    session_skills_dir: Path | None = None
+    """The session's own skills directory (bound read-only), or None."""
     state_dir: Path | None = None
     """The session's state directory (bound read-write at `/state`), or None."""
 
@@ -253,6 +262,9 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
     if options.skills_dir is not None:
         bundle.bind(options.skills_dir, f"{SKILLS_PATH}/skills")
         sys_path.append(SKILLS_PATH)
+    if options.session_skills_dir is not None:
+        bundle.bind(options.session_skills_dir, f"{SESSION_SKILLS_PATH}/skills")
+        sys_path.append(SESSION_SKILLS_PATH)
     if options.state_dir is not None:
         bundle.bind(options.state_dir, STATE_MOUNT, writable=True)
 
@@ -281,8 +293,11 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
 
 def _spec(layout: Layout, mounts: list[dict[str, Any]], options: BundleOptions) -> dict[str, Any]:
     env = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/workspace", "TMPDIR=/tmp"]
-    if options.skills_dir is not None:
-        env.append(f"{SKILLS_DIR_ENV}={SKILLS_PATH}/skills")
+    skill_dirs = [f"{SKILLS_PATH}/skills"] if options.skills_dir is not None else []
+    if options.session_skills_dir is not None:
+        skill_dirs.append(f"{SESSION_SKILLS_PATH}/skills")
+    if skill_dirs:
+        env.append(f"{SKILLS_DIR_ENV}={os.pathsep.join(skill_dirs)}")
     if options.state_dir is not None:
         env.append(f"{STATE_DIR_ENV}={STATE_MOUNT}")
     return {

@@ -187,14 +187,29 @@ class WorkerProcess:
         if self.dead:
             raise WorkerDied("the sandbox's worker is gone")
         loop = asyncio.get_running_loop()
-        self._result = loop.create_future()
+        self._result = result = loop.create_future()
         self.send(exec_message(job))
         try:
-            return await asyncio.wait_for(asyncio.shield(self._result), timeout)
+            return await asyncio.wait_for(asyncio.shield(result), timeout)
         except TimeoutError:
             raise WorkerDied("the sandbox stopped answering") from None
         finally:
-            self._result = None
+            # A cancelled caller leaves the future pending for `abandon` to wait on.
+            if result.done() and self._result is result:
+                self._result = None
+
+    def abandon(self) -> asyncio.Future[ResultMessage] | None:
+        """Tell the worker to kill the running job, at once and without awaiting anything.
+
+        Returns the future of the job's result (which says "cancelled" unless the job
+        had just ended; it fails if the worker dies), or None when no job is running.
+        The worker is idle again once the future is done.
+        """
+        result = self._result
+        if result is None or result.done():
+            return None
+        self.send({"type": "cancel"})
+        return result
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Ask the worker to exit, then make sure the process is gone."""

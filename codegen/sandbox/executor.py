@@ -9,10 +9,17 @@ A sandbox that dies (its memory backstop, a crash) is replaced in the background
 tear-down never sits on an execution's path. `aclose()` (or leaving the `async
 with`) stops and deletes every sandbox; an `atexit` hook catches the rest.
 
-Two host directories outlive a sandbox: the skills directory (read-only, the
-package `skills`; `save_skill(fn)` writes it through the host), and the
-session's state directory (read-write at `/state`), deleted by `aclose()`
-unless `state_dir` was given.
+An executor is one session. What outlives its sandboxes: the skills (the shared
+directory, read-only, and the session's own, where `save_skill(fn)` writes
+through the host; see `bridge.skills`) and the session's `/state`, a tmpfs of
+the size its `Quotas` allow (see `state`), removed by `aclose()` unless
+`state_dir` asks to keep it. The session's tmpfs sizes are reserved against the
+process's budget for all sessions at `start()`, and given back by `aclose()`.
+
+Cancelling an `execute()` (its caller went away) ends the execution at once:
+no further tool call of it leaves the bridge, calls in flight are cancelled
+(upstream too), and the worker kills every process of the job; the sandbox is
+then back in the pool, fresh, or replaced if it did not answer within a second.
 
 `UnsafeLocalExecutor` is the same with plain processes and NO isolation, for
 development on machines without gVisor; it is never chosen silently.
@@ -21,34 +28,44 @@ development on machines without gVisor; it is never chosen silently.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from . import runsc as runsc_module
 from .bridge.host import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
 from .bridge.privacy import Tokenizer, parse_policy
 from .bridge.server import BridgeServer
+from .bridge.skills import SkillStore, skills_disabled
+from .bridge.skillsessions import SessionSkills, close_session, open_session
 from .bundle import BundleOptions
 from .channel import WorkerDied, WorkerProcess
 from .errors import SandboxError, SandboxUnavailableError
 from .inside.protocol import FAILED_TO_REPORT, Job, Outcome, ResultMessage
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
+from .owner import stale, write_marker
+from .quotas import Quotas, TmpfsBudget, tmpfs_budget
 from .result import ExecutionError, ExecutionResult
-from .state import prepare_state_dir
+from .state import StateDir, close_state, open_state, unmount
 
-__all__ = ["Executor", "Limits", "UnsafeLocalExecutor"]
+__all__ = ["Executor", "Limits", "UnsafeLocalExecutor", "sweep_stale_workdirs"]
 
 _GRACE = 5.0
 """Seconds the host waits past the time limit before it gives up on a sandbox."""
+_CANCEL_GRACE = 1.0
+"""Seconds a cancelled execution's worker has to answer before its sandbox is killed."""
+_WORKDIR_PREFIX = "mcp-codegen-sandbox-"
 
 
 @dataclass(frozen=True)
@@ -87,10 +104,17 @@ class Executor:
             from beside the package.
         limits: default limits of each execution.
         pool_size: sandboxes kept running (executions at once).
-        skills_dir: the skills directory; by default `<config's dir>/.mcp-codegen/skills`
-            (no skills without a config), False for none.
-        state_dir: a state directory to keep after `aclose()`; by default a fresh one
-            of this executor's own, deleted by `aclose()`.
+        skills_dir: the shared skills directory; by default
+            `<config's dir>/.mcp-codegen/skills` (no skills without a config), False
+            for none.
+        skills_scope: where `save_skill` saves: "session" (this executor's own
+            directory, removed by `aclose()`; the default) or "shared" (the shared
+            directory, for who a policy lets share).
+        state_dir: a directory to keep `/state` in: copied in at the start and out
+            by `aclose()`; by default the state ends with the executor.
+        quotas: the session's bounds on disk and memory (`/state`, `/workspace`,
+            `/tmp`, skills).
+        origin: what runs this session (`run`, `serve-http`...), for `skills promote`.
     """
 
     unsafe = False
@@ -110,12 +134,17 @@ class Executor:
         start_timeout: float = 60.0,
         privacy: Tokenizer | bool = True,
         skills_dir: str | os.PathLike[str] | Literal[False] | None = None,
+        skills_scope: Literal["session", "shared"] = "session",
         state_dir: str | os.PathLike[str] | None = None,
+        quotas: Quotas | None = None,
+        origin: str = "api",
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
         self.privacy = _tokenizer(privacy, config)
         self.limits = limits or Limits()
+        self.quotas = quotas or Quotas()
+        self.origin = origin
         self.pool_size = max(1, pool_size)
         self.start_timeout = start_timeout
         self.max_request_bytes = max_request_bytes
@@ -123,7 +152,15 @@ class Executor:
         self._owns_transport = transport is None
         self._snapshot = snapshot
         self.skills_dir = _skills_dir(skills_dir, config)
-        self.state_dir: Path | None = Path(state_dir) if state_dir is not None else None
+        self.skills_scope = skills_scope
+        self.skills: SkillStore | None = None
+        """The skills this session sees (None without a skills directory)."""
+        self._session: SessionSkills | None = None
+        self.keep_state: Path | None = Path(state_dir).resolve() if state_dir is not None else None
+        self.state_dir: Path | None = None
+        """The host directory bound at `/state` (once started)."""
+        self._state: StateDir | None = None
+        self._budget: TmpfsBudget | None = None
         self._launcher: Launcher = self._make_launcher(runsc, runsc_flags)
         self._workdir: Path | None = None
         self._server: BridgeServer | None = None
@@ -135,7 +172,12 @@ class Executor:
 
     def _make_launcher(self, runsc: str | None, flags: tuple[str, ...]) -> Launcher:
         memory = max(2048, 3 * self.limits.memory_mb + 512)
-        options = BundleOptions(package_dir=self.package_dir, memory_limit_mb=memory)
+        options = BundleOptions(
+            package_dir=self.package_dir,
+            memory_limit_mb=memory,
+            tmp_mb=self.quotas.tmp_mb,
+            workspace_mb=self.quotas.workspace_mb,
+        )
         return GvisorLauncher(options, runsc=runsc, flags=flags)
 
     async def __aenter__(self) -> Executor:
@@ -177,12 +219,23 @@ class Executor:
         if self._started:
             return
         self._started = True
-        snapshot = self._read_snapshot()
-        from .bridge.skills import SkillStore, skills_disabled
+        try:
+            await self._start()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                _detach(self.aclose())  # the caller may not get to await anything now
+            else:
+                await self.aclose()
+            raise
 
+    async def _start(self) -> None:
+        snapshot = self._read_snapshot()
+        if not self.unsafe:
+            # gVisor's /workspace and /tmp and the host's /state tmpfs live in memory.
+            budget = tmpfs_budget(self.quotas.tmpfs_share)
+            budget.reserve(self.quotas.tmpfs_bytes)
+            self._budget = budget
         special: dict[str, SpecialHandler] = {SAVE_SERVER: skills_disabled}
-        if self.skills_dir is not None:
-            special[SAVE_SERVER] = SkillStore(self.skills_dir, self.package_dir).handle
         bridge = HostBridge(
             snapshot,
             self._host_transport(),
@@ -190,24 +243,24 @@ class Executor:
             privacy=self.privacy,
             special=special,
         )
-        self._workdir = Path(tempfile.mkdtemp(prefix="mcp-codegen-sandbox-"))
+        await asyncio.to_thread(sweep_stale_workdirs)
+        self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+        write_marker(self._workdir)
+        _open_executors.add(self)
         self._server = BridgeServer(
             self._workdir / "bridge", bridge, max_request_bytes=self.max_request_bytes
         )
-        try:
-            await self._server.start()
-            shared = await asyncio.to_thread(self._shared_dirs, self._workdir)
-            await asyncio.to_thread(
-                self._launcher.prepare, self._workdir, self._server.directory, shared
-            )
-        except BaseException:
-            await self.aclose()
-            raise
+        await self._server.start()
+        shared = await asyncio.to_thread(self._shared_dirs, self._workdir)
+        if self.skills is not None:
+            bridge.special[SAVE_SERVER] = self.skills.handle
+        await asyncio.to_thread(
+            self._launcher.prepare, self._workdir, self._server.directory, shared
+        )
         for _ in range(self.pool_size):
             self._spawn()
         first = await self._idle.get()
         if isinstance(first, BaseException):
-            await self.aclose()
             if isinstance(first, SandboxError):
                 raise first
             raise SandboxUnavailableError(
@@ -217,16 +270,42 @@ class Executor:
         self._idle.put_nowait(first)
 
     def _shared_dirs(self, workdir: Path) -> SharedDirs:
-        """Make the skills and state directories (a fresh state directory unless given)."""
+        """Make the skills directories and the session's `/state`.
+
+        Raises:
+            SandboxError: one cannot be made, or the state to keep does not fit.
+        """
         if self.skills_dir is not None:
             try:
                 self.skills_dir.mkdir(parents=True, exist_ok=True)
+                if self.skills_scope == "session":
+                    self._session = open_session(self.skills_dir, self.origin)
             except OSError as exc:
                 raise SandboxError(f"the skills directory {self.skills_dir}: {exc}") from None
-        self.state_dir = prepare_state_dir(
-            self.state_dir or workdir / "session-state", for_sandbox_user=not self.unsafe
+            self.skills = SkillStore(
+                self.skills_dir,
+                self.package_dir,
+                session=self._session.skills if self._session else None,
+                quotas=self.quotas,
+            )
+        self._state = open_state(
+            workdir / "session-state",
+            self.quotas,
+            keep=self.keep_state,
+            for_sandbox_user=not self.unsafe,
+            bounded=not self.unsafe,
         )
-        return SharedDirs(skills=self.skills_dir, state=self.state_dir)
+        self.state_dir = self._state.path
+        return SharedDirs(
+            skills=self.skills_dir,
+            session_skills=self._session.skills if self._session else None,
+            state=self.state_dir,
+        )
+
+    @property
+    def session_id(self) -> str | None:
+        """The id of this session's own skills directory (what `skills promote --session` takes)."""
+        return self._session.id if self._session else None
 
     def _spawn(self) -> None:
         task = asyncio.get_running_loop().create_task(self._start_one())
@@ -250,6 +329,11 @@ class Executor:
             return
         self._idle.put_nowait(sandbox)
 
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _retire(self, sandbox: _Sandbox) -> None:
         """Stop and delete a sandbox in the background."""
         self._live.discard(sandbox)
@@ -258,9 +342,34 @@ class Executor:
             await sandbox.worker.stop()
             await self._launcher.dispose(sandbox.spec)
 
-        task = asyncio.get_running_loop().create_task(stop())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(stop())
+
+    def _abandon(self, sandbox: _Sandbox, token: str) -> None:
+        """An execution's caller went away: end it now; get the sandbox back in the background.
+
+        Synchronous up to the background part, since the caller's task is being
+        cancelled and may not get to await anything.
+        """
+        assert self._server is not None
+        self._server.close_now(token)  # no call of it starts any more
+        pending = sandbox.worker.abandon()  # the worker kills the job's processes
+
+        async def reclaim() -> None:
+            answered = pending is None
+            if pending is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(pending), _CANCEL_GRACE)
+                    answered = True
+                except (TimeoutError, WorkerDied):
+                    sandbox.worker.kill()  # it did not answer: the whole sandbox goes
+            if answered and not self._closed and not sandbox.worker.dead:
+                self._idle.put_nowait(sandbox)
+                return
+            self._retire(sandbox)
+            if not self._closed:
+                self._spawn()
+
+        self._in_background(reclaim())
 
     async def _acquire(self) -> _Sandbox:
         while True:
@@ -316,21 +425,17 @@ class Executor:
         except WorkerDied as exc:
             crash = str(exc)
         except BaseException:
-            # Cancelled mid-run: the sandbox is still busy with the job. Replace it, or
-            # the next execution would wait for it forever.
-            self._retire(sandbox)
-            if not self._closed:
-                self._spawn()
+            self._abandon(sandbox, token)  # cancelled: the job must not run on
             raise
-        finally:
-            await self._server.close(token)
         duration = (time.perf_counter() - started) * 1000
+        self._server.close_now(token)
         if raw is None:
             self._retire(sandbox)
             if not self._closed:
                 self._spawn()
         else:
             self._idle.put_nowait(sandbox)
+        await log.cancel()  # calls a process of the job left running end with it
         return _result(raw, crash, log, duration, timeout, memory, limits)
 
     async def aclose(self) -> None:
@@ -349,9 +454,23 @@ class Executor:
         if self._owns_transport and self._transport is not None:
             with contextlib.suppress(Exception):
                 await self._transport.aclose()
+        await asyncio.to_thread(self._release_dirs)
+
+    def _release_dirs(self) -> None:
+        """Keep the state if asked, then remove the session's state, skills and workdir."""
+        _open_executors.discard(self)
+        if self._state is not None:
+            close_state(self._state)
+            self._state = None
+        if self._session is not None:
+            close_session(self._session)
+            self._session = None
         if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)  # with the session's state
+            shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+        if self._budget is not None:
+            self._budget.release(self.quotas.tmpfs_bytes)
+            self._budget = None
 
 
 class UnsafeLocalExecutor(Executor):
@@ -490,3 +609,43 @@ def _result(
         stdout_cut_bytes=int(raw.get("stdout_cut", 0)),
         stderr_cut_bytes=int(raw.get("stderr_cut", 0)),
     )
+
+
+def sweep_stale_workdirs() -> None:
+    """Remove the sandbox directories of processes that died without cleaning up.
+
+    Only directories with this code's owner marker are considered; a `/state`
+    tmpfs still mounted in one is unmounted first.
+    """
+    for workdir in stale(Path(tempfile.gettempdir()), f"{_WORKDIR_PREFIX}*"):
+        state = workdir / "session-state"
+        if os.path.ismount(state):
+            unmount(state)
+        if not os.path.ismount(state):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+_detached: set[asyncio.Task[None]] = set()
+
+
+def _detach(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end in a task of its own (kept referenced until done)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+
+
+_open_executors: set[Executor] = set()
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """At the exit of a process that did not close its executors (an error, a signal):
+    stop their sandboxes, then unmount and remove their directories (a kept state is
+    still copied out)."""
+    if not _open_executors:
+        return
+    runsc_module.cleanup_all()  # the sandboxes first: they hold the /state mounts
+    for executor in list(_open_executors):
+        with contextlib.suppress(Exception):
+            executor._release_dirs()

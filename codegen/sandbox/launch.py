@@ -48,7 +48,9 @@ class SharedDirs:
     """Host directories bound into every worker of a launcher."""
 
     skills: Path | None = None
-    """The skills directory (read-only, the package `skills`)."""
+    """The shared skills directory (read-only, part of the package `skills`)."""
+    session_skills: Path | None = None
+    """The session's own skills directory (read-only, the rest of the package `skills`)."""
     state: Path | None = None
     """The session's state directory (read-write, `$MCP_CODEGEN_STATE_DIR`)."""
 
@@ -115,7 +117,11 @@ class GvisorLauncher:
         self.bundle = workdir / "bundle"
         shared = shared or SharedDirs()
         options = dataclasses.replace(
-            self.options, bridge_dir=bridge_dir, skills_dir=shared.skills, state_dir=shared.state
+            self.options,
+            bridge_dir=bridge_dir,
+            skills_dir=shared.skills,
+            session_skills_dir=shared.session_skills,
+            state_dir=shared.state,
         )
         self.layout = build_bundle(self.bundle, options)
 
@@ -185,14 +191,22 @@ class UnsafeLocalLauncher:
             sys_path.insert(0, str(self.package_dir.resolve().parent))
         shared = shared or SharedDirs()
         self.env = {}
-        if shared.skills is not None:
+        skill_dirs = []
+        for place, directory in (
+            ("skillpath", shared.skills),
+            ("sessionskills", shared.session_skills),
+        ):
+            if directory is None:
+                continue
             # `import skills.x` needs a directory named `skills` on sys.path.
-            link = workdir / "skillpath" / "skills"
+            link = workdir / place / "skills"
             link.parent.mkdir(exist_ok=True)
             if not link.exists():
-                link.symlink_to(shared.skills, target_is_directory=True)
+                link.symlink_to(directory, target_is_directory=True)
             sys_path.append(str(link.parent))
-            self.env[SKILLS_DIR_ENV] = str(link)
+            skill_dirs.append(str(link))
+        if skill_dirs:
+            self.env[SKILLS_DIR_ENV] = os.pathsep.join(skill_dirs)
         if shared.state is not None:
             self.env[STATE_DIR_ENV] = str(shared.state)
         self.layout = Layout(

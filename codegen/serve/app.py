@@ -3,7 +3,12 @@
 Built on the SDK's low-level `Server`. Over stdio the process is one session;
 over streamable HTTP each protocol session gets its own workspace, released
 through the connection's exit stack when the session ends (a DELETE, the idle
-timeout, or shutdown). The 2026-07-28 protocol has no sessions, so over HTTP
+timeout, or shutdown). Each session sees the shared skills and its own (see
+`sandbox.bridge.skills`). When a client cancels an `execute_code`, drops its HTTP
+request, or (over stdio) exits, the execution is stopped at once: its processes
+are killed and no further tool call of it leaves the bridge. What a client may
+hold (sessions, requests in flight, idle time) is bounded by `ServeLimits`.
+The 2026-07-28 protocol has no sessions, so over HTTP
 `server/discover` answers "method not found" and clients negotiate the
 handshake era; a request that still arrives without a session runs in a
 workspace of its own that ends with the request.
@@ -13,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
@@ -31,7 +38,9 @@ from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
+from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
+from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
 from .tools import (
@@ -63,7 +72,14 @@ class ServeSettings:
     """Characters of stdout a result shows before the middle is cut."""
     unsafe_local: bool = False
     skills_dir: Path | None = None
-    """Where skills are saved; by default `.mcp-codegen/skills` beside the config."""
+    """The shared skills; by default `.mcp-codegen/skills` beside the config."""
+    share_skills: bool = False
+    """Whether sessions save into the shared skills (the config's `skills.share` names
+    this transport); by default each session saves for itself."""
+    quotas: Quotas = dataclasses.field(default_factory=Quotas)
+    """Each session's bounds on disk and memory."""
+    limits: ServeLimits = dataclasses.field(default_factory=ServeLimits)
+    """What clients may hold: sessions, requests in flight, idle time."""
 
     @property
     def skills(self) -> Path:
@@ -79,17 +95,34 @@ class State:
     catalogue: Catalogue
     workspaces: Workspaces
     transport: DirectTransport
+    in_flight: dict[Hashable, int] = dataclasses.field(default_factory=dict)
+    """Tool calls being handled, by session key."""
 
     def new_executor(self) -> Executor:
         """An executor of one sandbox sharing the host transport."""
-        kind = UnsafeLocalExecutor if self.settings.unsafe_local else Executor
-        limits = Limits(timeout=self.settings.timeout, memory_mb=self.settings.memory_mb)
+        settings = self.settings
+        kind = UnsafeLocalExecutor if settings.unsafe_local else Executor
+        limits = Limits(timeout=settings.timeout, memory_mb=settings.memory_mb)
         return kind(
-            self.settings.package.root,
+            settings.package.root,
             transport=self.transport,
             limits=limits,
-            skills_dir=self.settings.skills,
+            skills_dir=settings.skills,
+            skills_scope="shared" if settings.share_skills else "session",
+            quotas=settings.quotas,
+            origin=f"serve-{settings.transport}",
         )
+
+    def skills(self, key: Hashable | None) -> SkillStore:
+        """The skills session `key` sees: the shared ones, and its own once it has a sandbox."""
+        executor = self.workspaces.peek(key)
+        if executor is not None and executor.skills is not None:
+            return executor.skills
+        return self.catalogue.skills or SkillStore(self.settings.skills)
+
+    def catalogue_of(self, key: Hashable | None) -> Catalogue:
+        """The modules session `key` may read (its skills included)."""
+        return dataclasses.replace(self.catalogue, skills=self.skills(key))
 
 
 Context = ServerRequestContext[State, Any]
@@ -112,8 +145,11 @@ def build_server(settings: ServeSettings) -> Server[State]:
         try:
             yield state
         finally:
-            await state.workspaces.aclose()
-            await transport.aclose()
+            # Shielded: when the client is gone, this scope is being cancelled, and the
+            # sandboxes and their /state mounts must still be removed.
+            with anyio.CancelScope(shield=True):
+                await state.workspaces.aclose()
+                await transport.aclose()
 
     async def list_tools(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -123,17 +159,32 @@ def build_server(settings: ServeSettings) -> Server[State]:
     async def call_tool(ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
         state = ctx.lifespan_context
         arguments = params.arguments
-        if params.name == "search_tools":
-            return _search(state, arguments)
-        if params.name == "read_module":
-            return _read_module(state, arguments)
-        if params.name == "execute_code":
-            return await _execute(ctx, arguments)
-        raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}")
+        if params.name not in ("search_tools", "read_module", "execute_code"):
+            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}")
+        key = _session_key(ctx)
+        held = state.in_flight.get(key, 0)
+        limit = state.settings.limits.requests_per_session
+        if held >= limit:
+            return text_result(
+                f"this session already has {limit} calls in flight; wait for their answers",
+                error=True,
+            )
+        state.in_flight[key] = held + 1
+        try:
+            if params.name == "search_tools":
+                return _search(state, arguments, state.skills(key))
+            if params.name == "read_module":
+                return _read_module(state.catalogue_of(key), arguments)
+            return await _execute(ctx, arguments, key)
+        finally:
+            state.in_flight[key] -= 1
+            if state.in_flight[key] <= 0:
+                del state.in_flight[key]
 
     async def list_resources(
         ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
+        catalogue = ctx.lifespan_context.catalogue_of(_session_key(ctx))
         return types.ListResourcesResult(
             resources=[
                 types.Resource(
@@ -149,6 +200,7 @@ def build_server(settings: ServeSettings) -> Server[State]:
     async def read_resource(
         ctx: Context, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
+        catalogue = ctx.lifespan_context.catalogue_of(_session_key(ctx))
         try:
             dotted, source = catalogue.read(catalogue.from_uri(str(params.uri)))
         except ModuleError as exc:
@@ -193,7 +245,9 @@ def _resource_description(dotted: str) -> str:
     return ("the list of servers", "a server's tools", "one tool's function")[min(depth, 2)]
 
 
-def _search(state: State, arguments: dict[str, Any] | None) -> types.CallToolResult:
+def _search(
+    state: State, arguments: dict[str, Any] | None, skills: SkillStore
+) -> types.CallToolResult:
     problem = arguments_error(
         arguments, {"query": str, "detail": str, "limit": int}, required=("query",)
     )
@@ -206,19 +260,19 @@ def _search(state: State, arguments: dict[str, Any] | None) -> types.CallToolRes
             given.get("detail", "summary"),
             given.get("limit", 10),
             index_path=state.settings.package.import_dir / INDEX_FILENAME,
-            skills_dir=state.settings.skills,
+            skills_dir=skills.search_path,
         )
     except SearchError as exc:
         return text_result(str(exc), error=True)
     return text_result(text.rstrip("\n"))
 
 
-def _read_module(state: State, arguments: dict[str, Any] | None) -> types.CallToolResult:
+def _read_module(catalogue: Catalogue, arguments: dict[str, Any] | None) -> types.CallToolResult:
     problem = arguments_error(arguments, {"path": str}, required=("path",))
     if problem:
         return text_result(problem, error=True)
     try:
-        _, source = state.catalogue.read((arguments or {})["path"])
+        _, source = catalogue.read((arguments or {})["path"])
     except ModuleError as exc:
         return text_result(str(exc), error=True)
     return text_result(source)
@@ -244,11 +298,9 @@ def _session_key(ctx: Context) -> Hashable | None:
     return key
 
 
-# Executions a cancelled request left running; they end at their own time limit.
-_orphans: set[asyncio.Task[ExecutionResult]] = set()
-
-
-async def _execute(ctx: Context, arguments: dict[str, Any] | None) -> types.CallToolResult:
+async def _execute(
+    ctx: Context, arguments: dict[str, Any] | None, key: Hashable | None
+) -> types.CallToolResult:
     state = ctx.lifespan_context
     problem = arguments_error(arguments, {"code": str, "timeout": (int, float)}, ("code",))
     if problem:
@@ -261,33 +313,59 @@ async def _execute(ctx: Context, arguments: dict[str, Any] | None) -> types.Call
     invalid = check_code(code)
     if invalid:
         return text_result(invalid, error=True)
-    key = _session_key(ctx)
     try:
         if key is None:
             executor = state.new_executor()
             try:
-                result = await executor.execute(code, filename="<code>", timeout=timeout)
+                result = await _run(executor, code, timeout, disconnected(ctx.request))
             finally:
-                await executor.aclose()
+                state.workspaces.close_later(executor)
         else:
             executor = await state.workspaces.get(key)
-            # A cancelled request must not abandon the sandbox mid-execution: the
-            # execution runs on to its own time limit and the sandbox stays usable.
-            task = asyncio.ensure_future(executor.execute(code, filename="<code>", timeout=timeout))
-            _orphans.add(task)
-            task.add_done_callback(_orphans.discard)
-            result = await asyncio.shield(task)
+            # A cancelled request (notifications/cancelled, or a stdio client that
+            # exits) cancels this task: the executor then stops the execution.
+            result = await _run(executor, code, timeout, disconnected(ctx.request))
     except (SandboxError, RuntimeError) as exc:
         return text_result(f"the sandbox is unavailable: {exc}", error=True)
+    if result is None:
+        return text_result("the client went away; the execution was stopped", error=True)
     return text_result(format_result(result, state.settings.max_output), error=not result.ok)
+
+
+async def _run(
+    executor: Executor, code: str, timeout: float, gone: asyncio.Event | None
+) -> ExecutionResult | None:
+    """Run `code`; None if the HTTP client disconnected first (the execution is then stopped).
+
+    Raises:
+        SandboxError: no sandbox can be started.
+    """
+    if gone is None:
+        return await executor.execute(code, filename="<code>", timeout=timeout)
+    running = asyncio.ensure_future(executor.execute(code, filename="<code>", timeout=timeout))
+    watching = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+        if not running.done():
+            running.cancel()  # a dropped stream or a cancel: the executor stops the job
+    return running.result() if not running.cancelled() else None
 
 
 async def run_stdio(server: Server[State]) -> None:
     """Serve over stdin and stdout until the client closes them."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+    except BaseExceptionGroup as group:
+        # A client that exits closes our stdout too: the answers still queued for it
+        # fail to write. That is its normal end, not an error of the server.
+        _, rest = group.split((BrokenPipeError, ConnectionError))
+        if rest is not None:
+            raise rest from None
 
 
 async def run_http(
@@ -295,16 +373,18 @@ async def run_http(
     host: str,
     port: int,
     *,
-    max_sessions: int = 32,
-    idle_timeout: float = 30 * 60,
+    limits: ServeLimits | None = None,
 ) -> None:
     """Serve streamable HTTP at `http://host:port/mcp`; print that URL to stderr once listening."""
     import uvicorn
 
+    limits = limits or ServeLimits()
     app = server.streamable_http_app(
-        host=host, session_idle_timeout=idle_timeout, max_sessions=max_sessions
+        host=host, session_idle_timeout=limits.idle_timeout, max_sessions=limits.max_sessions
     )
-    http = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    admission = Admission(app, limits)
+    server.middleware.append(admission.tracking)
+    http = uvicorn.Server(uvicorn.Config(admission, host=host, port=port, log_level="warning"))
     serving = asyncio.ensure_future(http.serve())
     while not http.started and not serving.done():
         await asyncio.sleep(0.05)

@@ -52,15 +52,25 @@ class Workspaces:
                 try:
                     await executor.start()
                 except BaseException:
-                    await executor.aclose()
+                    self.close_later(executor)  # in the background: the caller may be cancelled
                     raise
                 if key in self._released or self._closed:
                     # The session ended while its sandbox was starting.
                     self._released.discard(key)
-                    await executor.aclose()
+                    self.close_later(executor)
                     raise RuntimeError("the session has ended")
                 self._executors[key] = executor
             return executor
+
+    def peek(self, key: Hashable | None) -> Executor | None:
+        """The executor of session `key` if it has one already (none is started)."""
+        return self._executors.get(key) if key is not None else None
+
+    def close_later(self, executor: Executor) -> None:
+        """Close `executor` in the background (safe in a task being cancelled)."""
+        task = asyncio.get_running_loop().create_task(executor.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def release(self, key: Hashable) -> None:
         """Forget session `key` and delete its sandbox in the background."""
@@ -70,9 +80,7 @@ class Workspaces:
             if lock is not None and lock.locked():
                 self._released.add(key)
             return
-        task = asyncio.get_running_loop().create_task(executor.aclose())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self.close_later(executor)
 
     async def aclose(self) -> None:
         """Close every executor and wait until each sandbox is deleted."""

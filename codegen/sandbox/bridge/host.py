@@ -54,11 +54,19 @@ class CallLog:
     def __init__(self) -> None:
         self.calls: list[ToolCall] = []
         self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        """Set when the execution is over: no call of it may start any more."""
 
-    async def cancel(self) -> None:
-        """Stop calls still running (their execution is over)."""
+    def close(self) -> None:
+        """End the execution now, without awaiting: no new call starts, running ones are
+        cancelled (a call to a server is cancelled upstream by its MCP session)."""
+        self.closed = True
         for task in list(self.tasks):
             task.cancel()
+
+    async def cancel(self) -> None:
+        """`close`, then wait until the cancelled calls have stopped."""
+        self.close()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
@@ -162,6 +170,8 @@ class HostBridge:
                     f"the request is {size} bytes, over the limit of {self.max_request_bytes}"
                 )
             call_id, server, tool, arguments = self._parse(line)
+            if log.closed:
+                raise _Rejected("the execution is over; the call was not made")
             special = self.special.get(server)
             if special is not None:
                 result = await special(tool, arguments)

@@ -62,14 +62,22 @@ class BridgeServer:
         self._executions[token] = execution
         return token, execution.log
 
-    async def close(self, token: str) -> None:
-        """End an execution: refuse its token, stop its calls, close its connections."""
+    def close_now(self, token: str) -> None:
+        """End an execution at once, without awaiting (safe in a task being cancelled):
+        refuse its token, stop its calls, drop its connections."""
         execution = self._executions.pop(token, None)
         if execution is None:
             return
-        await execution.log.cancel()
+        execution.log.close()
         for writer in list(execution.writers):
-            writer.close()
+            writer.transport.abort()  # unread requests are discarded, not answered
+
+    async def close(self, token: str) -> None:
+        """End an execution (`close_now`) and wait until its calls have stopped."""
+        execution = self._executions.get(token)
+        self.close_now(token)
+        if execution is not None:
+            await execution.log.cancel()
 
     async def aclose(self) -> None:
         """Stop listening and drop every connection."""
@@ -121,8 +129,10 @@ class BridgeServer:
         splitter = LineSplitter({}, self.max_request_bytes + 1)
         log = execution.log
         try:
-            while data := await reader.read(_CHUNK):
+            while not log.closed and (data := await reader.read(_CHUNK)):
                 for line in splitter.feed(data):
+                    if log.closed:
+                        break  # the execution ended: what is still buffered is dropped
                     self._answer(line, log, writer)
         finally:
             execution.writers.discard(writer)

@@ -1,17 +1,22 @@
-"""The host's skills directory: check, store, list, show and remove skills.
+"""Skills on the host: checked in a process of their own, stored per session, shared by a person.
 
-A skill is a module `<name>.py` in the skills directory (by default
-`<config dir>/.mcp-codegen/skills/`), mounted read-only into every sandbox of
-that config as the package `skills`. Code in the sandbox saves one with
-`save_skill(fn)`, which reaches `SkillStore.handle` through the bridge; a person
-may also write a file there. Either way the module must pass `check_source`:
+A skill is a module `<name>.py`. There are two kinds of directory:
 
-- it parses (libcst);
-- its top level holds only a docstring, imports, functions and classes;
-- every public function and class has a docstring, and there is at least one;
-- it imports only the standard library, pydantic, the generated package
-  (`servers` or `<package>`) and other skills, with absolute imports;
-- what it imports from `servers` exists in the package, and the skills it imports exist.
+- the shared directory (by default `<config dir>/.mcp-codegen/skills/`): skills
+  every session imports (as the package `skills`), mounted read-only; only a
+  person writes it (`mcp-codegen skills promote|rm`, or by hand), or sandboxes
+  that a policy names (by default `run`/`exec`, a person at the keyboard);
+- a session's own directory (see `skillsessions`): what `save_skill(fn)` keeps
+  for that session only, mounted read-only into its sandbox alone.
+
+`SkillStore` is one session's view: the shared skills, then its own. A save from
+the sandbox (`handle`, the `$skills` server of the bridge) is checked by
+`skillcheck` in a separate process with limits on time and memory, since the
+source comes from a sandbox: size and nesting are bounded before any parser
+sees it, and a parser that crashes or runs long costs only that process. Then
+what it imports from `servers` and `skills` is looked up, the session's quotas
+(count, size) are applied, and it is written atomically. A save never replaces
+a shared skill.
 
 A skill that passed once can break later (a tool it imports was removed by a
 rebuild): `SkillStore.problems` finds that statically, and the sandbox reports
@@ -21,7 +26,9 @@ it by name when the import fails.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -31,26 +38,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
 from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
+from ..quotas import Quotas
+from . import skillcheck
+from .skillsessions import SessionSkills, live_sessions
 
 __all__ = [
-    "MAX_SKILL_BYTES",
     "SKILLS_SUBDIR",
     "SkillError",
     "SkillInfo",
     "SkillStore",
+    "check_isolated",
     "check_source",
     "default_skills_dir",
+    "parse_skills_policy",
+    "promote",
     "skills_disabled",
 ]
 
 SKILLS_SUBDIR = Path(".mcp-codegen") / "skills"
 """Where skills live, relative to the directory of the config."""
-MAX_SKILL_BYTES = 256 * 1024
-_LIBRARIES = frozenset({"pydantic", "pydantic_core", "annotated_types", "typing_extensions"})
+SHARE_ORIGINS = ("run", "stdio", "http")
+"""Who a policy may let save straight into the shared directory."""
+_DEFAULT_SHARE = frozenset({"run"})
+_CHECKER = Path(skillcheck.__file__)
+_CHECK_SECONDS = 10.0
+_CHECK_CPU_SECONDS = 5
+_CHECK_MEMORY_MB = 512
+_CHECKS_AT_ONCE = 2
 
 
 class SkillError(Exception):
@@ -65,6 +80,7 @@ class SkillInfo:
     path: Path
     entry: SkillEntry | None
     problems: tuple[str, ...]
+    shared: bool = True
 
     @property
     def summary(self) -> str:
@@ -78,19 +94,38 @@ class SkillInfo:
 
 
 def default_skills_dir(config: str | os.PathLike[str]) -> Path:
-    """The skills directory of the config file `config`: `<its dir>/.mcp-codegen/skills`."""
+    """The shared skills directory of the config file `config`: `<its dir>/.mcp-codegen/skills`."""
     return Path(config).resolve().parent / SKILLS_SUBDIR
 
 
+def parse_skills_policy(raw: Any, source: str = "mcp.json") -> frozenset[str]:
+    """Who saves straight into the shared skills, from the config's `skills` section.
+
+    `{"skills": {"share": ["run"]}}` (the default) lets `mcp-codegen run`/`exec`
+    share what they save; add `"stdio"` or `"http"` for `serve`'s sessions of that
+    transport. Everyone else saves for their own session only.
+
+    Raises:
+        ConfigError: the section is not of that shape.
+    """
+    from ...runtime.errors import ConfigError
+
+    if raw is None:
+        return _DEFAULT_SHARE
+    if not isinstance(raw, dict) or set(raw) - {"share"}:
+        raise ConfigError(
+            f"{source}: 'skills' must be an object with one key, 'share' "
+            f"(a list of {', '.join(SHARE_ORIGINS)})"
+        )
+    share = raw.get("share", sorted(_DEFAULT_SHARE))
+    if not isinstance(share, list) or not all(item in SHARE_ORIGINS for item in share):
+        raise ConfigError(
+            f"{source}: field 'skills.share' must be a list of {', '.join(SHARE_ORIGINS)}"
+        )
+    return frozenset(share)
+
+
 # --- checking ------------------------------------------------------------------------
-
-
-def _dotted(node: cst.BaseExpression | None) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
-    return ""
 
 
 @lru_cache(maxsize=256)
@@ -98,7 +133,7 @@ def _defined_names(path: Path, mtime: float) -> frozenset[str]:
     """Top-level names a generated tool module defines (mtime: a cache key)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
         return frozenset()
     names: set[str] = set()
     for node in tree.body:
@@ -119,6 +154,8 @@ def _missing_in_package(import_dir: Path, parts: list[str], names: list[str]) ->
     """
     servers = import_dir / "servers"
     shown = ".".join(["servers", *parts])
+    if any(not part.isidentifier() for part in [*parts, *names]):
+        return [shown]
     if len(parts) == 0:
         return [f"servers.{n}" for n in names if not (servers / n / "__init__.py").is_file()]
     if not (servers / parts[0] / "__init__.py").is_file():
@@ -132,41 +169,35 @@ def _missing_in_package(import_dir: Path, parts: list[str], names: list[str]) ->
     return [f"{shown}.{n}" for n in names if n not in defined]
 
 
-@dataclass
-class _Checker:
-    name: str
-    package: str | None
-    import_dir: Path | None
-    skills_dir: Path | None
-    problems: list[str]
-    missing: list[str]
-
-    def imports(self, module: str, names: list[str], line: int) -> None:
-        root = module.split(".")[0]
-        allowed = {"servers", "skills", *_LIBRARIES, *([self.package] if self.package else [])}
-        if root not in allowed and root not in sys.stdlib_module_names:
-            package = f"{self.package} (servers)" if self.package else "servers"
-            self.problems.append(
-                f"line {line}: import of {module!r} is not allowed; a skill may import the "
-                f"standard library, pydantic, {package} and other skills"
-            )
-            return
+def _verify_imports(
+    name: str,
+    imports: list[dict[str, Any]],
+    package: str | None,
+    import_dir: Path | None,
+    skill_dirs: list[Path] | None,
+    missing_skill: str = "does not exist",
+) -> tuple[list[str], list[str]]:
+    """(problems, missing `servers...` paths) of the imports a checker report lists."""
+    problems: list[str] = []
+    missing: list[str] = []
+    for item in imports:
+        module, names, line = str(item["module"]), [str(n) for n in item["names"]], item["line"]
         parts = module.split(".")
-        if root == self.package:
+        if parts[0] == package:
             if len(parts) < 2 or parts[1] != "servers":
-                return  # the package's own API (search_tools, _runtime, ...)
+                continue  # the package's own API (search_tools, _runtime, ...)
             parts = parts[1:]
-        if parts[0] == "servers" and self.import_dir is not None:
-            self.missing += _missing_in_package(self.import_dir, parts[1:], names)
+        if parts[0] == "servers" and import_dir is not None:
+            missing += _missing_in_package(import_dir, parts[1:], names)
         if parts[0] == "skills":
-            skills = parts[1:2] if len(parts) > 1 else names
-            for skill in skills:
-                if skill == self.name:
-                    self.problems.append(f"line {line}: a skill cannot import itself")
-                elif (
-                    self.skills_dir is not None and not (self.skills_dir / f"{skill}.py").is_file()
+            for skill in parts[1:2] if len(parts) > 1 else names:
+                if skill == name:
+                    problems.append(f"line {line}: a skill cannot import itself")
+                elif skill_dirs is not None and not any(
+                    (directory / f"{skill}.py").is_file() for directory in skill_dirs
                 ):
-                    self.problems.append(f"line {line}: skill {skill!r} does not exist")
+                    problems.append(f"line {line}: skill {skill!r} {missing_skill}")
+    return problems, missing
 
 
 def check_source(
@@ -175,98 +206,186 @@ def check_source(
     *,
     package: str | None = None,
     import_dir: Path | None = None,
-    skills_dir: Path | None = None,
+    skills_dir: Path | list[Path] | None = None,
+    missing_skill: str = "does not exist",
 ) -> tuple[list[str], list[str]]:
-    """Check a skill module: (its problems, the `servers...` paths it imports that are missing).
+    """Check a skill module in this process: (its problems, the `servers...` paths it imports
+    that are missing).
 
-    `package` is the generated import package's name, `import_dir` its directory
-    (to check what is imported from `servers`), `skills_dir` where other skills are.
+    For sources already on the host's disk (stored skills, a person's files); a
+    source from a sandbox goes through `check_isolated`. `package` is the generated
+    import package's name, `import_dir` its directory, `skills_dir` where the
+    skills it may import are.
     """
     if not valid_skill_name(name):
         return [
             f"{name!r} is not a valid skill name (a Python identifier, not starting with _)"
         ], []
-    if len(source.encode("utf-8")) > MAX_SKILL_BYTES:
-        return [f"the skill is over {MAX_SKILL_BYTES} bytes"], []
-    try:
-        module = cst.parse_module(source)
-    except cst.ParserSyntaxError as exc:
-        return [f"line {exc.raw_line}: syntax error: {exc.message}"], []
-    checker = _Checker(name, package, import_dir, skills_dir, [], [])
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
-    definitions = 0
-    for index, statement in enumerate(wrapper.module.body):
-        line = positions[statement].start.line
-        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
-            public = not statement.name.value.startswith("_")
-            definitions += public
-            if public and not statement.get_docstring():
-                kind = "class" if isinstance(statement, cst.ClassDef) else "function"
-                checker.problems.append(
-                    f"line {line}: {kind} {statement.name.value} has no docstring; say what it does"
-                )
-            continue
-        if not isinstance(statement, cst.SimpleStatementLine):
-            checker.problems.append(_not_allowed(statement, line))
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    checker.imports(_dotted(alias.name), [], line)
-            elif isinstance(small, cst.ImportFrom):
-                if small.relative:
-                    checker.problems.append(
-                        f"line {line}: relative imports are not allowed; "
-                        "write `from skills.other import name`"
-                    )
-                    continue
-                names = (
-                    []
-                    if isinstance(small.names, cst.ImportStar)
-                    else [_dotted(alias.name) for alias in small.names]
-                )
-                checker.imports(_dotted(small.module), names, line)
-            elif (
-                index == 0
-                and isinstance(small, cst.Expr)
-                and isinstance(small.value, cst.SimpleString | cst.ConcatenatedString)
-            ):
-                continue  # the module's docstring
-            else:
-                checker.problems.append(_not_allowed(small, line))
-    if not definitions:
-        checker.problems.append("the skill defines no public function or class")
-    return checker.problems, checker.missing
+    report = skillcheck.check(name, source, package)
+    return _with_imports(name, report.to_json(), package, import_dir, skills_dir, missing_skill)
 
 
-def _not_allowed(node: cst.CSTNode, line: int) -> str:
-    kind = type(node).__name__
-    return (
-        f"line {line}: only imports, functions and classes may be at the top level of a "
-        f"skill (found {kind})"
+def _with_imports(
+    name: str,
+    report: dict[str, Any],
+    package: str | None,
+    import_dir: Path | None,
+    skills_dir: Path | list[Path] | None,
+    missing_skill: str = "does not exist",
+) -> tuple[list[str], list[str]]:
+    dirs = [skills_dir] if isinstance(skills_dir, Path) else skills_dir
+    problems, missing = _verify_imports(
+        name, report["imports"], package, import_dir, dirs, missing_skill
     )
+    return [*report["problems"], *problems], missing
+
+
+class _Limiter:
+    """At most N checker processes at once in this process, per event loop."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def get(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        for known in [known for known in self._semaphores if known.is_closed()]:
+            del self._semaphores[known]
+        return self._semaphores.setdefault(loop, asyncio.Semaphore(self.size))
+
+
+_checks = _Limiter(_CHECKS_AT_ONCE)
+_reaping: set[asyncio.Task[int]] = set()
+
+
+async def check_isolated(name: str, source: str, package: str | None) -> dict[str, Any]:
+    """`skillcheck` of `source` in a process of its own, with limits; its report.
+
+    The process gets `_CHECK_MEMORY_MB` of address space and `_CHECK_CPU_SECONDS`
+    of CPU, and is killed after `_CHECK_SECONDS` or when the caller is cancelled;
+    at most `_CHECKS_AT_ONCE` run at a time. A crash, a limit or an unreadable
+    answer is a report with one problem, never an exception.
+    """
+    if len(source) > skillcheck.MAX_SOURCE_BYTES:
+        return {"problems": [f"the skill is over {skillcheck.MAX_SOURCE_BYTES} bytes"]}
+    request = json.dumps({"name": name, "source": source, "package": package}).encode("utf-8")
+    async with _checks.get():
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            str(_CHECKER),
+            str(_CHECK_MEMORY_MB),
+            str(_CHECK_CPU_SECONDS),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(request), _CHECK_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            return {"problems": [f"checking the skill took more than {_CHECK_SECONDS:g} s"]}
+        except BaseException:  # cancelled: the execution that asked is over
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            # Reaped in the background: a task being cancelled may not await.
+            _reaping.add(task := asyncio.get_running_loop().create_task(process.wait()))
+            task.add_done_callback(_reaping.discard)
+            raise
+    try:
+        report = json.loads(output[: 4 * 1024 * 1024])
+    except ValueError:
+        report = None
+    if process.returncode != 0 or not isinstance(report, dict):
+        return {
+            "problems": [
+                f"the skill could not be checked (the checker ended with status "
+                f"{process.returncode}): it is too large or too deeply nested"
+            ]
+        }
+    return _well_formed(report)
+
+
+def _well_formed(report: dict[str, Any]) -> dict[str, Any]:
+    """The checker's report with every field of the expected type (it parsed hostile text)."""
+    problems = [str(p) for p in report.get("problems") or [] if isinstance(p, str)]
+    imports = []
+    for item in report.get("imports") or []:
+        if isinstance(item, dict) and isinstance(item.get("module"), str):
+            names = [str(n) for n in item.get("names") or [] if isinstance(n, str)]
+            line = item.get("line") if isinstance(item.get("line"), int) else 0
+            imports.append({"module": item["module"], "names": names, "line": line})
+    main = report.get("main") if isinstance(report.get("main"), str) else None
+    return {"problems": problems, "imports": imports, "main": main}
 
 
 # --- the store -----------------------------------------------------------------------
 
 
+def _write_atomically(directory: Path, name: str, source: str) -> None:
+    """Write `directory/name.py`, readable by the sandbox's user, in one step.
+
+    Raises:
+        OSError: it cannot be written.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(source)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, directory / f"{name}.py")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 class SkillStore:
-    """The skills of one directory, checked against one generated package.
+    """The skills one session sees: the shared ones, then its own.
 
     Args:
-        directory: the skills directory (made when a skill is first saved).
+        directory: the shared skills directory.
         import_dir: the generated import package (`generated/mcp_demo/mcp_demo`);
             None skips the check of what skills import from `servers`.
+        session: the session's own directory, where its saves go; None saves into
+            the shared directory (for who the policy lets share, and for tests).
+        quotas: the count and sizes of skills one session may save.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], import_dir: Path | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        import_dir: Path | None = None,
+        *,
+        session: Path | None = None,
+        quotas: Quotas | None = None,
+    ):
         self.directory = Path(directory)
+        self.session = session
         self.import_dir = import_dir
         self.package = import_dir.name if import_dir is not None else None
+        self.quotas = quotas or Quotas()
+        self._saved: dict[str, int] = {}
+        """name -> bytes of what this store saved into the shared directory."""
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def directories(self) -> list[Path]:
+        """Where skills are looked up, in order: the shared directory, then the session's."""
+        return [self.directory, *([self.session] if self.session is not None else [])]
+
+    @property
+    def search_path(self) -> str:
+        """The directories as one string, as search and `$MCP_CODEGEN_SKILLS_DIR` take them."""
+        return os.pathsep.join(str(directory) for directory in self.directories)
 
     def path(self, name: str) -> Path:
-        """The file of skill `name`.
+        """The file of skill `name` (shared first), or where saving it would put it.
 
         Raises:
             SkillError: `name` is not a valid skill name.
@@ -275,52 +394,99 @@ class SkillStore:
             raise SkillError(
                 f"{name!r} is not a valid skill name (a Python identifier, not starting with _)"
             )
-        return self.directory / f"{name}.py"
+        for directory in self.directories:
+            if (directory / f"{name}.py").is_file():
+                return directory / f"{name}.py"
+        return (self.session or self.directory) / f"{name}.py"
 
-    def names(self) -> list[str]:
-        """The names of the stored skills, sorted."""
+    def _names_in(self, directory: Path | None) -> list[str]:
+        if directory is None:
+            return []
         with contextlib.suppress(OSError):
-            return sorted(p.stem for p in self.directory.glob("*.py") if valid_skill_name(p.stem))
+            return sorted(p.stem for p in directory.glob("*.py") if valid_skill_name(p.stem))
         return []
 
+    def names(self) -> list[str]:
+        """The names of the skills this session sees, sorted."""
+        return sorted({name for d in self.directories for name in self._names_in(d)})
+
+    def shared(self, name: str) -> bool:
+        """Whether `name` is a shared skill (which no sandbox may replace)."""
+        return valid_skill_name(name) and (self.directory / f"{name}.py").is_file()
+
     def check(self, name: str, source: str) -> tuple[list[str], list[str]]:
-        """(problems, missing `servers...` paths) of `source` as skill `name`."""
+        """(problems, missing `servers...` paths) of `source` as skill `name`, in this process."""
         return check_source(
             name,
             source,
             package=self.package,
             import_dir=self.import_dir,
-            skills_dir=self.directory,
+            skills_dir=self.directories,
         )
 
-    def save(self, name: str, source: str) -> bool:
-        """Check `source` and write it as skill `name` atomically; True if it replaced one.
+    def _quota_problem(self, name: str, size: int) -> str | None:
+        quotas = self.quotas
+        if size > quotas.skill_bytes:
+            return f"the skill is {size} bytes, over the limit of {quotas.skill_bytes}"
+        if self.session is not None:
+            held = {
+                p.stem: p.stat().st_size
+                for p in self.session.glob("*.py")
+                if valid_skill_name(p.stem) and p.is_file()
+            }
+        else:
+            held = dict(self._saved)
+        held[name] = size
+        if len(held) > quotas.skills:
+            return (
+                f"this session already has {len(held) - 1} skills, the most it may keep; "
+                "replace one of them instead"
+            )
+        if sum(held.values()) > quotas.skills_bytes:
+            return f"this session's skills would pass {quotas.skills_bytes} bytes together"
+        return None
+
+    async def save(self, name: str, source: str) -> bool:
+        """Check `source` (in a process of its own) and write it as skill `name`;
+        True if it replaced one of the session's.
 
         Raises:
             SkillError: refused (every reason, one per line) or cannot be written.
         """
-        path = self.path(name)
-        problems, missing = self.check(name, source)
-        problems += [f"{dotted} does not exist in the package" for dotted in missing]
-        if problems:
-            raise SkillError(f"skill {name!r} was not saved:\n" + "\n".join(problems))
-        replaced = path.exists()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write(source)
-                os.chmod(temporary, 0o644)  # the sandbox's user reads it
-                os.replace(temporary, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
-        except OSError as exc:
+        if not valid_skill_name(name):
             raise SkillError(
-                f"skill {name!r} cannot be written to {self.directory}: {exc}"
-            ) from None
+                f"{name!r} is not a valid skill name (a Python identifier, not starting with _)"
+            )
+        if self.shared(name):
+            raise SkillError(
+                f"skill {name!r} was not saved: a shared skill of that name exists, and a "
+                "sandbox cannot replace it; save yours under another name"
+            )
+        size = len(source.encode("utf-8", "replace"))
+        quota = self._quota_problem(name, size)
+        if quota:
+            raise SkillError(f"skill {name!r} was not saved: {quota}")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one check at a time per session
+            report = await check_isolated(name, source, self.package)
+            problems, missing = _with_imports(
+                name, report, self.package, self.import_dir, self.directories
+            )
+            problems += [f"{dotted} does not exist in the package" for dotted in missing]
+            if problems:
+                raise SkillError(f"skill {name!r} was not saved:\n" + "\n".join(problems))
+            quota = self._quota_problem(name, size)  # again: another save may have landed
+            if quota:
+                raise SkillError(f"skill {name!r} was not saved: {quota}")
+            target = self.session or self.directory
+            replaced = (target / f"{name}.py").exists()
+            try:
+                await asyncio.to_thread(_write_atomically, target, name, source)
+            except OSError as exc:
+                raise SkillError(f"skill {name!r} cannot be written to {target}: {exc}") from None
+            if self.session is None:
+                self._saved[name] = size
         return replaced
 
     def read(self, name: str) -> str:
@@ -338,7 +504,7 @@ class SkillStore:
             raise SkillError(f"skill {name!r} cannot be read: {exc}") from None
 
     def remove(self, name: str) -> None:
-        """Delete skill `name`.
+        """Delete skill `name` (the shared one if there is one).
 
         Raises:
             SkillError: no such skill, or it cannot be deleted.
@@ -364,10 +530,16 @@ class SkillStore:
     def info(self, name: str) -> SkillInfo:
         """The entry and the problems of skill `name`."""
         path = self.path(name)
-        return SkillInfo(name, path, skill_entry(path), tuple(self.problems(name)))
+        return SkillInfo(
+            name,
+            path,
+            skill_entry(path),
+            tuple(self.problems(name)),
+            shared=path.parent == self.directory,
+        )
 
     def infos(self) -> Iterator[SkillInfo]:
-        """Every stored skill, by name."""
+        """Every skill this session sees, by name."""
         for name in self.names():
             yield self.info(name)
 
@@ -382,8 +554,9 @@ class SkillStore:
         width = max(len(info.name) for info in infos)
         lines = [f"skills: {len(infos)} saved functions; from skills.<name> import <name>.", ""]
         for info in infos:
+            mine = "" if info.shared or self.session is None else "  [this session only]"
             note = "  [BROKEN: " + "; ".join(info.problems) + "]" if info.broken else ""
-            lines.append(f"{info.name:<{width}}  {info.summary}{note}".rstrip())
+            lines.append(f"{info.name:<{width}}  {info.summary}{mine}{note}".rstrip())
         return '"""' + "\n".join(lines).replace('"""', "'''") + '\n"""\n'
 
     async def handle(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -394,18 +567,86 @@ class SkillStore:
         if not isinstance(name, str) or not isinstance(source, str):
             return _text("a save request needs string 'name' and 'source'", error=True)
         try:
-            replaced = self.save(name, source)
+            replaced = await self.save(name, source)
         except SkillError as exc:
             return _text(str(exc), error=True)
         verb = "replaced the skill" if replaced else "saved the skill"
         main = skill_entry(self.path(name))
         function = main.signature.split("(")[0].split()[-1] if main and main.signature else name
-        return _text(f"{verb} {name!r}; import it with `from skills.{name} import {function}`")
+        scope = (
+            "; it is this session's only, until a person shares it "
+            f"(`mcp-codegen skills promote {name}`)"
+            if self.session is not None
+            else ""
+        )
+        return _text(
+            f"{verb} {name!r}; import it with `from skills.{name} import {function}`{scope}"
+        )
 
     def missing_message(self, name: str) -> str:
         """The error text for a skill `name` that does not exist, with the ones that do."""
         known = ", ".join(self.names()) or "none"
         return f"no skill {name!r} (skills: {known})"
+
+
+def promote(
+    shared: Path,
+    name: str,
+    *,
+    session: str | None = None,
+    import_dir: Path | None = None,
+    replace: bool = False,
+) -> tuple[SessionSkills, Path]:
+    """Move session skill `name` into the shared directory: (its session, its new path).
+
+    The skill is checked again, and the skills it imports must be shared already.
+
+    Raises:
+        SkillError: no live session holds it (or several do and `session` is not
+            given), it is refused, a shared skill of that name exists and
+            `replace` is not set, or it cannot be written.
+    """
+    if not valid_skill_name(name):
+        raise SkillError(
+            f"{name!r} is not a valid skill name (a Python identifier, not starting with _)"
+        )
+    sessions = live_sessions(shared)
+    holding = [s for s in sessions if (s.skills / f"{name}.py").is_file()]
+    if session is not None:
+        holding = [s for s in holding if s.id == session]
+    if not holding:
+        where = f"session {session!r}" if session else "no live session"
+        known = ", ".join(s.id for s in sessions) or "none"
+        raise SkillError(f"{where} holds a skill {name!r} (live sessions: {known})")
+    if len(holding) > 1:
+        ids = ", ".join(s.id for s in holding)
+        raise SkillError(f"sessions {ids} each hold a skill {name!r}; pass --session ID")
+    (chosen,) = holding
+    source = (chosen.skills / f"{name}.py").read_text(encoding="utf-8")
+    store = SkillStore(shared, import_dir)
+    # What it imports from skills must be shared too, or other sessions could not import it.
+    problems, missing = check_source(
+        name,
+        source,
+        package=store.package,
+        import_dir=import_dir,
+        skills_dir=shared,
+        missing_skill="is not shared; promote it first",
+    )
+    problems += [f"{dotted} does not exist in the package" for dotted in missing]
+    if problems:
+        raise SkillError(f"skill {name!r} was not promoted:\n" + "\n".join(problems))
+    if store.shared(name) and not replace:
+        raise SkillError(
+            f"a shared skill {name!r} exists; pass --replace to replace it with the one of "
+            f"session {chosen.id}"
+        )
+    try:
+        _write_atomically(shared, name, source)
+        (chosen.skills / f"{name}.py").unlink()
+    except OSError as exc:
+        raise SkillError(f"skill {name!r} cannot be promoted to {shared}: {exc}") from None
+    return chosen, shared / f"{name}.py"
 
 
 async def skills_disabled(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:

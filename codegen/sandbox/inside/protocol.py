@@ -2,7 +2,7 @@
 
 The host starts the worker with its `Settings` (JSON, the last argument). Then
 each side writes one JSON object per line, prefixed with `W`: the host on the
-worker's stdin (`exec` with a `Job`, `shutdown`), the worker on its stdout
+worker's stdin (`exec` with a `Job`, `cancel`, `shutdown`), the worker on its stdout
 (`ready`, `failed`, `result`). The worker hands a job to a forked child, which
 writes its `Outcome` back to the worker; the worker sends it in the `Result`.
 
@@ -21,6 +21,7 @@ __all__ = [
     "LINE_PREFIX",
     "VALUE_LIMIT",
     "BridgeAddress",
+    "CancelMessage",
     "Died",
     "ErrorInfo",
     "ExecMessage",
@@ -92,6 +93,12 @@ class ExecMessage(Job):
     type: Literal["exec"]
 
 
+class CancelMessage(TypedDict):
+    """Host -> worker: kill the running job and every process it made, then answer its result."""
+
+    type: Literal["cancel"]
+
+
 class ShutdownMessage(TypedDict):
     """Host -> worker: exit."""
 
@@ -148,16 +155,16 @@ class ResultMessage(TypedDict, total=False):
     stdout_cut: int
     stderr_cut: int
     seconds: float
-    killed: Literal["timeout", "output"]
+    killed: Literal["timeout", "output", "cancelled"]
     """Why the worker killed the child, if it did."""
     outcome: Outcome
     died: Died
 
 
-HostMessage = ExecMessage | ShutdownMessage
+HostMessage = ExecMessage | CancelMessage | ShutdownMessage
 WorkerMessage = ReadyMessage | FailedMessage | ResultMessage
 
-_HOST_TYPES = frozenset({"exec", "shutdown"})
+_HOST_TYPES = frozenset({"exec", "cancel", "shutdown"})
 _WORKER_TYPES = frozenset({"ready", "failed", "result"})
 
 

@@ -6,7 +6,8 @@ job to the spare, so it starts in a few milliseconds from clean process state.
 While the child runs, the worker:
 
 - captures its stdout and stderr (pipes), keeping the first `max_output` bytes;
-- ends it at the deadline or when its output passes `output_kill_bytes`.
+- ends it at the deadline, when its output passes `output_kill_bytes`, or when
+  the host says `cancel` (its caller went away).
 
 Afterwards it kills every other process of the sandbox (as pid 1, `kill(-1)`),
 answers the host with one result line, and forks the next spare.
@@ -222,7 +223,7 @@ class Worker:
         self.job: ExecMessage | None = None
         self.deadline = 0.0
         self.started = 0.0
-        self.kill_reason: Literal["timeout", "output"] | None = None
+        self.kill_reason: Literal["timeout", "output", "cancelled"] | None = None
         self.captures: dict[str, _Capture] = {}
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -285,6 +286,12 @@ class Worker:
             return True
         if message["type"] == "shutdown":
             return False
+        if message["type"] == "cancel":
+            # The caller went away: end the job now; its result says "cancelled".
+            if self.child is not None and self.child.exited is None and not self.kill_reason:
+                self.kill_reason = "cancelled"
+                self._kill_child()
+            return True
         self._start(message)
         return True
 

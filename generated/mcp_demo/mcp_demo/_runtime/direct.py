@@ -129,6 +129,11 @@ class _HeldSession:
             await asyncio.wait_for(self._task, 10)
         except (TimeoutError, asyncio.CancelledError, Exception):
             self._task.cancel()
+        if self._ready.done() and not self._ready.cancelled():
+            # Closed while starting, with no caller waiting: the failure is seen here, so
+            # the future's finalizer does not log it (on Python 3.11 a traceback printed
+            # from a finalizer during another parse can upset the ast module's state).
+            self._ready.exception()
         self.errlog.close()
 
 
