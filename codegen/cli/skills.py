@@ -1,51 +1,88 @@
-"""`mcp-codegen skills list|show|rm`: the skills saved beside a config."""
+"""`mcp-codegen skills list|show|rm`: the skills saved beside a config.
+
+`--config`, `--skills` and `--package` work before the subcommand and after it
+(`skills list --config X`); given after it, they win.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from ..package import PackageNotFound, locate_package
+from ..package import PackageNotFound, default_root, locate_package
 from ..sandbox.bridge.skills import SkillError, SkillStore, default_skills_dir
-from .errors import exit_code, fail, print_error
-from .options import config_option, json_option, package_option, skills_option
+from .errors import Group, exit_code, exit_codes_help, fail, print_error
+from .options import config_option, json_option, package_option, skills_option, verbose_option
+from .resolve import find_package, read_config
 
 __all__ = ["skills_command"]
 
-
-def _store(ctx: click.Context) -> SkillStore:
-    store = ctx.obj
-    assert isinstance(store, SkillStore)
-    return store
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SHARED = ("config_path", "skills_dir", "package")
 
 
-@click.group("skills")
-@config_option("The mcp.json whose skills these are (they live in .mcp-codegen/skills beside it).")
-@skills_option("The skills directory, instead of the one beside the config.")
-@package_option("The built package skills are checked against; default: the one under generated/.")
-@click.pass_context
-def skills_command(
-    ctx: click.Context, config_path: Path, skills_dir: Path | None, package: Path | None
-) -> None:
+def _shared_options(command: _F) -> _F:
+    options = [
+        config_option(
+            "The mcp.json whose skills these are (they live in .mcp-codegen/skills beside it)."
+        ),
+        skills_option("The skills directory, instead of the one beside the config."),
+        package_option("The built package skills are checked against."),
+        verbose_option(),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.ENVIRONMENT,
+    )
+
+
+def _store(ctx: click.Context, **mine: Any) -> SkillStore:
+    """The store of the group's options, each overridden by the subcommand's when given."""
+    parent = ctx.parent
+    chosen = dict(parent.params) if parent is not None else {}
+    for name in _SHARED:
+        if _given(ctx, name) or name not in chosen:
+            chosen[name] = mine[name]
+    config_path: Path = chosen["config_path"]
+    package: Path | None = chosen["package"]
+    if chosen["skills_dir"] is None and not config_path.is_file():
+        # The skills live beside the config: a config that is not there is a mistake.
+        read_config("skills", config_path)
+    if package is not None:
+        import_dir: Path | None = find_package("skills", package, config_path).import_dir
+    else:
+        try:
+            import_dir = locate_package(None, root=default_root(config_path)).import_dir
+        except PackageNotFound:
+            import_dir = None  # no package: what skills import from servers is not checked
+    return SkillStore(chosen["skills_dir"] or default_skills_dir(config_path), import_dir)
+
+
+@click.group("skills", cls=Group, epilog=exit_codes_help("skills"))
+@_shared_options
+def skills_command(config_path: Path, skills_dir: Path | None, package: Path | None) -> None:
     """Functions agent code kept with save_skill(fn): list, show or remove them."""
-    try:
-        import_dir = locate_package(package).import_dir
-    except PackageNotFound:
-        if package is not None:
-            fail("skills", "package", f"{package}: not a package built by mcp-codegen")
-        import_dir = None  # no package: what skills import from servers is not checked
-    ctx.obj = SkillStore(skills_dir or default_skills_dir(config_path), import_dir)
 
 
 @skills_command.command("list")
 @json_option("Print one JSON document.")
+@_shared_options
 @click.pass_context
-def list_command(ctx: click.Context, as_json: bool) -> None:
+def list_command(ctx: click.Context, /, as_json: bool, **shared: Any) -> None:
     """Every skill with its summary; a broken one with what is wrong (exit status 1)."""
-    store = _store(ctx)
+    store = _store(ctx, **shared)
     infos = list(store.infos())
     if as_json:
         document = [
@@ -74,10 +111,11 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 
 @skills_command.command("show")
 @click.argument("name")
+@_shared_options
 @click.pass_context
-def show_command(ctx: click.Context, name: str) -> None:
+def show_command(ctx: click.Context, /, name: str, **shared: Any) -> None:
     """Print the source of skill NAME (and what is wrong with it, on stderr)."""
-    store = _store(ctx)
+    store = _store(ctx, **shared)
     try:
         click.echo(store.read(name), nl=False)
     except SkillError as exc:
@@ -88,10 +126,11 @@ def show_command(ctx: click.Context, name: str) -> None:
 
 @skills_command.command("rm")
 @click.argument("name")
+@_shared_options
 @click.pass_context
-def rm_command(ctx: click.Context, name: str) -> None:
-    """Delete skill NAME."""
-    store = _store(ctx)
+def rm_command(ctx: click.Context, /, name: str, **shared: Any) -> None:
+    """Delete skill NAME (only a skill: a file save_skill wrote in the skills directory)."""
+    store = _store(ctx, **shared)
     try:
         store.remove(name)
     except SkillError as exc:
