@@ -281,7 +281,14 @@ def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -
 
 
 def _single_literal(annotation: ast.expr) -> str | None:
-    """`"x"` for `Literal["x"]` (also inside `Annotated[...]`), else None."""
+    """`"x"` for `Literal["x"]` (also inside `Annotated[...]` or `| None`), else None."""
+    if (
+        isinstance(annotation, ast.BinOp)
+        and isinstance(annotation.op, ast.BitOr)
+        and isinstance(annotation.right, ast.Constant)
+        and annotation.right.value is None
+    ):
+        annotation = annotation.left
     if (
         isinstance(annotation, ast.Subscript)
         and isinstance(annotation.value, ast.Name)

@@ -62,8 +62,17 @@ def check_output_dir(out: Path) -> None:
     Raises:
         OutputError: anything else, with what `out` holds and what to do.
     """
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise OutputError(f"{out} is a symlink; pass the directory it points to as --package")
+    if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is not a directory; choose another --package")
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        # Replacing it would pull the directory out from under the shell that runs the build.
+        raise OutputError(
+            f"cannot build into {out}, the current directory or one above it; nothing was "
+            f"changed. Build into a new directory, e.g. --package {out / 'generated' / 'my_tools'}"
+        )
     if out.is_dir():
         try:
             entries = list(out.iterdir())

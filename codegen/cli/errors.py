@@ -148,13 +148,13 @@ def exit_codes_help(command: str | None = None) -> str:
     return "\n".join(lines)
 
 
-_verbose = False
+_VERBOSE = "mcp_codegen.verbose"
 
 
-def set_verbose(value: bool) -> None:
-    """Show `note()` lines (`--verbose`)."""
-    global _verbose
-    _verbose = _verbose or value
+def set_verbose(ctx: click.Context, value: bool) -> None:
+    """Show `note()` lines for the rest of this command line (`--verbose`, on any level)."""
+    if value:
+        ctx.meta[_VERBOSE] = True  # meta is shared by the group's and the command's contexts
 
 
 def print_error(message: str) -> None:
@@ -169,7 +169,8 @@ def print_warning(message: str) -> None:
 
 def note(message: str) -> None:
     """Print `note: <message>` on stderr, under `--verbose` only."""
-    if _verbose:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(_VERBOSE):
         click.echo(f"note: {message}", err=True)
 
 

@@ -130,8 +130,8 @@ def keep_going_option(help: str) -> Callable[[_F], _F]:
     return click.option("--keep-going", is_flag=True, help=help)
 
 
-def _verbose(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    set_verbose(value)
+def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    set_verbose(ctx, value)
     return value
 
 
