@@ -377,17 +377,34 @@ def test_usage_errors_are_one_line_with_the_usage_code(project: Path) -> None:
         assert line.endswith("--help`)"), line
 
 
+def _codes_in_help(text: str) -> dict[int, str]:
+    """The exit-code table of a --help text: code -> its reasons, joined."""
+    table = text.split("Exit codes (the same for every command):")[1]
+    codes: dict[int, str] = {}
+    code = -1
+    for line in table.splitlines():
+        match = re.match(r"^\s+(\d+)\s\s(.*)$", line)
+        if match:
+            code = int(match.group(1))
+            codes[code] = match.group(2)
+        elif line.startswith("        ") and code >= 0:
+            codes[code] += "; " + line.strip()
+        elif not line.strip() and codes:
+            break
+    return codes
+
+
 def test_the_exit_codes_are_documented_in_help_and_docs() -> None:
-    listed = cli("--help").stdout
+    listed = _codes_in_help(cli("--help").stdout)
     for reason, code in EXIT_CODES.items():
         if reason != "input":
-            assert re.search(rf"^\s+{code}\s+.*{re.escape(REASONS[reason])}", listed, re.M), reason
+            assert REASONS[reason] in listed[code], reason
     for command, reasons in COMMAND_REASONS.items():
-        shown = cli(*command.split(), "--help").stdout
-        assert "Exit codes (the same for every command):" in shown, command
+        shown = _codes_in_help(cli(*command.split(), "--help").stdout)
+        assert set(shown) == {0} | {EXIT_CODES[reason] for reason in reasons}, command
         for reason in reasons:
             if reason != "input":
-                assert REASONS[reason] in " ".join(shown.split()), (command, reason)
+                assert REASONS[reason] in shown[EXIT_CODES[reason]], (command, reason)
     table = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8").split("<!-- exit-codes")[1]
     documented = {int(code) for code in re.findall(r"^\|\s*(\d+)\s*\|", table, re.M)}
     assert documented == {0, *EXIT_CODES.values()}
@@ -475,6 +492,13 @@ def test_skills_options_work_after_the_subcommand(project: Path) -> None:
     assert before.exit_code == 0 and "greet_all" in before.stdout  # after the subcommand wins
     missing = cli("skills", "list", "--config", "nope.json")
     assert missing.exit_code == 3 and "nope.json: no such file" in one_error_line(missing)
+    # rm removes a skill, never another file that happens to be in the directory.
+    (skills / "notes.py").write_text("# my notes\n", encoding="utf-8")
+    kept = cli("skills", "rm", "notes", "--config", "app/mcp.json")
+    assert kept.exit_code == 1 and "it was not removed" in one_error_line(kept)
+    assert (skills / "notes.py").is_file()
+    removed = cli("skills", "rm", "greet_all", "--config", "app/mcp.json")
+    assert removed.exit_code == 0 and not (skills / "greet_all.py").exists()
 
 
 def test_search_lists_saved_skills_without_being_told_where(built: Path) -> None:

@@ -138,13 +138,12 @@ def exit_codes_help(command: str | None = None) -> str:
         if reason == "input":  # described under usage
             continue
         rows.setdefault(EXIT_CODES[reason], []).append(REASONS[reason])
-    lines = [
-        "\b",
-        "Exit codes (the same for every command):",
-        "   0  success" + (", no drift" if command in ("check", "diff") else ""),
-    ]
+    done = ", no drift" if command in ("check", "diff") else ""
+    lines = ["\b", "Exit codes (the same for every command):", f"   0  success{done}"]
     for code in sorted(rows):
-        lines.append(f"  {code:>2}  " + "; ".join(rows[code]))
+        first, *more = rows[code]
+        lines.append(f"  {code:>2}  {first}")
+        lines += [f"      {text}" for text in more]
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from collections.abc import Callable
@@ -39,6 +40,21 @@ def _shared_options(command: _F) -> _F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _is_skill(path: Path, name: str) -> bool:
+    """Whether `path` is what save_skill writes: a module defining `name` (missing counts, to say so)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True  # the store reports a missing skill with the names it has
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return False
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name == name
+        for node in tree.body
+    )
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -129,9 +145,15 @@ def show_command(ctx: click.Context, /, name: str, **shared: Any) -> None:
 @_shared_options
 @click.pass_context
 def rm_command(ctx: click.Context, /, name: str, **shared: Any) -> None:
-    """Delete skill NAME (only a skill: a file save_skill wrote in the skills directory)."""
+    """Delete skill NAME: its module, which must define NAME as save_skill wrote it."""
     store = _store(ctx, **shared)
     try:
+        if not _is_skill(store.path(name), name):
+            fail(
+                "skills",
+                "skill",
+                f"{store.path(name)} is not a skill (it defines no {name!r}); it was not removed",
+            )
         store.remove(name)
     except SkillError as exc:
         fail("skills", "skill", str(exc))
