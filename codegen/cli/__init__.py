@@ -26,8 +26,7 @@ __all__ = ["main"]
 
 
 _EPILOG = (
-    exit_codes_help()
-    + "\n\n\b\nShell completion (bash; zsh_source and fish_source alike):\n"
+    exit_codes_help() + "\n\n\b\nShell completion (bash; zsh_source and fish_source alike):\n"
     '  eval "$(_MCP_CODEGEN_COMPLETE=bash_source mcp-codegen)"'
 )
 
