@@ -99,7 +99,8 @@ def build_package(
     """
     progress = progress or QuietProgress()
     out = out or DEFAULT_OUT_ROOT / options.name
-    check_output_dir(out)
+    cache = BuildCache(out)
+    check_output_dir(out, cache.written)
     diagnostics = Diagnostics()
     seconds: dict[str, float] = {}
     failed: list[str] = []
@@ -120,7 +121,6 @@ def build_package(
     if version is None:
         version, bump = next_version(out, snapshot)
     options = replace(options, version=version)
-    cache = BuildCache(out)
     state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
     if cache.up_to_date(state):
         progress.finish()

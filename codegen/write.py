@@ -52,12 +52,14 @@ _SHOWN = 4
 """Stray files named in an error, at most."""
 
 
-def check_output_dir(out: Path) -> None:
+def check_output_dir(out: Path, written: frozenset[str] | None = None) -> None:
     """Refuse an `out` a build must not replace, or cannot write; before any server starts.
 
     `out` may be missing, an empty directory, or a package mcp-codegen built that
-    holds only files it wrote (caches such as `__pycache__` aside). Its parent
-    (or the nearest existing ancestor) must be a directory this process can write.
+    holds only files it wrote (caches such as `__pycache__` aside): the files its
+    build cache lists (`written`, read from the cache when not given), or without a
+    cache the files a build writes by place. Its parent (or the nearest existing
+    ancestor) must be a directory this process can write.
 
     Raises:
         OutputError: anything else, with what `out` holds and what to do.
@@ -84,7 +86,7 @@ def check_output_dir(out: Path) -> None:
                 f"{_listing(sorted(entry.name for entry in entries))}); nothing was changed. "
                 f"Build into a new or empty directory, e.g. --package {out / 'my_tools'}"
             )
-        stray = _stray_files(out) if entries else []
+        stray = _stray_files(out, written) if entries else []
         if stray:
             raise OutputError(
                 f"{out} holds files mcp-codegen did not write ({_listing(stray)}); "
@@ -99,37 +101,41 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def _stray_files(out: Path) -> list[str]:
+def _stray_files(out: Path, written: frozenset[str] | None) -> list[str]:
     """Files under a built package that its build did not write, by relative path."""
-    written = _written_by_last_build(out)
+    if written is None:
+        written = _written_by_last_build(out)
     imports = set(import_names(out))
     stray: list[str] = []
-    for path in sorted(out.rglob("*")):
-        relative = path.relative_to(out)
-        if _DISPOSABLE & set(relative.parts) or relative.parts[0] == CACHE_PATH.parts[0]:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            continue
-        name = relative.as_posix()
-        if written is not None:
-            if name not in written:
-                stray.append(name)
-        elif not _generated_path(relative, imports):
-            stray.append(name)
+    for directory, subdirectories, files in os.walk(out):
+        relative = PurePosixPath(Path(directory).relative_to(out).as_posix())
+        subdirectories[:] = sorted(
+            name
+            for name in subdirectories
+            if name not in _DISPOSABLE
+            and not (relative.parts == () and name == CACHE_PATH.parts[0])
+        )
+        for name in sorted(files):
+            path = relative / name
+            if written is not None:
+                if path.as_posix() not in written:
+                    stray.append(path.as_posix())
+            elif not _generated_path(path, imports):
+                stray.append(path.as_posix())
     return stray
 
 
-def _written_by_last_build(out: Path) -> set[str] | None:
+def _written_by_last_build(out: Path) -> frozenset[str] | None:
     """The files the build cache lists (every file of the last build), or None without a cache."""
     try:
         data = json.loads((out / CACHE_PATH).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     manifest = data.get("manifest") if isinstance(data, dict) else None
-    return set(manifest) if isinstance(manifest, dict) and manifest else None
+    return frozenset(manifest) if isinstance(manifest, dict) and manifest else None
 
 
-def _generated_path(relative: Path, imports: set[str]) -> bool:
+def _generated_path(relative: PurePosixPath, imports: set[str]) -> bool:
     # Without a cache (a fresh clone: the cache ignores itself in git), the files a
     # build writes are known by place: the three at the top and the import package.
     top = relative.parts[0]
@@ -282,7 +288,7 @@ def write_package(
         OutputError: `out` must not be replaced (see `check_output_dir`), or the
             disk refused a write (full, read-only, permissions).
     """
-    check_output_dir(out)
+    check_output_dir(out, cache.written)  # again: the servers took a while, the user did not wait
     out = out.absolute()  # `.` has no name to stage beside
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from ..render import PackageOptions
 from ..runtime.errors import ConfigError
 from ..snapshot import Snapshot, SnapshotError
 from ..staleness import fix_command, stale_files
-from ..write import OutputError, check_output_dir
+from ..write import OutputError
 from .errors import (
     Command,
     ExitReason,
@@ -213,7 +213,6 @@ def build_command(
         _check_stale(target, existing, options, config_path, as_json)
         return
     try:
-        check_output_dir(target)
         snapshot = Snapshot.read(from_snapshot) if from_snapshot else None
         if snapshot is None:
             read_config("build", config_path)
