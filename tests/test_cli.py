@@ -362,9 +362,14 @@ def test_a_bad_config_exits_3_from_every_command_with_the_same_line(built: Path)
     for command in commands:
         result = cli(*command, "--config", "bad.json")
         assert result.exit_code == EXIT_CODES["config"] == 3, (command, result.output)
-        assert (
-            one_error_line(result)
-            == "error: bad.json:1:2: not valid JSON: Expecting property name enclosed in double quotes"
+        assert one_error_line(result) == (
+            "error: bad.json:1:2: not valid JSON: Expecting property name enclosed in double quotes"
+        )
+        missing = cli(*command, "--config", "nope.json")  # the file given is the one named
+        assert missing.exit_code == 3, (command, missing.output)
+        assert one_error_line(missing) == (
+            "error: nope.json: no such file; pass --config PATH or set MCP_CODEGEN_CONFIG, "
+            "or run `mcp-codegen init` to write one"
         )
 
 

@@ -457,7 +457,8 @@ def test_cli_accepts_the_import_package_and_the_directory_holding_the_package(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["", "--package", "{project}"], 2, "error: the query is empty"),
+        (["", "--package", "{project}"], 2, "error: empty query"),
+        (["?!", "--package", "{project}"], 2, "has no words to search for"),
         (["git", "--package", "{project}/nowhere"], 4, "nowhere: no such directory"),
     ],
 )

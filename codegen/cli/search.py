@@ -14,7 +14,15 @@ import click
 
 from .. import __version__
 from ..package import BuiltPackage
-from ..runtime.search import DETAILS, INDEX_FILENAME, SearchError, find, format_hits, index_info
+from ..runtime.search import (
+    DETAILS,
+    INDEX_FILENAME,
+    SearchError,
+    find,
+    format_hits,
+    index_info,
+    skill_hits,
+)
 from ..sandbox.bridge.skills import default_skills_dir
 from .errors import Command, exit_codes_help, fail
 from .options import config_option, json_option, package_option, skills_option, verbose_option
@@ -87,10 +95,12 @@ def search_command(
     as_json: bool,
 ) -> None:
     """Find the tools (and saved skills) of a built package that match QUERY, best first."""
-    if not query.strip():
-        fail("search", "usage", "the query is empty; say what the tool should do")
-    built = find_package("search", package, config_path)
     skills = skills_dir or default_skills_dir(config_path)
+    try:
+        skill_hits(query, skills)  # reads the query first: an unusable one is a usage error
+    except SearchError as exc:
+        fail("search", "usage", str(exc))
+    built = find_package("search", package, config_path)
     try:
         hits = find(query, limit, index_path=find_index(built), skills_dir=skills)
     except SearchError as exc:
