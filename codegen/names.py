@@ -17,7 +17,6 @@ import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import NewType
 
 __all__ = [
@@ -175,35 +174,19 @@ _SANDBOX_TOP_LEVEL = frozenset({"servers", "skills", "codegen"})
 def _imported_by_runtime() -> frozenset[str]:
     """The top-level modules of the runtime's dependencies and of theirs (installed here).
 
-    A package of the same name installed beside them would shadow one of them.
+    A package of the same name installed beside them would shadow one of them. The
+    sandbox mounts the same distributions, so it knows how to list them.
     """
+    from .sandbox.bundle import distribution_paths
+    from .sandbox.errors import SandboxError
+
     names = {"pydantic", "pydantic_core", "mcp", "mcp_types", "typing_extensions"}
-    seen: set[str] = set()
-    todo = list(_RUNTIME_DEPENDENCIES)
-    while todo:
-        dist = todo.pop()
-        key = re.sub(r"[-_.]+", "-", dist).lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            requires = metadata.requires(dist) or []
-            files = metadata.files(dist) or []
-        except metadata.PackageNotFoundError:
-            continue
-        for path in files:
-            top = path.parts[0] if path.parts else ""
-            if top.endswith(".py"):
-                top = top[:-3]
-            if top.isidentifier() and not top.endswith((".dist-info", ".data")):
-                names.add(top)
-        for requirement in requires:
-            if "extra ==" in requirement:
-                continue
-            match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
-            if match:
-                todo.append(match.group(0))
-    return frozenset(name for name in names if not name.startswith("_"))
+    try:
+        paths = distribution_paths(_RUNTIME_DEPENDENCIES)
+    except SandboxError:  # not installed here: the names above still hold
+        paths = []
+    names |= {path.name.removesuffix(".py") for path in paths}
+    return frozenset(name for name in names if name.isidentifier() and not name.startswith("_"))
 
 
 def check_package_name(name: str) -> str | None:
