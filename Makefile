@@ -11,7 +11,7 @@ setup:
 
 # Build the demo package from the real demo servers, then run agent code against it in gVisor.
 demo: setup
-	$(PY) -m codegen build --config demo/mcp.json --name mcp_demo --out .demo/build/mcp_demo
+	$(PY) -m codegen build --config demo/mcp.json --name mcp_demo --package .demo/build/mcp_demo
 	$(PY) -m codegen run demo/agent.py --config demo/mcp.json --package .demo/build/mcp_demo
 
 test: setup
@@ -31,7 +31,7 @@ typecheck: setup
 
 # Regenerate the golden tree from its committed snapshot (no server is contacted).
 golden: setup
-	$(PY) -m codegen build --from-snapshot generated/mcp_demo/mcp-snapshot.json --name mcp_demo --out generated/mcp_demo
+	$(PY) -m codegen build --from-snapshot generated/mcp_demo/mcp-snapshot.json --name mcp_demo --package generated/mcp_demo
 
 bench: setup
 	mkdir -p bench/results

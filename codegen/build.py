@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .cache import BuildCache, build_state
-from .config import load_config
+from .config import ConfigError, load_config
 from .diagnostics import BuildError, Diagnostics
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
 from .package import DEFAULT_OUT_ROOT
@@ -20,7 +20,7 @@ from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
 from .versioning import next_version
-from .write import write_package
+from .write import check_output_dir, write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
 
@@ -54,9 +54,16 @@ def introspect_snapshot(
     `diagnostics`).
 
     Raises:
-        ConfigError: the config cannot be read, or a `${VAR}` in it is not set.
+        ConfigError: the config cannot be read, has no enabled server, or a
+            `${VAR}` in it is not set.
     """
     config = load_config(config_path)
+    if not config.servers:
+        raise ConfigError(
+            f"{config.path}: no servers to introspect "
+            + ("(every server is disabled)" if config.disabled else "('mcpServers' is empty)")
+            + "; add one under 'mcpServers', or run `mcp-codegen init`"
+        )
     for server in config.servers:
         server.resolve()  # an unset ${VAR} is a config error before any server starts
     listings = asyncio.run(introspect(config, diagnostics, timeout=timeout))
@@ -84,12 +91,16 @@ def build_package(
 
     Raises:
         ConfigError: the config cannot be read.
+        OutputError: `out` holds files mcp-codegen did not write, or cannot be
+            written; checked before any server is started.
         BuildError: a server or tool failed (without `keep_going`), a warning
             occurred (with `fail_on_warning`), or the generated code failed
             verification. Nothing was written.
     """
     progress = progress or QuietProgress()
     out = out or DEFAULT_OUT_ROOT / options.name
+    cache = BuildCache(out)
+    check_output_dir(out, cache.written)
     diagnostics = Diagnostics()
     seconds: dict[str, float] = {}
     failed: list[str] = []
@@ -110,7 +121,6 @@ def build_package(
     if version is None:
         version, bump = next_version(out, snapshot)
     options = replace(options, version=version)
-    cache = BuildCache(out)
     state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
     if cache.up_to_date(state):
         progress.finish()

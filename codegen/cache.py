@@ -100,6 +100,9 @@ class BuildCache:
         self._recorded: dict[str, dict[str, Any]] = {}
         self._state: str | None = None
         self._manifest: dict[str, str] = {}
+        self.written: frozenset[str] | None = None
+        """Every file of the previous build by relative path (whatever generator wrote it),
+        or None without a readable cache: what a rebuild may replace."""
         if out is not None:
             self._load(out / CACHE_PATH)
 
@@ -108,6 +111,9 @@ class BuildCache:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
+        manifest = data.get("manifest") if isinstance(data, dict) else None
+        if isinstance(manifest, dict) and manifest:
+            self.written = frozenset(manifest)
         if not isinstance(data, dict) or data.get("generator") != generator_fingerprint():
             return
         tools, manifest = data.get("tools"), data.get("manifest")

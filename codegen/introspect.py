@@ -8,8 +8,10 @@ stderr; the others are still listed, so one report shows every problem.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from .runtime.direct import open_client, stderr_tail
 from .runtime.errors import ConfigError
 from .snapshot import ServerSnapshot, ToolSnapshot
 
-__all__ = ["DEFAULT_SERVER_TIMEOUT", "ServerListing", "introspect"]
+__all__ = ["DEFAULT_SERVER_TIMEOUT", "ServerListing", "introspect", "quiet_stdout_junk"]
 
 DEFAULT_SERVER_TIMEOUT = 30.0
 MAX_PAGES = 1000
@@ -40,6 +42,43 @@ class _ServerFailed(Exception):
     pass
 
 
+_NOT_MCP: ContextVar[list[str] | None] = ContextVar("mcp_codegen_not_mcp", default=None)
+"""The lines of stdout that were not MCP, of the server introspected in this task."""
+
+
+class _StdoutJunk(logging.Filter):
+    """The SDK logs a traceback for each stdout line that is not JSON-RPC: keep the line instead.
+
+    The reader task inherits the context of the `_listing` task that started the
+    server, so the line is recorded for that server and reported as one warning.
+    Anywhere else the record becomes one line, without the traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Failed to parse JSONRPC message"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        errors = error.errors() if isinstance(error, ValidationError) else []
+        line = str(errors[0].get("input", "")) if errors else ""
+        lines = _NOT_MCP.get()
+        if lines is not None:
+            lines.append(line)
+            return False
+        record.msg, record.args = (
+            f"a server wrote text that is not MCP to stdout: {line[:200]!r}",
+            (),
+        )
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_stdout_junk() -> None:
+    """Turn the SDK's traceback for a stdout line that is not MCP into one line (idempotent)."""
+    logger = logging.getLogger("mcp.client.stdio")
+    if not any(isinstance(item, _StdoutJunk) for item in logger.filters):
+        logger.addFilter(_StdoutJunk())
+
+
 async def introspect(
     config: Config, diagnostics: Diagnostics, *, timeout: float = DEFAULT_SERVER_TIMEOUT
 ) -> list[ServerListing]:
@@ -48,6 +87,7 @@ async def introspect(
     Failures are recorded in `diagnostics` as errors; their listing has no snapshot.
     A server's own `timeout` in the config overrides `timeout`.
     """
+    quiet_stdout_junk()
     return list(
         await asyncio.gather(*(_listing(server, diagnostics, timeout) for server in config.servers))
     )
@@ -56,12 +96,23 @@ async def introspect(
 async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: float) -> ServerListing:
     started = time.perf_counter()
     deadline = server.timeout or timeout
+    junk: list[str] = []
+    _NOT_MCP.set(junk)  # this task's context: the SDK's reader task for this server inherits it
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
         try:
             snapshot = await asyncio.wait_for(_list_server(server, errlog, deadline), deadline)
         except Exception as exc:  # whatever the SDK raised on a dead, hung or broken server
             _record(diagnostics, server, _leaf(exc), errlog, deadline)
             snapshot = None
+    if junk:
+        count = f"{len(junk)} line{'' if len(junk) == 1 else 's'}"
+        diagnostics.warn(
+            f"wrote {count} to stdout that {'is' if len(junk) == 1 else 'are'} not MCP "
+            f"(first: {junk[0][:120]!r})",
+            server=server.name,
+            hint="a server must write only MCP to stdout and its logs to stderr; "
+            "report it to its authors",
+        )
     return ServerListing(server.name, snapshot, time.perf_counter() - started)
 
 

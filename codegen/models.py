@@ -16,6 +16,7 @@ import ast
 import copy
 import multiprocessing
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -173,6 +174,7 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
         + "\n"
     )
     base = pascal_case(ident)
+    source = _rename_numbered(source)
     return _read_models(
         source,
         f"{base}Input",
@@ -214,6 +216,96 @@ def generate_all(
             results.append(result)
             done()
     return results
+
+
+_NUMBERED = re.compile(r"(?P<base>[A-Za-z_][A-Za-z0-9_]*?)[0-9]+")
+
+
+def _rename_numbered(source: str) -> str:
+    """Name `Entity1` (datamodel-code-generator's second `Entity`) after what it is.
+
+    Two nested models that would share a name (an input's item and an output's,
+    two variants of a union) get numeric suffixes. The numbered one is renamed
+    by its single-valued `Literal` field when it has one (`Content1` with
+    `type: Literal["resource"]` -> `ResourceContent`), else by the model that
+    refers to it (`Entity1` in `CreateEntitiesOutput` -> `CreateEntitiesOutputEntity`).
+    Source that refers to a class in a string is left as it is.
+    """
+    tree = ast.parse(source)
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    names = {node.name for node in classes}
+    taken = set(names)
+    renames: dict[str, str] = {}
+    for node in classes:
+        match = _NUMBERED.fullmatch(node.name)
+        if match is None or match.group("base") not in names:
+            continue
+        for wanted in _variant_names(node, match.group("base"), classes):
+            if wanted not in taken:
+                renames[node.name] = wanted
+                taken.add(wanted)
+                break
+    if not renames:
+        return source
+    edits: list[tuple[int, int, str]] = []
+    for item in ast.walk(tree):
+        if isinstance(item, ast.ClassDef) and item.name in renames:
+            edits.append((item.lineno, item.col_offset + len("class "), item.name))
+        elif isinstance(item, ast.Name) and item.id in renames:
+            edits.append((item.lineno, item.col_offset, item.id))
+        elif isinstance(item, ast.Constant) and item.value in renames:
+            return source  # a forward reference in a string: renaming could break it
+    lines = [line.encode() for line in source.splitlines(keepends=True)]
+    for lineno, offset, old in sorted(edits, reverse=True):
+        line = lines[lineno - 1]  # ast offsets count UTF-8 bytes
+        if line[offset : offset + len(old)] != old.encode():
+            return source
+        lines[lineno - 1] = line[:offset] + renames[old].encode() + line[offset + len(old) :]
+    return b"".join(lines).decode()
+
+
+def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -> list[str]:
+    wanted: list[str] = []
+    for item in node.body:
+        if isinstance(item, ast.AnnAssign):
+            value = _single_literal(item.annotation)
+            if value is not None and python_identifier(value, fallback="") != "":
+                wanted.append(pascal_case(python_identifier(value, fallback="")) + base)
+    for other in classes:
+        if other is not node and any(
+            isinstance(item, ast.Name) and item.id == node.name for item in ast.walk(other)
+        ):
+            wanted.append(other.name + base)
+            break
+    return wanted
+
+
+def _single_literal(annotation: ast.expr) -> str | None:
+    """`"x"` for `Literal["x"]` (also inside `Annotated[...]` or `| None`), else None."""
+    if (
+        isinstance(annotation, ast.BinOp)
+        and isinstance(annotation.op, ast.BitOr)
+        and isinstance(annotation.right, ast.Constant)
+        and annotation.right.value is None
+    ):
+        annotation = annotation.left
+    if (
+        isinstance(annotation, ast.Subscript)
+        and isinstance(annotation.value, ast.Name)
+        and annotation.value.id == "Annotated"
+        and isinstance(annotation.slice, ast.Tuple)
+        and annotation.slice.elts
+    ):
+        annotation = annotation.slice.elts[0]
+    if (
+        isinstance(annotation, ast.Subscript)
+        and isinstance(annotation.value, ast.Name)
+        and annotation.value.id == "Literal"
+        and isinstance(annotation.slice, ast.Constant)
+        and isinstance(annotation.slice.value, str)
+    ):
+        return annotation.slice.value
+    return None
 
 
 def _read_models(

@@ -10,8 +10,10 @@ what it changed. The MCP name itself is kept and is what a call sends.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ __all__ = [
     "PythonIdentifier",
     "Renamed",
     "assign_unique",
+    "check_package_name",
     "pascal_case",
     "python_identifier",
 ]
@@ -57,21 +60,58 @@ RESERVED = frozenset(
     }
 )
 _AVOID = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _camel_words(chunk: str, *, prose: bool) -> list[str]:
+    """Split one run of letters and digits into words, keeping acronyms whole.
+
+    `getHTTPResponse` -> get HTTP Response, `APIFor` -> API For; an acronym
+    followed by one lowercase letter keeps it (`APIs`, `URLs`, `IPv6`). In names
+    written as words (`prose`, with spaces), a one-letter lowercase prefix stays
+    with its word (`oDesk`, `iPhone`); in identifiers `xAxis` is x Axis.
+    """
+    words: list[str] = []
+    i, size = 0, len(chunk)
+    while i < size:
+        start = i
+        while i < size and chunk[i].isupper():
+            i += 1
+        if i - start > 1:
+            if i < size and chunk[i].islower():
+                if i + 1 < size and chunk[i + 1].islower():
+                    i -= 1  # `APIFor`: the last capital starts the next word
+                else:
+                    i += 1  # `APIs`, `IPv6`: a plural or a version letter
+            while i < size and chunk[i].isdigit():
+                i += 1
+        else:
+            while i < size and (chunk[i].islower() or chunk[i].isdigit()):
+                i += 1
+            if prose and start == 0 and i == 1 and i < size and chunk[i].isupper():
+                rest = _camel_words(chunk[i:], prose=False)
+                return [chunk[0] + rest[0], *rest[1:]]
+        words.append(chunk[start:i])
+    return words
 
 
 def _ascii_words(name: str) -> list[str]:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    spaced = _CAMEL_BOUNDARY.sub(" ", folded)
-    return [word for word in _NOT_WORD.split(spaced) if word]
+    prose = any(char.isspace() for char in folded.strip())
+    return [
+        word
+        for chunk in _NOT_WORD.split(folded)
+        if chunk
+        for word in _camel_words(chunk, prose=prose)
+    ]
 
 
 def python_identifier(name: str, *, fallback: str = "tool") -> PythonIdentifier:
     """A snake_case identifier for an MCP name, safe as a module, function or package name.
 
     `getCurrentTime` -> `get_current_time`, `git.log` -> `git_log`, `3d-render` ->
-    `n3d_render`, `class` -> `class_`, `print` -> `print_`, `天気` -> `tool`.
+    `n3d_render`, `class` -> `class_`, `print` -> `print_`, `天気` -> `tool`;
+    acronyms stay whole: `listAPIs` -> `list_apis`, `oDesk APIs` -> `odesk_apis`.
     """
     words = [word.lower() for word in _ascii_words(name)]
     ident = "_".join(words) or fallback
@@ -121,3 +161,53 @@ def assign_unique(
         if given != wanted:
             renamed.append(Renamed(original, wanted, given))
     return {name: mapping[name] for name in unique}, sorted(renamed, key=lambda item: item.original)
+
+
+_RUNTIME_DEPENDENCIES = ("pydantic", "mcp")
+"""What a generated package depends on: pydantic, and the `mcp` SDK of its `[direct]` extra."""
+
+_SANDBOX_TOP_LEVEL = frozenset({"servers", "skills", "codegen"})
+"""Top-level packages agent code imports inside the sandbox, and mcp-codegen's own."""
+
+
+@functools.cache
+def _imported_by_runtime() -> frozenset[str]:
+    """The top-level modules of the runtime's dependencies and of theirs (installed here).
+
+    A package of the same name installed beside them would shadow one of them. The
+    sandbox mounts the same distributions, so it knows how to list them.
+    """
+    from .sandbox.bundle import distribution_paths
+    from .sandbox.errors import SandboxError
+
+    names = {"pydantic", "pydantic_core", "mcp", "mcp_types", "typing_extensions"}
+    try:
+        paths = distribution_paths(_RUNTIME_DEPENDENCIES)
+    except SandboxError:  # not installed here: the names above still hold
+        paths = []
+    names |= {path.name.removesuffix(".py") for path in paths}
+    return frozenset(name for name in names if name.isidentifier() and not name.startswith("_"))
+
+
+def check_package_name(name: str) -> str | None:
+    """What is wrong with `name` as the import name of a generated package, or None.
+
+    It must be an ASCII identifier not starting with `_`, not a keyword, and must
+    not shadow a module the package or its runtime imports: the standard library,
+    pydantic, the `mcp` SDK and their dependencies, or `servers`/`skills`, which
+    code in the sandbox imports.
+    """
+    if not name.isascii() or not name.isidentifier() or name.startswith("_"):
+        return f"{name!r} is not a Python package name (ASCII letters, digits and _, not first)"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"{name!r} is a Python keyword; try {name}_tools"
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return f"{name!r} would shadow the standard library's {name!r}; try {name}_tools"
+    if name in _SANDBOX_TOP_LEVEL:
+        return f"{name!r} is a package mcp-codegen itself provides; try mcp_{name}"
+    if name in _imported_by_runtime():
+        return (
+            f"{name!r} would shadow the module {name!r} that the generated package imports; "
+            f"try {name}_tools"
+        )
+    return None

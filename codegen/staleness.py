@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .build import build_package
 from .cache import CACHE_PATH
+from .package import import_names
 from .render import PackageOptions
 from .snapshot import SNAPSHOT_FILENAME, Snapshot
 
@@ -26,6 +29,19 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
+def _not_generated(out: Path) -> Callable[[str, list[str]], set[str]]:
+    imports = set(import_names(out))
+    kept = {"pyproject.toml", "README.md", SNAPSHOT_FILENAME, *imports}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = {name for name in names if name in _SKIPPED}
+        if Path(directory) == out:
+            skipped |= {name for name in names if name not in kept}
+        return skipped
+
+    return ignore
+
+
 def stale_files(
     out: Path, options: PackageOptions, *, context: int = 2, limit: int = 60
 ) -> list[str]:
@@ -40,7 +56,9 @@ def stale_files(
     snapshot = Snapshot.read(out / SNAPSHOT_FILENAME)
     with tempfile.TemporaryDirectory() as scratch:
         fresh = Path(scratch) / out.name
-        shutil.copytree(out, fresh, ignore=shutil.ignore_patterns(*_SKIPPED))
+        # Only what a build writes is copied: a stray file would make the build of
+        # the copy refuse, where it should show up as not rendered from the snapshot.
+        shutil.copytree(out, fresh, ignore=_not_generated(out))
         build_package(options=options, out=fresh, snapshot=snapshot, keep_going=True)
         expected, actual = _files(fresh), _files(out)
     problems = [f"missing: {name}" for name in sorted(expected.keys() - actual.keys())]
@@ -73,5 +91,13 @@ def stale_files(
 
 
 def fix_command(out: Path, options: PackageOptions) -> str:
-    """The command that brings `out` in line with its snapshot."""
-    return f"mcp-codegen build --from-snapshot {out / SNAPSHOT_FILENAME} --name {options.name} --out {out}"
+    """The command that brings `out` in line with its snapshot, quoted for a shell.
+
+    It names the package and distribution explicitly, so pasting it rebuilds the
+    same package in place (cache and all), never a new one inside it.
+    """
+    words = ["mcp-codegen", "build", "--from-snapshot", str(out / SNAPSHOT_FILENAME)]
+    words += ["--package", str(out), "--name", options.name]
+    if options.dist_name:
+        words += ["--dist-name", options.dist_name]
+    return shlex.join(words)

@@ -4,11 +4,17 @@ Everything is written into a staging directory beside the output first. ruff
 formats it once (not once per file), every module is verified, the search index
 is built, and only then does the staging directory replace the old output. A
 build that fails anywhere leaves the previous output exactly as it was.
+
+The output is replaced only when it is missing, an empty directory, or a package
+mcp-codegen built holding nothing but what it wrote (`check_output_dir`, called
+before any server is started): no file a build did not create is ever removed.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -17,13 +23,141 @@ from pathlib import Path, PurePosixPath
 from ruff.__main__ import find_ruff_bin
 
 from . import __version__
-from .cache import BuildCache
+from .cache import CACHE_PATH, BuildCache
 from .diagnostics import BuildError, Diagnostics
-from .index import INDEX_FILENAME, build_index
+from .index import INDEX_FILENAME, IndexBuildError, build_index
+from .package import import_names, is_built_package
 from .render import RenderedPackage
+from .snapshot import SNAPSHOT_FILENAME
 from .verify import verify_package
 
-__all__ = ["format_python", "stage_package", "swap_into_place", "write_package"]
+__all__ = [
+    "OutputError",
+    "check_output_dir",
+    "format_python",
+    "stage_package",
+    "swap_into_place",
+    "write_package",
+]
+
+
+class OutputError(Exception):
+    """The output directory must not be replaced, or cannot be written. Nothing was changed."""
+
+
+_DISPOSABLE = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
+"""Caches tools leave in a package; replacing them loses nothing."""
+
+_SHOWN = 4
+"""Stray files named in an error, at most."""
+
+
+def check_output_dir(out: Path, written: frozenset[str] | None = None) -> None:
+    """Refuse an `out` a build must not replace, or cannot write; before any server starts.
+
+    `out` may be missing, an empty directory, or a package mcp-codegen built that
+    holds only files it wrote (caches such as `__pycache__` aside): the files its
+    build cache lists (`written`, read from the cache when not given), or without a
+    cache the files a build writes by place. Its parent (or the nearest existing
+    ancestor) must be a directory this process can write.
+
+    Raises:
+        OutputError: anything else, with what `out` holds and what to do.
+    """
+    if out.is_symlink():
+        raise OutputError(f"{out} is a symlink; pass the directory it points to as --package")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is not a directory; choose another --package")
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        # Replacing it would pull the directory out from under the shell that runs the build.
+        raise OutputError(
+            f"cannot build into {out}, the current directory or one above it; nothing was "
+            f"changed. Build into a new directory, e.g. --package {out / 'generated' / 'my_tools'}"
+        )
+    if out.is_dir():
+        try:
+            entries = list(out.iterdir())
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot read ({exc.strerror})") from None
+        if entries and not is_built_package(out):
+            raise OutputError(
+                f"{out} is not empty and not a package mcp-codegen built (it holds "
+                f"{_listing(sorted(entry.name for entry in entries))}); nothing was changed. "
+                f"Build into a new or empty directory, e.g. --package {out / 'my_tools'}"
+            )
+        stray = _stray_files(out, written) if entries else []
+        if stray:
+            raise OutputError(
+                f"{out} holds files mcp-codegen did not write ({_listing(stray)}); "
+                "nothing was changed. Move them out of the package, or build into another "
+                "--package"
+            )
+    _check_writable(out.parent)
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def _stray_files(out: Path, written: frozenset[str] | None) -> list[str]:
+    """Files under a built package that its build did not write, by relative path."""
+    if written is None:
+        written = _written_by_last_build(out)
+    imports = set(import_names(out))
+    stray: list[str] = []
+    for directory, subdirectories, files in os.walk(out):
+        relative = PurePosixPath(Path(directory).relative_to(out).as_posix())
+        subdirectories[:] = sorted(
+            name
+            for name in subdirectories
+            if name not in _DISPOSABLE
+            and not (relative.parts == () and name == CACHE_PATH.parts[0])
+        )
+        for name in sorted(files):
+            path = relative / name
+            if written is not None:
+                if path.as_posix() not in written:
+                    stray.append(path.as_posix())
+            elif not _generated_path(path, imports):
+                stray.append(path.as_posix())
+    return stray
+
+
+def _written_by_last_build(out: Path) -> frozenset[str] | None:
+    """The files the build cache lists (every file of the last build), or None without a cache."""
+    try:
+        data = json.loads((out / CACHE_PATH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    manifest = data.get("manifest") if isinstance(data, dict) else None
+    return frozenset(manifest) if isinstance(manifest, dict) and manifest else None
+
+
+def _generated_path(relative: PurePosixPath, imports: set[str]) -> bool:
+    # Without a cache (a fresh clone: the cache ignores itself in git), the files a
+    # build writes are known by place: the three at the top and the import package.
+    top = relative.parts[0]
+    if len(relative.parts) == 1:
+        return top in ("pyproject.toml", "README.md", SNAPSHOT_FILENAME)
+    return top in imports
+
+
+def _check_writable(directory: Path) -> None:
+    existing = directory.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{existing} is not a directory; choose another --package")
+    try:
+        probe = tempfile.mkdtemp(prefix=".mcp-codegen-probe-", dir=existing)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write in {existing} ({exc.strerror}); choose another --package"
+        ) from None
+    os.rmdir(probe)
+
 
 LINE_LENGTH = 100
 
@@ -43,6 +177,7 @@ def format_python(paths: list[Path]) -> None:
         f"--line-length={LINE_LENGTH}",
         "--target-version=py311",
         "--quiet",
+        "--no-cache",  # else every build leaves .ruff_cache/ in the current directory
     ]
     for command in (
         [ruff, "check", *common, "--select=I", "--fix", "--exit-zero"],
@@ -122,12 +257,16 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def swap_into_place(staging: Path, out: Path) -> None:
-    """Replace `out` with `staging` (two renames), removing the old output after."""
+    """Replace `out` with `staging` (two renames), removing the old output after.
+
+    The old output moves aside under a name no other file has, so nothing but it
+    is removed (and only after `check_output_dir` accepted it).
+    """
     old: Path | None = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
+        old = out.with_name(f".{out.name}.old-{secrets.token_hex(6)}")
+        while old.exists():
+            old = out.with_name(f".{out.name}.old-{secrets.token_hex(6)}")
         out.rename(old)
     try:
         staging.rename(out)
@@ -146,13 +285,24 @@ def write_package(
 
     Raises:
         BuildError: the staged package failed formatting or verification.
+        OutputError: `out` must not be replaced (see `check_output_dir`), or the
+            disk refused a write (full, read-only, permissions).
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    check_output_dir(out, cache.written)  # again: the servers took a while, the user did not wait
+    out = out.absolute()  # `.` has no name to stage beside
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out} ({exc.strerror}); nothing was changed") from None
     staging.chmod(0o755)  # mkdtemp makes it private; the package is read by others (the sandbox)
     try:
         problems = stage_package(rendered, staging, package, cache, state)
         swap_into_place(staging, out)
+    except (OSError, IndexBuildError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"cannot write {out} ({reason}); nothing was changed") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

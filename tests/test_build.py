@@ -383,7 +383,7 @@ def test_build_check_reports_a_stale_package_with_the_fix(
     target = tmp_path / "pkg"
     build(target, name="tb", snapshot=Snapshot.read(out / "mcp-snapshot.json"))
     runner = CliRunner()
-    command = ["build", "--check", "--name", "tb", "--out", str(target)]
+    command = ["build", "--check", "--package", str(target)]  # the name comes from the package
     clean = runner.invoke(main, command)
     assert clean.exit_code == 0, clean.output
     module = target / "tb/servers/toolbox/add.py"
@@ -394,8 +394,9 @@ def test_build_check_reports_a_stale_package_with_the_fix(
     stale = runner.invoke(main, command)
     assert stale.exit_code == 1
     assert '-    """Add two ints.' in stale.output and '+    """Add two integers.' in stale.output
-    assert (
-        f"mcp-codegen build --from-snapshot {target / 'mcp-snapshot.json'} --name tb --out {target}"
-        in stale.output
+    fix = (
+        f"mcp-codegen build --from-snapshot {target / 'mcp-snapshot.json'} --package {target} "
+        "--name tb"
     )
+    assert fix in stale.output
     assert "Add two ints" in module.read_text(encoding="utf-8")  # --check writes nothing

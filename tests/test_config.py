@@ -77,11 +77,28 @@ def test_variables_expand_at_run_time_only(tmp_path: Path, monkeypatch: pytest.M
     ("content", "expected"),
     [
         ("{not json", "not valid JSON"),
-        ({"servers": 3}, "'mcpServers' must be an object"),
-        ({"mcpServers": {}, "extra": 1}, "unknown top-level key 'extra'"),
+        ({"mcpServers": 3}, "'mcpServers' must be an object"),
+        ({"servers": 3}, "'servers' must be an object"),
+        ({"mcpServer": {}}, "no 'mcpServers'"),
         (
             {"mcpServers": {"a": {"args": []}}},
-            "server 'a': has neither 'command' (stdio) and 'url'",
+            "server 'a': has neither 'command' (stdio) nor 'url' (HTTP); give one of them",
+        ),
+        (
+            {"mcpServers": {"a": {"comand": "x"}}},
+            "server 'a': field 'comand': unknown key; did you mean 'command'?",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x", "arg": ["y"]}}},
+            "server 'a': field 'arg': unknown key; did you mean 'args'?",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x"}}, "privacy": {"servers": {"b": False}}},
+            "privacy.servers.b: no server 'b' (configured: a)",
+        ),
+        (
+            {"mcpServers": {"a": {"command": "x", "env": {"K": "${input:key}"}}}},
+            "server 'a': ${input:key} names no input; declare",
         ),
         ({"mcpServers": {"a": {"command": "x", "url": "http://h"}}}, "server 'a': has both"),
         (
@@ -119,8 +136,15 @@ def test_bad_config_is_one_line_naming_file_server_and_field(
 
 
 def test_missing_file_names_it_and_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nowhere\.json: no such file; pass --config"):
+    # The library (a generated package) says configure(); the command line says --config.
+    with pytest.raises(ConfigError, match=r"nowhere\.json: no such file; call configure\(PATH\)"):
         load_config(tmp_path / "nowhere.json")
+    result = CliRunner().invoke(main, ["build", "--config", str(tmp_path / "nope.json")])
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'nope.json'}: no such file; pass --config PATH or set "
+        "MCP_CODEGEN_CONFIG, or run `mcp-codegen init` to write one"
+    ]
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
@@ -128,9 +152,9 @@ def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
         tmp_path, {"mcpServers": {"gh": {"command": "x", "env": {"T": "${UNSET_FOR_TEST_XYZ}"}}}}
     )
     result = CliRunner().invoke(
-        main, ["build", "--config", str(path), "--out", str(tmp_path / "out")]
+        main, ["build", "--config", str(path), "--package", str(tmp_path / "out")]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert (
         "error:" in result.output
         and "'gh'" in result.output

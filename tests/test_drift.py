@@ -20,11 +20,12 @@ from codegen.cli.drift import (
     check_command,
     diff_command,
 )
+from codegen.cli.errors import EXIT_CODES
 from codegen.diagnostics import Diagnostics
 from codegen.drift import Change, DriftReport, diff_snapshots
 from codegen.snapshot import ServerSnapshot, Snapshot
 
-from .conftest import SERVERS, write_config
+from .conftest import SERVERS, build, write_config
 
 Schema = dict[str, Any]
 
@@ -296,13 +297,13 @@ def test_diff_command_unreadable_snapshot_is_an_error(tmp_path: Path) -> None:
     snapshot(tool()).write(good)
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     result = invoke(diff_command, str(good), str(tmp_path / "bad.json"))
-    assert result.exit_code == EXIT_ERROR and "bad.json:1: not JSON" in result.stderr
+    assert result.exit_code == EXIT_CODES["snapshot"] and "bad.json:1: not JSON" in result.stderr
     document = json.loads(
         invoke(diff_command, "--json", str(good), str(tmp_path / "missing.json")).stdout
     )
     assert (
         document["ok"] is False
-        and document["exit_code"] == EXIT_ERROR
+        and document["exit_code"] == EXIT_CODES["snapshot"]
         and document["compared"] is False
     )
     assert "missing.json" in document["errors"][0]["message"]
@@ -481,14 +482,16 @@ def test_a_server_that_is_down_is_an_error_not_drift(tmp_path: Path) -> None:
 
 def test_check_setup_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MCP_CODEGEN_CONFIG", raising=False)
+    result = invoke(check_command)  # the config is named first
+    assert result.exit_code == EXIT_CODES["config"] and "mcp.json: no such file" in result.stderr
+    (tmp_path / "mcp.json").write_text('{"mcpServers": {}}', encoding="utf-8")
     result = invoke(check_command)
-    assert result.exit_code == EXIT_ERROR and "no built package under generated/" in result.stderr
-    package = tmp_path / "generated" / "pkg"
-    (package / "pkg" / "_runtime").mkdir(parents=True)
-    (package / "pkg" / "_runtime" / "__init__.py").write_text("", encoding="utf-8")
-    snapshot(tool()).write(package / "mcp-snapshot.json")
-    result = invoke(check_command)  # finds the package's snapshot; mcp.json is missing
-    assert result.exit_code == EXIT_ERROR and "mcp.json" in result.stderr
+    assert result.exit_code == EXIT_CODES["package"]
+    assert "no package built by mcp-codegen in generated/" in result.stderr
+    build(tmp_path / "generated" / "pkg", snapshot=snapshot(tool()))
+    result = invoke(check_command)  # finds the package's snapshot; the config has no server
+    assert result.exit_code == EXIT_CODES["config"] and "no servers to introspect" in result.stderr
     assert json.loads(invoke(check_command, "--json").stdout)["old"]["source"] == str(
         Path("generated/pkg/mcp-snapshot.json")
     )
@@ -512,5 +515,5 @@ def test_the_ci_examples_parse_and_use_real_options() -> None:
         with check_command.make_context("check", args) as ctx:  # raises on an unknown option
             assert ctx.params["config_path"] == Path("mcp.json")
     ci = (docs / "ci.md").read_text(encoding="utf-8")
-    for code in (EXIT_NO_DRIFT, EXIT_ERROR, EXIT_TEXT, EXIT_COMPATIBLE, EXIT_BREAKING):
+    for code in {EXIT_NO_DRIFT, *EXIT_CODES.values()}:
         assert re.search(rf"^\|\s*{code}\s*\|", ci, re.MULTILINE), f"exit {code} is not documented"

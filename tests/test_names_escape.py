@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
+import types
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from codegen.escape import doc_text, one_line, py_literal
-from codegen.names import assign_unique, pascal_case, python_identifier
+from codegen.models import generate_models
+from codegen.names import assign_unique, check_package_name, pascal_case, python_identifier
+from codegen.snapshot import ToolSnapshot
 
 
 @pytest.mark.parametrize(
@@ -31,6 +35,18 @@ from codegen.names import assign_unique, pascal_case, python_identifier
         ("café_crème", "cafe_creme"),
         ("天気", "tool"),
         ("", "tool"),
+        # Acronyms stay whole (issue 11): plurals, versions, and a prefix in written names.
+        ("oDesk APIs", "odesk_apis"),
+        ("RealtorAPIForRealEstateData", "realtor_api_for_real_estate_data"),
+        ("listAPIs", "list_apis"),
+        ("Temp Upload URLs", "temp_upload_urls"),
+        ("getIPv6Address", "get_ipv6_address"),
+        ("userIDsFor", "user_ids_for"),
+        ("UUIDv4 generator", "uuidv4_generator"),
+        ("iPhone 15 Pro", "iphone_15_pro"),
+        ("xAxis", "x_axis"),
+        ("HTTP2Server", "http2_server"),
+        ("listS3Buckets", "list_s3_buckets"),
     ],
 )
 def test_python_identifier(name: str, expected: str) -> None:
@@ -118,3 +134,84 @@ def test_py_literal_rejects_non_json() -> None:
     with pytest.raises(TypeError):
         py_literal(object())
     assert json.loads(py_literal("a\u2028b")) == "a\u2028b"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("class", "keyword"),
+        ("match", "keyword"),
+        ("json", "standard library"),
+        ("asyncio", "standard library"),
+        ("pydantic", "would shadow the module 'pydantic'"),
+        ("pydantic_core", "would shadow the module 'pydantic_core'"),
+        ("mcp", "would shadow the module 'mcp'"),
+        ("anyio", "would shadow the module 'anyio'"),
+        ("typing_extensions", "would shadow the module 'typing_extensions'"),
+        ("servers", "mcp-codegen itself provides"),
+        ("skills", "mcp-codegen itself provides"),
+        ("_private", "not a Python package name"),
+        ("my-tools", "not a Python package name"),
+    ],
+)
+def test_package_names_that_would_break_the_package(name: str, problem: str) -> None:
+    found = check_package_name(name)
+    assert found is not None and problem in found
+
+
+def test_good_package_names() -> None:
+    for name in ("mcp_tools", "my_tools", "mcp_demo", "crm2"):
+        assert check_package_name(name) is None
+
+
+def _item(extra: dict[str, object] | None = None) -> dict[str, object]:
+    return {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, **(extra or {})},
+        "required": ["name"],
+    }
+
+
+def test_nested_models_are_named_after_what_they_are() -> None:
+    tool = ToolSnapshot(
+        name="create_entities",
+        description="",
+        inputSchema={
+            "type": "object",
+            "properties": {"entities": {"type": "array", "items": _item()}},
+            "required": ["entities"],
+        },
+        outputSchema={
+            "type": "object",
+            "properties": {
+                "entities": {"type": "array", "items": {**_item(), "additionalProperties": False}},
+                "content": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            _item({"type": {"enum": ["image", "audio"], "type": "string"}}),
+                            _item({"type": {"const": "resource", "type": "string"}}),
+                        ]
+                    },
+                },
+            },
+            "required": ["entities"],
+        },
+    )
+    models = generate_models(tool, "create_entities")
+    assert not [name for name in models.class_names if name[-1].isdigit()], models.class_names
+    assert {"Entity", "CreateEntitiesOutputEntity", "Content", "ResourceContent"} <= set(
+        models.class_names
+    )
+    assert [param.annotation for param in models.params] == ["list[Entity]"]
+    module = types.ModuleType("renamed_models")
+    sys.modules[module.__name__] = module  # pydantic resolves annotations in the module
+    try:
+        exec(compile(models.source, "<models>", "exec"), module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
+    output = module.CreateEntitiesOutput.model_validate(
+        {"entities": [{"name": "a"}], "content": [{"name": "b", "type": "resource"}]}
+    )
+    assert type(output.entities[0]).__name__ == "CreateEntitiesOutputEntity"
+    assert type(output.content[0]).__name__ == "ResourceContent"

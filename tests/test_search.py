@@ -38,6 +38,7 @@ from codegen.index import (
 from codegen.runtime import search as search_module
 from codegen.runtime.search import SearchError, search, search_tools, stem, tokenize
 from codegen.snapshot import ServerSnapshot, Snapshot, ToolSnapshot
+from tests.conftest import build
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_INDEX = ROOT / "generated" / "mcp_demo" / "mcp_demo" / INDEX_FILENAME
@@ -444,11 +445,12 @@ def test_index_of_another_format_names_both(tmp_path: Path) -> None:
 # --------------------------------------------------------------------- CLI
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    path = tmp_path / "project" / "pkg" / INDEX_FILENAME
-    build_index(entries_from_snapshot(snapshot()), path, generator_version=__version__)
-    return tmp_path / "project"
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package built from `snapshot()` (render only: no server is started)."""
+    out = tmp_path_factory.mktemp("search") / "project"
+    build(out, name="pkg", snapshot=snapshot())
+    return out
 
 
 def test_cli_prints_hits(project: Path) -> None:
@@ -470,27 +472,39 @@ def test_cli_json(project: Path) -> None:
     assert set(hits[0]) == {"import_path", "server", "tool", "title", "summary", "score"}
 
 
+def test_cli_accepts_the_import_package_and_the_directory_holding_the_package(
+    project: Path,
+) -> None:
+    for given in (project / "pkg", project.parent):
+        result = CliRunner().invoke(search_command, ["tokyo time", "--package", str(given)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("servers.time.get_current_time")
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["", "--package", "{project}"], "error: empty query"),
-        (["git", "--package", "{project}/nowhere"], "mcp-codegen build"),
+        (["", "--package", "{project}"], 2, "error: empty query"),
+        (["?!", "--package", "{project}"], 2, "has no words to search for"),
+        (["git", "--package", "{project}/nowhere"], 4, "nowhere: no such directory"),
     ],
 )
-def test_cli_errors_exit_2_without_traceback(project: Path, args: list[str], message: str) -> None:
+def test_cli_errors_without_traceback(
+    project: Path, args: list[str], code: int, message: str
+) -> None:
     result = CliRunner().invoke(search_command, [arg.format(project=project) for arg in args])
-    assert result.exit_code == 2
+    assert result.exit_code == code
     assert message in result.output and "Traceback" not in result.output
 
 
 def test_cli_refuses_an_index_of_another_version(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    build(out, name="pkg", snapshot=snapshot())
     build_index(
-        entries_from_snapshot(snapshot()),
-        tmp_path / "p" / INDEX_FILENAME,
-        generator_version="0.0.1",
+        entries_from_snapshot(snapshot()), out / "pkg" / INDEX_FILENAME, generator_version="0.0.1"
     )
-    result = CliRunner().invoke(search_command, ["git", "--package", str(tmp_path)])
-    assert result.exit_code == 2
+    result = CliRunner().invoke(search_command, ["git", "--package", str(out)])
+    assert result.exit_code == 4
     assert f"written by mcp-codegen 0.0.1, this is {__version__}" in result.output
 
 

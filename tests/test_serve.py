@@ -346,7 +346,7 @@ def test_missing_or_stale_package_is_said_at_start(package: Path, tmp_path: Path
     missing = runner.invoke(
         serve_command, ["--config", str(CONFIG), "--package", str(tmp_path / "nothing")]
     )
-    assert missing.exit_code == 1 and "not a package built by mcp-codegen" in missing.output
+    assert missing.exit_code == 4 and "nothing: no such directory" in missing.output
     assert "--build" in missing.output
 
     config = json.loads(CONFIG.read_text(encoding="utf-8"))

@@ -1,7 +1,9 @@
 """`mcp-codegen build`: introspect the servers of an mcp.json and write the package.
 
-Errors about the user's input print as `error: ...` lines and exit 2 (usage,
-config) or 1 (the build found problems); a traceback means a bug of ours.
+What can be checked before any server starts is checked first: the config, the
+`--name`, and the output directory, which a build replaces only when it is new,
+empty, or a package mcp-codegen built (`codegen.write.check_output_dir`).
+Errors print as one `error:` line with the exit code of `errors.EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,35 @@ import click
 
 from ..build import BuildReport, build_package
 from ..diagnostics import BuildError, Diagnostics
-from ..package import DEFAULT_OUT_ROOT
+from ..names import check_package_name
+from ..package import BuiltPackage, default_root, is_built_package, locate_package, packages_under
 from ..progress import progress_for
 from ..render import PackageOptions
 from ..runtime.errors import ConfigError
 from ..snapshot import Snapshot, SnapshotError
 from ..staleness import fix_command, stale_files
-from .errors import exit_code, fail, print_diagnostics
-from .options import config_option, json_option, keep_going_option, server_timeout_option
+from ..write import OutputError
+from .errors import (
+    Command,
+    ExitReason,
+    exit_code,
+    exit_codes_help,
+    fail,
+    print_diagnostics,
+    print_warning,
+)
+from .options import (
+    config_option,
+    json_option,
+    keep_going_option,
+    server_timeout_option,
+    verbose_option,
+)
+from .resolve import read_config
 
-__all__ = ["build_command"]
+__all__ = ["build_command", "resolve_output"]
+
+DEFAULT_NAME = "mcp_tools"
 
 
 def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool) -> str:
@@ -51,29 +72,86 @@ def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool)
     return json.dumps(document, indent=2)
 
 
-def _valid_package_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not value.isidentifier() or not value.isascii() or value.startswith("_"):
-        raise click.BadParameter(f"{value!r} is not a Python package name (letters, digits, _)")
+def _valid_package_name(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    problem = check_package_name(value) if value is not None else None
+    if problem is not None:
+        raise click.BadParameter(problem)
     return value
 
 
-@click.command("build")
+def resolve_output(
+    package: Path | None, name: str | None, config_path: Path
+) -> tuple[Path, BuiltPackage | None]:
+    """Where to build, and the package already there (whose name a rebuild keeps).
+
+    `package` may be the build directory, its import package, or a directory
+    holding one built package; a directory that does not exist yet is built.
+    Without it: `generated/<name>` beside the config, or the one package there.
+
+    Raises:
+        OutputError: `package` holds several packages, or none of that name.
+    """
+    if package is None:
+        root = default_root(config_path)
+        if name is not None:
+            out = root / name
+            return out, locate_package(out) if is_built_package(out) else None
+        found = packages_under(root)
+        if len(found) > 1:
+            names = ", ".join(path.name for path in found)
+            raise OutputError(
+                f"{root} holds several packages ({names}); choose one with --package "
+                f"{found[0]} or name the package with --name"
+            )
+        out = found[0] if found else root / DEFAULT_NAME
+        return out, locate_package(out) if found else None
+    if is_built_package(package):
+        return package, locate_package(package)
+    if is_built_package(package.parent) and (package / "_runtime").is_dir():
+        return package.parent, locate_package(package.parent)  # the import package
+    inside = packages_under(package) if package.is_dir() else []
+    if inside:
+        if len(inside) == 1 and name in (None, inside[0].name):
+            return inside[0], locate_package(inside[0])
+        names = ", ".join(path.name for path in inside)
+        raise OutputError(
+            f"{package} holds packages built by mcp-codegen ({names}), it is not one; "
+            f"pass --package {package / (name or inside[0].name)}"
+        )
+    return package, None
+
+
+@click.command("build", cls=Command, epilog=exit_codes_help("build"))
 @config_option("The mcpServers config to introspect.", dir_okay=True)
+@click.option(
+    "--package",
+    "package",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The package directory to build or rebuild; replaced only when it is new, empty, "
+    "or a package mcp-codegen built [default: generated/<name> beside the config, or the "
+    "one package there].",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output directory [default: generated/<name>].",
+    hidden=True,
+    help="Deprecated spelling of --package.",
 )
 @click.option(
     "--name",
-    default="mcp_tools",
-    show_default=True,
+    default=None,
     callback=_valid_package_name,
-    help="Import name of the generated package.",
+    help=f"Import name of the generated package [default: the name of the package at "
+    f"--package, else {DEFAULT_NAME}].",
 )
 @click.option(
-    "--dist-name", default=None, help="Distribution name [default: the name with dashes]."
+    "--dist-name",
+    default=None,
+    help="Distribution name [default: the package's, else the name with dashes].",
 )
 @click.option(
     "--version",
@@ -94,14 +172,15 @@ def _valid_package_name(_ctx: click.Context, _param: click.Parameter, value: str
 @click.option(
     "--check",
     is_flag=True,
-    help="Build nothing: exit 1 with the diff when the package in --out is not what its "
-    "snapshot renders.",
+    help="Build nothing: exit 1 with the diff when the package is not what its snapshot renders.",
 )
 @json_option()
+@verbose_option()
 def build_command(
     config_path: Path,
+    package: Path | None,
     out: Path | None,
-    name: str,
+    name: str | None,
     dist_name: str | None,
     base_version: str,
     from_snapshot: Path | None,
@@ -112,15 +191,34 @@ def build_command(
     as_json: bool,
 ) -> None:
     """Introspect the servers of an mcp.json and generate a typed package."""
-    options = PackageOptions(name=name, dist_name=dist_name)
+    if out is not None:
+        if package is not None and package != out:
+            fail("build", "usage", "--out is the old spelling of --package; give one of them")
+        print_warning("--out is deprecated; use --package (the same directory)")
+        package = out
+    try:
+        target, existing = resolve_output(package, name, config_path)
+    except OutputError as exc:
+        fail("build", "output", str(exc))
+    if existing is not None and name is not None and name != existing.name:
+        print_warning(
+            f"{target} holds the package {existing.name!r}; it is rebuilt as {name!r} "
+            "(drop --name to keep its name)"
+        )
+    options = PackageOptions(
+        name=name or (existing.name if existing else DEFAULT_NAME),
+        dist_name=dist_name or (existing.dist_name if existing and not name else None),
+    )
     if check:
-        _check_stale(out or DEFAULT_OUT_ROOT / name, options, as_json)
+        _check_stale(target, existing, options, config_path, as_json)
         return
     try:
         snapshot = Snapshot.read(from_snapshot) if from_snapshot else None
+        if snapshot is None:
+            read_config("build", config_path)
         report = build_package(
             options=options,
-            out=out,
+            out=target,
             config_path=None if snapshot else config_path,
             snapshot=snapshot,
             version=base_version,
@@ -129,14 +227,16 @@ def build_command(
             timeout=timeout,
             progress=progress_for(quiet=as_json),
         )
-    except (ConfigError, SnapshotError) as exc:
+    except (ConfigError, SnapshotError, OutputError) as exc:
         document = {"ok": False, "errors": [{"level": "error", "message": str(exc)}]}
-        fail(
-            "build",
-            "config" if isinstance(exc, ConfigError) else "snapshot",
-            str(exc),
-            document=json.dumps(document) if as_json else None,
+        reason: ExitReason = (
+            "config"
+            if isinstance(exc, ConfigError)
+            else "snapshot"
+            if isinstance(exc, SnapshotError)
+            else "output"
         )
+        fail("build", reason, str(exc), document=json.dumps(document) if as_json else None)
     except BuildError as exc:
         if not as_json:
             print_diagnostics(exc.diagnostics)
@@ -166,25 +266,31 @@ def build_command(
     )
 
 
-def _check_stale(out: Path, options: PackageOptions, as_json: bool) -> None:
+def _check_stale(
+    out: Path,
+    existing: BuiltPackage | None,
+    options: PackageOptions,
+    config_path: Path,
+    as_json: bool,
+) -> None:
+    if existing is None:
+        fail(
+            "build",
+            "package",
+            f"{out}: not a package built by mcp-codegen, so there is nothing to check; "
+            f"pass --package DIR (the directory `mcp-codegen build` wrote)",
+        )
     try:
         problems = stale_files(out, options)
     except SnapshotError as exc:
         fail("build", "snapshot", str(exc))
+    fix = fix_command(out, options)
     if as_json:
-        click.echo(
-            json.dumps(
-                {"ok": not problems, "stale": problems, "fix": fix_command(out, options)}, indent=2
-            )
-        )
+        click.echo(json.dumps({"ok": not problems, "stale": problems, "fix": fix}, indent=2))
         sys.exit(exit_code("build", "stale") if problems else 0)
     if problems:
         click.echo("\n".join(problems))
-        fail(
-            "build",
-            "stale",
-            f"{out} is not what its snapshot renders; run: {fix_command(out, options)}",
-        )
+        fail("build", "stale", f"{out} is not what its snapshot renders; run: {fix}")
     click.echo(f"{out} is what its snapshot renders")
     sys.exit(0)
 

@@ -21,10 +21,26 @@ from ..build import introspect_snapshot
 from ..config import ConfigError
 from ..diagnostics import Diagnostics
 from ..drift import DriftReport, Severity, diff_snapshots
-from ..package import PackageNotFound, locate_package
+from ..package import PackageNotFound, default_root, locate_package
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
-from .errors import REASONS, ExitReason, exit_code, print_diagnostics, print_error
-from .options import config_option, json_option, keep_going_option, server_timeout_option
+from .errors import (
+    Command,
+    ExitReason,
+    exit_code,
+    exit_codes_help,
+    print_diagnostics,
+    print_error,
+    print_warning,
+)
+from .options import (
+    config_option,
+    json_option,
+    keep_going_option,
+    package_option,
+    server_timeout_option,
+    verbose_option,
+)
+from .resolve import load_cli_config, rebuild_command
 
 __all__ = [
     "EXIT_BREAKING",
@@ -47,16 +63,6 @@ EXIT_ERROR = exit_code("check", "servers")
 EXIT_TEXT = exit_code("check", "drift-text")
 EXIT_COMPATIBLE = exit_code("check", "drift-compatible")
 EXIT_BREAKING = exit_code("check", "drift-breaking")
-
-_EXIT_HELP = f"""\b
-Exit codes:
-   0  no drift
-  {EXIT_ERROR:>2}  error: a server failed, bad config, unreadable snapshot (not drift)
-  {exit_code("check", "usage"):>2}  usage error
-  {EXIT_TEXT:>2}  {REASONS["drift-text"]}
-  {EXIT_COMPATIBLE:>2}  {REASONS["drift-compatible"]}
-  {EXIT_BREAKING:>2}  {REASONS["drift-breaking"]}
-"""
 
 
 def drift_exit_code(command: str, report: DriftReport | None, failure: ExitReason | None) -> int:
@@ -81,6 +87,8 @@ class _Outcome:
     failed_servers: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+    fix: str = "mcp-codegen build"
+    """The command that updates the package (check)."""
     reason: ExitReason | None = None
     """Why the command failed, when it did (the failure's, else `servers` for diagnostics)."""
 
@@ -122,30 +130,44 @@ def _describe(label: str, snapshot: Snapshot | None) -> dict[str, Any]:
     }
 
 
-@click.command("check", epilog=_EXIT_HELP)
+@click.command("check", cls=Command, epilog=exit_codes_help("check"))
 @config_option("The mcpServers config whose servers are checked.", dir_okay=True)
+@package_option("The built package whose snapshot the live servers are compared with.")
 @click.option(
     "--snapshot",
     "snapshot_path",
     type=click.Path(path_type=Path),
     default=None,
-    help=f"The committed snapshot, or a built package directory [default: generated/<package>/{SNAPSHOT_FILENAME}].",
+    help=f"Compare with this snapshot file instead of the package's {SNAPSHOT_FILENAME}.",
 )
 @keep_going_option(
     "When servers fail, still compare the ones that answered (the exit code stays 1)."
 )
 @server_timeout_option()
 @json_option()
+@verbose_option()
 def check_command(
-    config_path: Path, snapshot_path: Path | None, keep_going: bool, timeout: float, as_json: bool
+    config_path: Path,
+    package: Path | None,
+    snapshot_path: Path | None,
+    keep_going: bool,
+    timeout: float,
+    as_json: bool,
 ) -> None:
     """Compare the live servers of an mcp.json with the committed snapshot."""
     started = time.perf_counter()
-    outcome = _Outcome("check", str(snapshot_path or ""), str(config_path))
+    outcome = _Outcome("check", str(snapshot_path or package or ""), str(config_path))
+    if snapshot_path is not None and snapshot_path.is_dir():
+        print_warning("--snapshot DIR is deprecated for a package; use --package DIR")
+        package, snapshot_path = package or snapshot_path, None
     try:
-        path = (
-            _snapshot_file(snapshot_path) if snapshot_path else locate_package(None).snapshot_path
-        )
+        load_cli_config(config_path)  # a bad config is named before anything else
+        if snapshot_path is None:
+            found = locate_package(package, root=default_root(config_path))
+            path = found.snapshot_path
+            outcome.fix = rebuild_command(config_path, found)
+        else:
+            path = snapshot_path
         outcome.old_label = str(path)
         outcome.old = Snapshot.read(path)
         mark = time.perf_counter()
@@ -183,18 +205,19 @@ def check_command(
     _finish(outcome, as_json)
 
 
-@click.command("diff", epilog=_EXIT_HELP)
+@click.command("diff", cls=Command, epilog=exit_codes_help("diff"))
 @click.argument("old", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @json_option()
+@verbose_option()
 def diff_command(old: Path, new: Path, as_json: bool) -> None:
-    """Compare two snapshots (files or built package directories) offline."""
+    """Compare two snapshots offline: each a snapshot file or a built package."""
     started = time.perf_counter()
     outcome = _Outcome("diff", str(old), str(new))
     try:
         outcome.old = Snapshot.read(_snapshot_file(old))
         outcome.new = Snapshot.read(_snapshot_file(new))
-    except SnapshotError as exc:
+    except (SnapshotError, PackageNotFound) as exc:
         outcome.fail("snapshot", str(exc))
     else:
         outcome.report = diff_snapshots(outcome.old, outcome.new)
@@ -203,7 +226,8 @@ def diff_command(old: Path, new: Path, as_json: bool) -> None:
 
 
 def _snapshot_file(path: Path) -> Path:
-    return path / SNAPSHOT_FILENAME if path.is_dir() else path
+    """A snapshot file as given, or the snapshot of the package a directory is (the one locator)."""
+    return locate_package(path).snapshot_path if path.is_dir() else path
 
 
 _COLORS: dict[Severity, str] = {"breaking": "red", "compatible": "yellow", "text": "cyan"}
@@ -242,5 +266,5 @@ def _summary(outcome: _Outcome, report: DriftReport, code: int) -> str:
         tools = outcome.new.tool_count() if outcome.new else 0
         return f"no drift between {where} ({tools} tool{'' if tools == 1 else 's'})"
     counts = ", ".join(f"{number} {severity}" for severity, number in report.counts().items())
-    advice = "; run `mcp-codegen build` to update the package" if outcome.command == "check" else ""
+    advice = f"; run `{outcome.fix}` to update the package" if outcome.command == "check" else ""
     return f"{worst} drift between {where}: {counts} ({report.bump()} version bump; exit {code}){advice}"

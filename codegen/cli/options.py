@@ -14,8 +14,11 @@ from typing import Any, TypeVar
 import click
 
 from ..introspect import DEFAULT_SERVER_TIMEOUT
+from ..runtime.config import CONFIG_ENV
+from .errors import set_verbose
 
 __all__ = [
+    "CONFIG_HELP_DEFAULT",
     "config_option",
     "execution_timeout_option",
     "json_option",
@@ -25,35 +28,46 @@ __all__ = [
     "server_timeout_option",
     "skills_option",
     "unsafe_local_option",
+    "verbose_option",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def config_option(help: str, *, dir_okay: bool = False) -> Callable[[_F], _F]:
-    """`--config PATH` (default `mcp.json`), passed as `config_path`.
+CONFIG_HELP_DEFAULT = f"[default: ${CONFIG_ENV}, else mcp.json]"
 
-    `dir_okay=True` keeps what `build` and `check` do today with a directory: the
-    config loader reports it, not click.
+
+def config_option(help: str, *, dir_okay: bool = False) -> Callable[[_F], _F]:
+    """`--config PATH` (`-c` is `exec`'s code), passed as `config_path`.
+
+    The default is `$MCP_CODEGEN_CONFIG`, else `mcp.json`: the same file the
+    generated package's `configure()` reads. `dir_okay=True` lets the config
+    loader report a directory (one line naming it), not click.
     """
     return click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=dir_okay, path_type=Path),
         default=Path("mcp.json"),
-        show_default=True,
-        help=help,
+        envvar=CONFIG_ENV,
+        show_envvar=False,
+        help=f"{help} {CONFIG_HELP_DEFAULT}",
     )
 
 
 def package_option(help: str) -> Callable[[_F], _F]:
-    """`--package DIR` (default: the one package under generated/), passed as `package`."""
+    """`--package DIR`: a built package, passed as `package`.
+
+    Every command takes the same three forms (see `codegen.package.locate_package`):
+    the directory `build` wrote, its import package, or a directory holding one
+    package; the default is the one package under `generated/` beside the config.
+    """
     return click.option(
         "--package",
         "package",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help=help,
+        help=f"{help} [default: the one package under generated/ beside the config]",
     )
 
 
@@ -114,3 +128,21 @@ def unsafe_local_option(help: str) -> Callable[[_F], _F]:
 def keep_going_option(help: str) -> Callable[[_F], _F]:
     """`--keep-going`: go on past failed servers."""
     return click.option("--keep-going", is_flag=True, help=help)
+
+
+def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    set_verbose(ctx, value)
+    return value
+
+
+def verbose_option() -> Callable[[_F], _F]:
+    """`-v/--verbose`: also print notes (keys of a client's config that are ignored, ...)."""
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbose,
+        help="Also print notes (e.g. the keys of a client's config that are ignored).",
+    )

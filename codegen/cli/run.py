@@ -3,6 +3,8 @@
 Without `--json`, the code's stdout and stderr are replayed on ours, then the
 value of its last expression (like a REPL), then its error; the exit status is 1
 when the code failed. With `--json`, the whole `ExecutionResult` is printed.
+`run -` and `exec -c -` read the code from stdin. The config and the package are
+checked before any sandbox starts.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any, Literal
 
 import click
 
-from ..package import PackageNotFound, locate_package
+from ..runtime.config import Config
 from ..runtime.errors import ConfigError
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
-from .errors import exit_code, fail, print_warning
+from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
     config_option,
     execution_timeout_option,
@@ -29,7 +31,9 @@ from .options import (
     package_option,
     skills_option,
     unsafe_local_option,
+    verbose_option,
 )
+from .resolve import find_package, read_config
 
 __all__ = ["exec_command", "run_command"]
 
@@ -37,10 +41,7 @@ __all__ = ["exec_command", "run_command"]
 def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         config_option("The mcp.json the host opens server sessions from."),
-        package_option(
-            "The built package (the directory `build` wrote) "
-            "[default: the one package under generated/]."
-        ),
+        package_option("The built package the code imports tools from."),
         execution_timeout_option("Wall-clock limit in seconds."),
         memory_option("Memory the code may allocate, in MB."),
         skills_option("The skills directory (default: .mcp-codegen/skills beside the config)."),
@@ -55,6 +56,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         unsafe_local_option(
             "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
+        verbose_option(),
     ]
     for option in reversed(options):
         command = option(command)
@@ -64,11 +66,8 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
 async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
     limits = Limits(timeout=options["timeout"], memory_mb=options["memory"])
     kind = UnsafeLocalExecutor if options["unsafe_local"] else Executor
-    package = options["package"]
-    if package is None:
-        package = locate_package(None).root
     executor = kind(
-        package,
+        options["package"],
         config=options["config_path"],
         limits=limits,
         skills_dir=options["skills_dir"],
@@ -117,36 +116,61 @@ def _show(result: ExecutionResult, as_json: bool) -> None:
     sys.stderr.flush()
 
 
+def _ask_inputs(config: Config) -> None:
+    # An ${input:...} is asked for now, on the terminal, not when a tool call from
+    # the sandbox first needs it. Other problems surface when that server is called.
+    for server in config.servers:
+        try:
+            server.resolve()
+        except ConfigError:
+            continue
+
+
 def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> None:
+    config = read_config(command, options["config_path"])
+    options["package"] = find_package(command, options["package"], options["config_path"]).root
+    _ask_inputs(config)
     if options["unsafe_local"]:
         print_warning("--unsafe-local runs the code WITHOUT any isolation")
     try:
         result = asyncio.run(_execute(code, filename, **options))
-    except PackageNotFound as exc:
-        fail(command, "package", str(exc))
-    except SandboxError as exc:
-        fail(command, "sandbox", str(exc))
     except ConfigError as exc:
         fail(command, "config", str(exc))
+    except SandboxError as exc:
+        fail(command, "sandbox", str(exc))
     if not result.ok:
         sys.exit(exit_code(command, "code"))
 
 
-@click.command("run")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_options
-def run_command(file: Path, **options: Any) -> None:
-    """Run the Python FILE in the sandbox, with the package's tools."""
+def _read_code(command: str, source: str) -> str:
+    """The code in file `source`, or on stdin for `-`."""
+    if source == "-":
+        if sys.stdin.isatty():
+            click.echo("reading the code from stdin; end it with Ctrl-D", err=True)
+        return sys.stdin.read()
     try:
-        code = file.read_text(encoding="utf-8")
+        return Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(command, "input", f"{source}: no such file")
     except (OSError, UnicodeDecodeError) as exc:
-        fail("run", "input", f"{file}: cannot read: {exc}")
-    _main("run", code, file.name, options)
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        fail(command, "input", f"{source}: cannot read ({reason})")
 
 
-@click.command("exec")
-@click.option("-c", "code", required=True, help="The Python code to run.")
+@click.command("run", cls=Command, epilog=exit_codes_help("run"))
+@click.argument("file", metavar="FILE|-")
+@_options
+def run_command(file: str, **options: Any) -> None:
+    """Run the Python FILE (or stdin, for -) in the sandbox, with the package's tools."""
+    code = _read_code("run", file)
+    _main("run", code, "<stdin>" if file == "-" else Path(file).name, options)
+
+
+@click.command("exec", cls=Command, epilog=exit_codes_help("exec"))
+@click.option("-c", "code", required=True, help="The Python code to run; - reads it from stdin.")
 @_options
 def exec_command(code: str, **options: Any) -> None:
     """Run Python CODE in the sandbox, with the package's tools."""
+    if code == "-":
+        code = _read_code("exec", "-")
     _main("exec", code, "<exec>", options)

@@ -1,4 +1,8 @@
-"""`mcp-codegen search`: query a built package's search index from the command line."""
+"""`mcp-codegen search`: query a built package's search index from the command line.
+
+Saved skills that match come first, as in the sandbox's `search_tools`: those of
+`--skills DIR`, by default the ones beside the config (`.mcp-codegen/skills`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,20 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..package import PackageNotFound, locate_package
-from ..runtime.search import DETAILS, INDEX_FILENAME, SearchError, find, format_hits, index_info
-from .errors import fail
-from .options import json_option, package_option
+from ..package import BuiltPackage
+from ..runtime.search import (
+    DETAILS,
+    INDEX_FILENAME,
+    SearchError,
+    find,
+    format_hits,
+    index_info,
+    skill_hits,
+)
+from ..sandbox.bridge.skills import default_skills_dir
+from .errors import Command, exit_codes_help, fail
+from .options import config_option, json_option, package_option, skills_option, verbose_option
+from .resolve import find_package
 
 __all__ = ["find_index", "search_command"]
 
@@ -32,40 +46,34 @@ _JSON_FIELDS = {
 }
 
 
-def find_index(package: Path) -> Path:
-    """The search index of a built package project (or of an import package) at `package`.
+def find_index(package: BuiltPackage) -> Path:
+    """The search index of a built package, written by this version of mcp-codegen.
 
     Raises:
-        SearchError: `package` holds no index, or more than one import package has one.
+        SearchError: the package has no index, or another version wrote it.
     """
-    if (package / INDEX_FILENAME).is_file():
-        return package / INDEX_FILENAME
-    found = sorted(package.glob(f"*/{INDEX_FILENAME}"))
-    if not found:
+    index = package.import_dir / INDEX_FILENAME
+    if not index.is_file():
         raise SearchError(
-            f"no {INDEX_FILENAME} in {package} or its subdirectories; "
-            "build the package with `mcp-codegen build` (or pass --package DIR)"
+            f"{package.root} has no search index ({INDEX_FILENAME}); rebuild it with "
+            "`mcp-codegen build`"
         )
-    if len(found) > 1:
-        names = ", ".join(str(path.parent.name) for path in found)
+    written_by = index_info(index).get("generator_version")
+    if written_by != __version__:
         raise SearchError(
-            f"{package} holds several indexed packages ({names}); pass one with --package"
+            f"{index} was written by mcp-codegen {written_by}, this is {__version__}; "
+            "rebuild the package with `mcp-codegen build`"
         )
-    return found[0]
+    return index
 
 
-@click.command("search")
+@click.command("search", cls=Command, epilog=exit_codes_help("search"))
 @click.argument("query")
-@package_option(
-    "The built package project (its import package holds the index) "
-    "[default: the one package under generated/]."
-)
-@click.option(
-    "--skills",
-    "skills_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="A skills directory whose matching skills are listed first.",
+@package_option("The built package whose tools are searched.")
+@config_option("The mcp.json beside which the package and skills are looked for.")
+@skills_option(
+    "The skills directory whose matching skills are listed first "
+    "[default: .mcp-codegen/skills beside the config]."
 )
 @click.option(
     "--detail",
@@ -76,28 +84,25 @@ def find_index(package: Path) -> Path:
 )
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
 @json_option("Print the hits as a JSON list.")
+@verbose_option()
 def search_command(
     query: str,
     package: Path | None,
+    config_path: Path,
     skills_dir: Path | None,
     detail: str,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Find the tools of a built package that match QUERY, best first."""
+    """Find the tools (and saved skills) of a built package that match QUERY, best first."""
+    skills = skills_dir or default_skills_dir(config_path)
     try:
-        if package is None:
-            package = locate_package(None).root
-        index = find_index(package)
-        written_by = index_info(index).get("generator_version")
-        if written_by != __version__:
-            raise SearchError(
-                f"{index} was written by mcp-codegen {written_by}, this is {__version__}; "
-                "rebuild the package with `mcp-codegen build`"
-            )
-        hits = find(query, limit, index_path=index, skills_dir=skills_dir)
-    except PackageNotFound as exc:
-        fail("search", "package", str(exc))
+        skill_hits(query, skills)  # reads the query first: an unusable one is a usage error
+    except SearchError as exc:
+        fail("search", "usage", str(exc))
+    built = find_package("search", package, config_path)
+    try:
+        hits = find(query, limit, index_path=find_index(built), skills_dir=skills)
     except SearchError as exc:
         fail("search", "search", str(exc))
     if as_json:

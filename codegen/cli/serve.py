@@ -1,20 +1,27 @@
-"""`mcp-codegen serve`: check the package against the config, then serve it."""
+"""`mcp-codegen serve`: check the package against the config, then serve it.
+
+stdout belongs to the protocol over stdio, so everything else goes to stderr;
+errors and warnings print as everywhere else (`error: ...`, `warning: ...`).
+Relative defaults follow the config file, since a client such as Claude Desktop
+starts `serve` in a working directory of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 from pathlib import Path
 
 import click
 
-from ..package import BuiltPackage, PackageNotFound, locate_package
+from ..package import BuiltPackage
+from ..runtime.config import Config
 from ..runtime.errors import ConfigError
 from ..sandbox.quotas import ServeLimits
 from ..snapshot import Snapshot, SnapshotError
-from .errors import fail, print_diagnostics
+from ..write import OutputError
+from .errors import Command, exit_codes_help, fail, print_diagnostics, print_warning
 from .options import (
     config_option,
     execution_timeout_option,
@@ -22,7 +29,9 @@ from .options import (
     package_option,
     skills_option,
     unsafe_local_option,
+    verbose_option,
 )
+from .resolve import find_package, read_config, rebuild_command
 
 __all__ = ["serve_command", "stale_servers"]
 
@@ -32,18 +41,20 @@ def _say(message: str) -> None:
     click.echo(f"mcp-codegen serve: {message}", err=True)
 
 
-def stale_servers(package: BuiltPackage, config: Path) -> str | None:
+def stale_servers(package: BuiltPackage, config: Config | Path) -> str | None:
     """How the package's servers differ from the config's, or None when they match.
 
     A cheap check of names only (no server is started); `--build` does the full one.
 
     Raises:
-        ConfigError: the config cannot be read.
+        ConfigError: the config (a path) cannot be read.
         SnapshotError: the package's snapshot cannot be read.
     """
-    from ..config import load_config
+    if isinstance(config, Path):
+        from ..config import load_config
 
-    configured = {server.name for server in load_config(config).servers}
+        config = load_config(config)
+    configured = {server.name for server in config.servers}
     built = {server.name for server in Snapshot.read(package.snapshot_path).servers}
     problems = []
     if configured - built:
@@ -69,30 +80,30 @@ def _shares_skills(config: Path, transport: str) -> bool:
 def _build(package_dir: Path | None, config: Path) -> None:
     from ..build import build_package
     from ..diagnostics import BuildError
-    from ..package import DEFAULT_OUT_ROOT
     from ..progress import LineProgress
     from ..render import PackageOptions
+    from .build import DEFAULT_NAME, resolve_output
 
     try:
-        found: BuiltPackage | None = locate_package(package_dir)
-    except PackageNotFound:
-        found = None
-    if found is not None:
-        name, out = found.name, found.root
+        out, existing = resolve_output(package_dir, None, config)
+    except OutputError as exc:
+        fail("serve", "output", str(exc))
+    if existing is not None:
+        options = PackageOptions(name=existing.name, dist_name=existing.dist_name)
     else:
-        stem = package_dir.name if package_dir is not None else "mcp_tools"
-        name = re.sub(r"\W", "_", stem).lstrip("0123456789") or "mcp_tools"
-        out = package_dir or DEFAULT_OUT_ROOT / name
+        options = PackageOptions(name=DEFAULT_NAME)
     _say(f"building {out} from {config}")
     try:
         # Nothing of the build may reach stdout, which the protocol owns over stdio.
         with contextlib.redirect_stdout(sys.stderr):
             report = build_package(
-                options=PackageOptions(name=name),
+                options=options,
                 out=out,
                 config_path=config,
                 progress=LineProgress(sys.stderr),
             )
+    except OutputError as exc:
+        fail("serve", "output", str(exc))
     except (BuildError, ConfigError) as exc:
         if isinstance(exc, BuildError):
             print_diagnostics(exc.diagnostics)
@@ -101,11 +112,9 @@ def _build(package_dir: Path | None, config: Path) -> None:
     _say(f"{out} is {state}")
 
 
-@click.command("serve")
+@click.command("serve", cls=Command, epilog=exit_codes_help("serve"))
 @config_option("The mcp.json of the servers whose tools the package calls.")
-@package_option(
-    "The built package (the directory `build` wrote); default: the one under generated/."
-)
+@package_option("The built package to serve.")
 @click.option(
     "--transport",
     type=click.Choice(["stdio", "http"]),
@@ -154,6 +163,7 @@ def _build(package_dir: Path | None, config: Path) -> None:
 )
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
+@verbose_option()
 def serve_command(
     config_path: Path,
     package: Path | None,
@@ -175,27 +185,26 @@ def serve_command(
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
 
-    if not config_path.is_file():
-        fail("serve", "config", f"{config_path}: no such config (pass --config PATH)")
+    config = read_config("serve", config_path, prompt=False)
     if build_first:
         _build(package, config_path)
+    built = find_package(
+        "serve", package, config_path, hint=" (or serve with --build to build it first)"
+    )
     try:
-        built = locate_package(package)
-        stale = stale_servers(built, config_path)
+        stale = stale_servers(built, config)
         share = _shares_skills(config_path, transport)
-    except PackageNotFound as exc:
-        fail("serve", "package", f"{exc} (or pass --build)")
     except ConfigError as exc:
         fail("serve", "config", str(exc))
     except SnapshotError as exc:
         fail("serve", "snapshot", str(exc))
     if stale:
-        _say(
-            f"warning: {built.root} is stale against {config_path} ({stale}); rebuild it with "
-            f"`mcp-codegen build --config {config_path} --out {built.root}`, or serve with --build"
+        print_warning(
+            f"{built.root} is stale against {config_path} ({stale}); rebuild it with "
+            f"`{rebuild_command(config_path, built)}`, or serve with --build"
         )
     if unsafe_local:
-        _say("warning: --unsafe-local runs the code WITHOUT any isolation")
+        print_warning("--unsafe-local runs the code WITHOUT any isolation")
     else:
         try:
             find_runsc()
@@ -219,7 +228,7 @@ def serve_command(
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
-        _say(f"warning: {host} is not loopback; anyone who reaches it can run code here")
+        print_warning(f"{host} is not loopback; anyone who reaches it can run code here")
     # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":

@@ -1,21 +1,30 @@
-"""Reading `mcp.json`: the `mcpServers` format of Claude Desktop, Cursor and VS Code.
+"""Reading `mcp.json`: the `mcpServers` format of Claude Desktop, Claude Code, Cursor and VS Code.
 
-Stdio servers have `command`, `args`, `env`, `cwd`; streamable-HTTP servers have
-`url` and `headers`. `${VAR}` (and `${VAR:-default}`) in any string value is read
-from the environment only when a server is started (`resolve()`), so the parsed
-config, and everything built from it, never holds a secret's value. A relative
-`cwd`, and a relative `command` that contains a `/`, are taken relative to the
-directory of the config file.
+Stdio servers have `command`, `args`, `env`, `cwd` and Cursor's `envFile`;
+streamable-HTTP servers have `url` and `headers`. VS Code's form (`servers`, with
+`inputs`) is read too. Keys that belong to the client (Claude Desktop's
+`globalShortcut`, Cline's `autoApprove`, ...) are ignored and listed in
+`Config.notes`; a misspelt key of a server is an error with a suggestion.
+
+Variables in any string value are replaced only when a server is started
+(`resolve()`), so the parsed config, and everything built from it, never holds a
+secret's value: `${VAR}`, `${VAR:-default}` and `${env:VAR}` from the environment,
+`${userHome}` and `${workspaceFolder}`, and VS Code's `${input:id}` from the
+environment variable `MCP_INPUT_<ID>` (or, where a program installed a prompt
+with `set_input_prompt`, typed in once at a terminal). A relative `cwd`,
+`envFile`, and a relative `command` that contains a `/`, are taken relative to
+the directory of the config file.
 
 Every error names the file, the server and the field, on one line.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,24 +32,68 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
+    "CLIENT_KEYS",
     "CONFIG_ENV",
     "Config",
     "HttpServer",
+    "InputSpec",
     "ResolvedHttp",
     "ResolvedStdio",
     "StdioServer",
+    "input_env_name",
     "load_config",
+    "parse_config",
+    "set_input_prompt",
 ]
 
 CONFIG_ENV = "MCP_CODEGEN_CONFIG"
 """Environment variable naming the `mcp.json` a generated package reads by default."""
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = re.compile(r"\$\{([^{}]*)\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INPUT_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _COMMON_KEYS = {"type", "disabled", "timeout", "description"}
-_STDIO_KEYS = {"command", "args", "env", "cwd"} | _COMMON_KEYS
+_STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"} | _COMMON_KEYS
 _HTTP_KEYS = {"url", "headers"} | _COMMON_KEYS
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
 _TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills"}
+CLIENT_KEYS = frozenset(
+    {"autoApprove", "alwaysAllow", "disabledTools", "dev", "gallery", "version", "icon"}
+)
+"""Keys of a server entry that only a client uses (Cline, Roo, VS Code): ignored, with a note."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A VS Code input (`inputs` in the config) that `${input:<id>}` refers to."""
+
+    id: str
+    description: str = ""
+    password: bool = False
+
+    @property
+    def env_name(self) -> str:
+        """The environment variable its value is read from."""
+        return input_env_name(self.id)
+
+
+def input_env_name(input_id: str) -> str:
+    """`MCP_INPUT_<ID>`: `${input:github-token}` is read from `MCP_INPUT_GITHUB_TOKEN`."""
+    return "MCP_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", input_id).upper()
+
+
+_prompt: Callable[[InputSpec], str] | None = None
+_typed: dict[str, str] = {}
+
+
+def set_input_prompt(prompt: Callable[[InputSpec], str] | None) -> None:
+    """Ask `prompt` for an `${input:...}` missing from the environment (once per input).
+
+    Only a program that owns a terminal should install one (the `mcp-codegen`
+    command does when stdin is a terminal, `serve` never does).
+    """
+    global _prompt
+    _prompt = prompt
 
 
 @dataclass(frozen=True)
@@ -73,24 +126,32 @@ class StdioServer:
     timeout: float | None = None
     source: str = "mcp.json"
     base_dir: str = "."
+    env_file: str | None = None
+    """Cursor's and VS Code's `envFile`: a dotenv file whose variables `env` extends."""
+    inputs: Mapping[str, InputSpec] = field(default_factory=dict)
 
     def resolve(self) -> ResolvedStdio:
-        """Expand `${VAR}` and relative paths.
+        """Expand variables and relative paths, and read the `envFile`.
 
         Raises:
-            ConfigError: a variable is not set and has no default.
+            ConfigError: a variable is not set and has no default, or the
+                `envFile` cannot be read.
         """
-        where = _Where(self.source, self.name)
+        where = _Where(self.source, self.name, base_dir=self.base_dir, inputs=self.inputs)
         command = _expand(self.command, where.at("command"))
         if "/" in command and not os.path.isabs(command):
             command = os.path.normpath(os.path.join(self.base_dir, command))
         cwd = _expand(self.cwd, where.at("cwd")) if self.cwd is not None else None
         if cwd is not None and not os.path.isabs(cwd):
             cwd = os.path.normpath(os.path.join(self.base_dir, cwd))
+        env: dict[str, str] = {}
+        if self.env_file is not None:
+            env |= _read_env_file(_expand(self.env_file, where.at("envFile")), where)
+        env |= {key: _expand(value, where.at(f"env.{key}")) for key, value in self.env.items()}
         return ResolvedStdio(
             command=command,
             args=tuple(_expand(arg, where.at(f"args[{i}]")) for i, arg in enumerate(self.args)),
-            env={key: _expand(value, where.at(f"env.{key}")) for key, value in self.env.items()},
+            env=env,
             cwd=cwd,
         )
 
@@ -104,14 +165,16 @@ class HttpServer:
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
     source: str = "mcp.json"
+    base_dir: str = "."
+    inputs: Mapping[str, InputSpec] = field(default_factory=dict)
 
     def resolve(self) -> ResolvedHttp:
-        """Expand `${VAR}` in the URL and headers.
+        """Expand variables in the URL and headers.
 
         Raises:
             ConfigError: a variable is not set and has no default.
         """
-        where = _Where(self.source, self.name)
+        where = _Where(self.source, self.name, base_dir=self.base_dir, inputs=self.inputs)
         return ResolvedHttp(
             url=_expand(self.url, where.at("url")),
             headers={
@@ -134,6 +197,12 @@ class Config:
     """The raw `privacy` section (checked by the host's privacy module, not needed here)."""
     skills: Any = None
     """The raw `skills` section (who shares skills; checked by the host's skills module)."""
+    disabled: tuple[str, ...] = ()
+    """The servers marked `"disabled": true`, left out of `servers`."""
+    notes: tuple[str, ...] = ()
+    """What was ignored (keys that belong to a client), one line each, for `--verbose`."""
+    inputs: tuple[InputSpec, ...] = ()
+    """VS Code's `inputs`, in file order."""
 
     def server(self, name: str) -> ServerConfig:
         """The server configured under `name`.
@@ -148,10 +217,16 @@ class Config:
         raise ConfigError(f"{self.path}: no server {name!r} (configured: {known})")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+_LIBRARY_HINT = f"call configure(PATH) or set {CONFIG_ENV}"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, missing_hint: str = _LIBRARY_HINT
+) -> Config:
     """Read and check an `mcp.json`.
 
-    `path` defaults to `$MCP_CODEGEN_CONFIG`, then `./mcp.json`.
+    `path` defaults to `$MCP_CODEGEN_CONFIG`, then `./mcp.json`. `missing_hint`
+    ends the error for a file that does not exist (a command says `--config`).
 
     Raises:
         ConfigError: the file is missing or unreadable, not JSON, or a field is wrong.
@@ -163,9 +238,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{source}: no such file; pass --config or set {CONFIG_ENV}") from None
+        raise ConfigError(f"{source}: no such file; {missing_hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source} is a directory; give the path of the mcp.json file") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text; is it an mcp.json?") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -181,33 +260,97 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be an object with 'mcpServers'")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; expected 'mcpServers'")
-    servers_key = "mcpServers" if "mcpServers" in data else "servers"
+    servers_key = "mcpServers" if "mcpServers" in data else "servers" if "servers" in data else None
+    if servers_key is None:
+        close = difflib.get_close_matches("mcpServers", list(data), n=1, cutoff=0.7)
+        hint = f"; did you mean 'mcpServers' for {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{source}: no 'mcpServers' (the object of servers by name){hint} "
+            "`mcp-codegen init` writes a starter config"
+        )
+    notes = [
+        f"{source}: ignored the top-level key {key!r} (not about MCP servers)"
+        for key in data
+        if key not in _TOP_KEYS
+    ]
     entries = data.get(servers_key)
     if not isinstance(entries, dict):
-        raise ConfigError(f"{source}: 'mcpServers' must be an object of servers by name")
+        raise ConfigError(f"{source}: {servers_key!r} must be an object of servers by name")
+    inputs = _inputs(data.get("inputs"), source)
     servers: list[ServerConfig] = []
+    disabled: list[str] = []
     base_dir = os.path.abspath(base_dir)  # a relative command must not be looked up in its own cwd
     for name, entry in entries.items():
-        server = _parse_server(name, entry, _Where(source, name), base_dir)
-        if server is not None:
+        where = _Where(source, name, base_dir=base_dir, inputs=inputs)
+        server = _parse_server(name, entry, where, notes)
+        if server is None:
+            disabled.append(name)
+        else:
             servers.append(server)
+    _check_privacy_servers(data.get("privacy"), list(entries), source)
     return Config(
         path=source,
         servers=tuple(servers),
         privacy=data.get("privacy"),
         skills=data.get("skills"),
+        disabled=tuple(disabled),
+        notes=tuple(notes),
+        inputs=tuple(inputs.values()),
     )
 
 
+def _inputs(raw: Any, source: str) -> dict[str, InputSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: 'inputs' must be a list of {{'id': ..., 'description': ...}}")
+    found: dict[str, InputSpec] = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise ConfigError(f"{source}: inputs[{index}] must be an object with a string 'id'")
+        description = item.get("description")
+        found[item["id"]] = InputSpec(
+            id=item["id"],
+            description=description if isinstance(description, str) else "",
+            password=item.get("password") is True,
+        )
+    return found
+
+
+def _check_privacy_servers(privacy: Any, names: list[str], source: str) -> None:
+    # The rest of `privacy` is the host's to check; a server it names must exist here,
+    # or a typo would leave that server's data untokenized without a word.
+    if not isinstance(privacy, dict) or not isinstance(privacy.get("servers"), dict):
+        return
+    for name in privacy["servers"]:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"configured: {', '.join(names) or 'none'}"
+            )
+            raise ConfigError(f"{source}: privacy.servers.{name}: no server {name!r} ({hint})")
+
+
 class _Where:
-    def __init__(self, source: str, server: str, field_name: str | None = None):
+    def __init__(
+        self,
+        source: str,
+        server: str,
+        field_name: str | None = None,
+        *,
+        base_dir: str = ".",
+        inputs: Mapping[str, InputSpec] | None = None,
+    ):
         self.source, self.server, self.field = source, server, field_name
+        self.base_dir = base_dir
+        self.inputs: Mapping[str, InputSpec] = inputs or {}
 
     def at(self, field_name: str) -> _Where:
-        return _Where(self.source, self.server, field_name)
+        return _Where(
+            self.source, self.server, field_name, base_dir=self.base_dir, inputs=self.inputs
+        )
 
     def error(self, message: str) -> ConfigError:
         place = f"{self.source}: server {self.server!r}"
@@ -216,33 +359,45 @@ class _Where:
         return ConfigError(f"{place}: {message}")
 
 
-def _parse_server(name: str, entry: Any, where: _Where, base_dir: str) -> ServerConfig | None:
+def _parse_server(name: str, entry: Any, where: _Where, notes: list[str]) -> ServerConfig | None:
     if not name or not isinstance(entry, dict):
         raise where.error("each server must be an object with 'command' or 'url'")
     if entry.get("disabled") is True:
-        return None
+        return None  # a client may keep entries it cannot start: not ours to judge
     kind = entry.get("type")
     if kind is not None and kind != "stdio" and kind not in _HTTP_TYPES:
         raise where.at("type").error(
             f"{kind!r} is not supported; use 'stdio' or 'http' (streamable HTTP)"
         )
-    has_command, has_url = "command" in entry, "url" in entry
-    if has_command == has_url:
-        problem = "has both" if has_command else "has neither"
-        raise where.error(f"{problem} 'command' (stdio) and 'url' (HTTP); give exactly one")
-    allowed = _STDIO_KEYS if has_command else _HTTP_KEYS
-    unknown = sorted(set(entry) - allowed)
+    for key in sorted(set(entry) & CLIENT_KEYS):
+        notes.append(f"{where.source}: server {name!r}: ignored {key!r} (a client's setting)")
+    keys = set(entry) - CLIENT_KEYS
+    has_command, has_url = "command" in keys, "url" in keys
+    allowed = _STDIO_KEYS if has_command or kind == "stdio" else _HTTP_KEYS
+    if not has_url and not has_command:
+        allowed = _STDIO_KEYS | _HTTP_KEYS
+    if has_command and has_url:
+        raise where.error("has both 'command' (stdio) and 'url' (HTTP); give one of them")
+    unknown = sorted(keys - allowed)
     if unknown:
-        raise where.at(unknown[0]).error(
-            f"unknown key; a {'stdio' if has_command else 'HTTP'} server takes "
-            + ", ".join(sorted(allowed - _COMMON_KEYS))
-        )
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1, cutoff=0.6)
+        if close:
+            raise where.at(unknown[0]).error(f"unknown key; did you mean {close[0]!r}?")
+        if has_command or has_url:
+            raise where.at(unknown[0]).error(
+                f"unknown key; a {'stdio' if has_command else 'HTTP'} server takes "
+                + ", ".join(sorted(allowed - _COMMON_KEYS))
+            )
+    if not has_command and not has_url:
+        raise where.error("has neither 'command' (stdio) nor 'url' (HTTP); give one of them")
     timeout = entry.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         raise where.at("timeout").error("must be a positive number of seconds")
+    _check_inputs(entry, where)
     if has_command:
+        env_file = entry.get("envFile")
         return StdioServer(
             name=name,
             command=_string(entry["command"], where.at("command")),
@@ -251,7 +406,9 @@ def _parse_server(name: str, entry: Any, where: _Where, base_dir: str) -> Server
             cwd=_string(entry["cwd"], where.at("cwd")) if entry.get("cwd") is not None else None,
             timeout=float(timeout) if timeout is not None else None,
             source=where.source,
-            base_dir=base_dir,
+            base_dir=where.base_dir,
+            env_file=_string(env_file, where.at("envFile")) if env_file is not None else None,
+            inputs=where.inputs,
         )
     return HttpServer(
         name=name,
@@ -259,7 +416,31 @@ def _parse_server(name: str, entry: Any, where: _Where, base_dir: str) -> Server
         headers=_string_map(entry.get("headers", {}), where.at("headers")),
         timeout=float(timeout) if timeout is not None else None,
         source=where.source,
+        base_dir=where.base_dir,
+        inputs=where.inputs,
     )
+
+
+def _check_inputs(entry: dict[str, Any], where: _Where) -> None:
+    """Every `${input:id}` must name an input of `inputs` (checked now, read at start)."""
+    for text in _strings_in(entry):
+        for match in _VAR.finditer(text):
+            inner = match.group(1)
+            if inner.startswith("input:") and inner[6:] not in where.inputs:
+                raise where.error(
+                    f"${{{inner}}} names no input; declare {{'id': {inner[6:]!r}, ...}} "
+                    "under the top-level 'inputs'"
+                )
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings_in(item)]
+    return []
 
 
 def _string(value: Any, where: _Where) -> str:
@@ -283,16 +464,82 @@ def _string_map(value: Any, where: _Where) -> dict[str, str]:
     return dict(value)
 
 
+def _read_env_file(path: str, where: _Where) -> dict[str, str]:
+    """A dotenv file: `KEY=value` lines, `export` and quotes allowed, `#` comments."""
+    file = Path(path) if os.path.isabs(path) else Path(where.base_dir) / path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise where.at("envFile").error(f"{file}: cannot read ({reason})") from None
+    found: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, equals, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not _NAME.fullmatch(key):
+            raise where.at("envFile").error(f"{file}:{number}: expected KEY=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        found[key] = value
+    return found
+
+
 def _expand(value: str, where: _Where) -> str:
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        inner = match.group(1)
+        name, has_default, default = inner.partition(":-")
+        if name.startswith("env:"):
+            name = name[4:]
+        elif name.startswith("input:") and not has_default:
+            return _input(name[6:], where)
+        elif name in ("userHome", "workspaceFolder") and not has_default:
+            return _predefined(name, where)
+        if not _NAME.fullmatch(name):
+            if ":" in name and not has_default:
+                raise where.error(
+                    f"${{{inner}}} is not supported; use ${{VAR}}, ${{env:VAR}} or ${{input:ID}}"
+                )
+            return match.group(0)  # not a variable: left as written
         found = os.environ.get(name)
         if found is not None:
             return found
-        if default is not None:
+        if has_default:
             return default
         raise where.error(
             f"${{{name}}} is not set; export {name} or give a default as ${{{name}:-…}}"
         )
 
     return _VAR.sub(replace, value)
+
+
+def _input(input_id: str, where: _Where) -> str:
+    spec = where.inputs.get(input_id)
+    if spec is None or not _INPUT_ID.fullmatch(input_id):
+        raise where.error(f"${{input:{input_id}}} names no input of 'inputs'")
+    found = os.environ.get(spec.env_name)
+    if found is not None:
+        return found
+    if input_id in _typed:
+        return _typed[input_id]
+    if _prompt is not None:
+        _typed[input_id] = _prompt(spec)
+        return _typed[input_id]
+    raise where.error(
+        f"${{input:{input_id}}} has no value; set {spec.env_name} "
+        "(mcp-codegen asks for it only when run on a terminal)"
+    )
+
+
+def _predefined(name: str, where: _Where) -> str:
+    if name == "userHome":
+        return str(Path.home())
+    # VS Code and Cursor keep a workspace's config in .vscode/ or .cursor/ of the workspace.
+    base = Path(where.base_dir)
+    return str(base.parent if base.name in (".vscode", ".cursor") else base)

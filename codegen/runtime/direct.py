@@ -40,12 +40,18 @@ async def open_client(
 
     Raises:
         ConfigError: a `${VAR}` of the server's config is not set.
+        TransportError: the `mcp` SDK (the package's `[direct]` extra) is not installed.
         OSError: the command cannot be started.
     """
-    from mcp import Client, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
+    try:
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "mcp":
+            raise
+        raise TransportError(_missing_sdk(server.name)) from None
 
     if isinstance(server, HttpServer):
         http = server.resolve()
@@ -66,6 +72,18 @@ async def open_client(
     transport = stdio_client(params, errlog=errlog if errlog is not None else sys.stderr)
     async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
         yield client
+
+
+def _missing_sdk(server: str) -> str:
+    """What to install when the `mcp` SDK is missing: this package's `[direct]` extra."""
+    from importlib import metadata
+
+    package = __name__.split(".")[0]
+    dists = metadata.packages_distributions().get(package) or [package.replace("_", "-")]
+    return (
+        f"calling server {server!r} from this process needs the mcp SDK, which is not "
+        f"installed: pip install '{dists[0]}[direct]'"
+    )
 
 
 def stderr_tail(errlog: TextIO | None, lines: int = 8) -> str:
@@ -110,7 +128,7 @@ class _HeldSession:
             return await asyncio.wait_for(asyncio.shield(self._ready), self.timeout)
         except TimeoutError:
             raise self._failure(f"did not finish starting within {self.timeout:g}s") from None
-        except ConfigError:
+        except (ConfigError, TransportError):
             raise
         except Exception as exc:
             raise self._failure(f"could not start: {exc}") from None

@@ -524,30 +524,21 @@ def _skills_dir(
 def _resolve_package(
     given: str | os.PathLike[str] | None,
 ) -> tuple[Path | None, Path | None]:
-    """(import package directory, snapshot file) of a built package.
-
-    `given` is what `build` wrote (the directory holding `mcp-snapshot.json` and the
-    import package) or the import package itself.
+    """(import package directory, snapshot file) of a built package (`codegen.package`'s locator).
 
     Raises:
-        SandboxError: neither.
+        SandboxError: `given` is not a built package, its import package, or a
+            directory holding one.
     """
     if given is None:
         return None, None
-    path = Path(given).resolve()
-    if (path / SNAPSHOT_FILENAME).is_file():
-        found = sorted(init.parent.parent for init in path.glob("*/_runtime/__init__.py"))
-        if len(found) != 1:
-            raise SandboxError(
-                f"{given}: expected one import package with a _runtime/ in it, found {len(found)}"
-            )
-        return found[0], path / SNAPSHOT_FILENAME
-    if (path / "__init__.py").is_file() and (path.parent / SNAPSHOT_FILENAME).is_file():
-        return path, path.parent / SNAPSHOT_FILENAME
-    raise SandboxError(
-        f"{given}: not a package built by mcp-codegen (no {SNAPSHOT_FILENAME}); "
-        "run `mcp-codegen build` first, or pass --package DIR"
-    )
+    from ..package import PackageNotFound, locate_package
+
+    try:
+        found = locate_package(Path(given).resolve())
+    except PackageNotFound as exc:
+        raise SandboxError(str(exc)) from None
+    return found.import_dir, found.snapshot_path
 
 
 def _result(

@@ -35,7 +35,7 @@ class Resource(BaseModel):
     uri: str
 
 
-class Content1(BaseModel):
+class ResourceContent(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -49,7 +49,7 @@ class ReadMediaFileOutput(BaseModel):
         extra="forbid",
         populate_by_name=True,
     )
-    content: list[Content | Content1]
+    content: list[Content | ResourceContent]
 
 
 async def read_media_file(*, path: str) -> ReadMediaFileOutput:

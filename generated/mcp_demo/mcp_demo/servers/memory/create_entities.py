@@ -26,7 +26,7 @@ class CreateEntitiesInput(BaseModel):
     entities: list[Entity]
 
 
-class Entity1(BaseModel):
+class CreateEntitiesOutputEntity(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -43,7 +43,7 @@ class CreateEntitiesOutput(BaseModel):
         extra="forbid",
         populate_by_name=True,
     )
-    entities: list[Entity1]
+    entities: list[CreateEntitiesOutputEntity]
 
 
 async def create_entities(*, entities: list[Entity]) -> CreateEntitiesOutput:

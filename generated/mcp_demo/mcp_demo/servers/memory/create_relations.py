@@ -26,7 +26,7 @@ class CreateRelationsInput(BaseModel):
     relations: list[Relation]
 
 
-class Relation1(BaseModel):
+class CreateRelationsOutputRelation(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
@@ -43,7 +43,7 @@ class CreateRelationsOutput(BaseModel):
         extra="forbid",
         populate_by_name=True,
     )
-    relations: list[Relation1]
+    relations: list[CreateRelationsOutputRelation]
 
 
 async def create_relations(*, relations: list[Relation]) -> CreateRelationsOutput:
