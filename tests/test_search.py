@@ -476,7 +476,7 @@ def test_cli_accepts_the_import_package_and_the_directory_holding_the_package(
     project: Path,
 ) -> None:
     for given in (project / "pkg", project.parent):
-        result = CliRunner().invoke(search_command, ["tokyo time", "--package", str(given)])
+        result = CliRunner().invoke(search_command, ["current time", "--package", str(given)])
         assert result.exit_code == 0, result.output
         assert result.output.startswith("servers.time.get_current_time")
 
