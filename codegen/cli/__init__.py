@@ -1,7 +1,7 @@
 """The `mcp-codegen` command line: the group, and where each command lives.
 
 One module per command group: `build`, `drift` (check, diff), `search`,
-`skills`, `run` (run, exec) and `serve`; the options they share are declared in
+`skills`, `run` (run, exec), `serve` and `auth` (login, logout); the options they share are declared in
 `options`, and `errors` turns every error into one line and an exit code.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .auth import login_command, logout_command
 from .build import build_command
 from .drift import check_command, diff_command
 from .run import exec_command, run_command
@@ -35,5 +36,7 @@ for _command in (
     diff_command,
     run_command,
     exec_command,
+    login_command,
+    logout_command,
 ):
     main.add_command(_command)

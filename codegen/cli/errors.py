@@ -46,6 +46,7 @@ ExitReason = Literal[
     "sandbox",
     "skill",
     "code",
+    "auth",
     "drift-text",
     "drift-compatible",
     "drift-breaking",
@@ -64,6 +65,7 @@ REASONS: Final[Mapping[ExitReason, str]] = {
     "sandbox": "the sandbox cannot start or run",
     "skill": "a skill is missing, invalid or broken",
     "code": "the code run in the sandbox raised, or hit a limit",
+    "auth": "a server needs a login or refused one; or serve's --auth settings are unusable",
     "drift-text": "drift in text only: descriptions, titles, annotations (patch)",
     "drift-compatible": "compatible drift: tools, optional parameters, enum values added (minor)",
     "drift-breaking": "breaking drift: something callers rely on removed or narrowed (major)",
@@ -84,7 +86,17 @@ EXIT_CODES: Final[Mapping[str, Mapping[ExitReason, int]]] = {
     "skills": {"usage": 2, "package": 1, "skill": 1},
     "run": {"usage": 2, "package": 1, "input": 1, "sandbox": 1, "code": 1},
     "exec": {"usage": 2, "package": 1, "sandbox": 1, "code": 1},
-    "serve": {"usage": 2, "config": 1, "snapshot": 1, "package": 1, "build": 1, "sandbox": 1},
+    "serve": {
+        "usage": 2,
+        "config": 1,
+        "snapshot": 1,
+        "package": 1,
+        "build": 1,
+        "sandbox": 1,
+        "auth": 2,
+    },
+    "login": {"usage": 2, "config": 1, "auth": 1},
+    "logout": {"usage": 2, "config": 1, "auth": 1},
 }
 """The exit code of every command for every reason it can end with; 0 is success."""
 

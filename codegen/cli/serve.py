@@ -7,6 +7,7 @@ import contextlib
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,6 +23,7 @@ from .options import (
     skills_option,
     unsafe_local_option,
 )
+from .serve_auth import LOOPBACK, auth_options, serve_auth
 
 __all__ = ["serve_command", "stale_servers"]
 
@@ -126,6 +128,7 @@ def _build(package_dir: Path | None, config: Path) -> None:
 )
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
+@auth_options
 def serve_command(
     config_path: Path,
     package: Path | None,
@@ -139,12 +142,14 @@ def serve_command(
     max_sessions: int,
     skills_dir: Path | None,
     unsafe_local: bool,
+    **auth_settings: Any,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
 
+    auth = serve_auth(transport, host, auth_settings)
     if not config_path.is_file():
         fail("serve", "config", f"{config_path}: no such config (pass --config PATH)")
     if build_first:
@@ -181,11 +186,16 @@ def serve_command(
         skills_dir=skills_dir,
     )
     server = build_server(settings)
-    if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
-        _say(f"warning: {host} is not loopback; anyone who reaches it can run code here")
+    if transport == "http" and host not in LOOPBACK and auth is None:
+        _say(
+            f"warning: {host} is not loopback and --insecure-no-auth: anyone who reaches it can run code here"
+        )
     # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":
-            asyncio.run(run_http(server, host, port, max_sessions=max_sessions))
+            try:
+                asyncio.run(run_http(server, host, port, max_sessions=max_sessions, auth=auth))
+            except OSError as exc:
+                fail("serve", "usage", f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         else:
             asyncio.run(run_stdio(server))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import mcp_types as types
 from mcp.server.connection import Connection
@@ -34,6 +35,9 @@ from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
+
+if TYPE_CHECKING:
+    from .auth import ServeAuth
 from .tools import (
     MAX_TIMEOUT,
     arguments_error,
@@ -297,23 +301,38 @@ async def run_http(
     *,
     max_sessions: int = 32,
     idle_timeout: float = 30 * 60,
+    auth: ServeAuth | None = None,
 ) -> None:
-    """Serve streamable HTTP at `http://host:port/mcp`; print that URL to stderr once listening."""
+    """Serve streamable HTTP at `http://host:port/mcp`; print that URL to stderr once listening.
+
+    With `auth`, every request needs a bearer token it accepts (see `serve.auth`).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
     import uvicorn
 
+    # Bound first: OAuth's resource URL names the port, which --port 0 leaves to the system.
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listener = socket.create_server((host, port), family=family)
+    bound = listener.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/mcp"
     app = server.streamable_http_app(
-        host=host, session_idle_timeout=idle_timeout, max_sessions=max_sessions
+        host=host,
+        session_idle_timeout=idle_timeout,
+        max_sessions=max_sessions,
+        **(auth.app_options(url) if auth is not None else {}),
     )
-    http = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    serving = asyncio.ensure_future(http.serve())
+    if auth is not None:
+        auth.protect(app)
+    http = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
     while not http.started and not serving.done():
         await asyncio.sleep(0.05)
     if http.started:
-        bound = http.servers[0].sockets[0].getsockname()[1] if http.servers else port
-        shown = f"[{host}]" if ":" in host else host
-        print(
-            f"mcp-codegen serve: listening on http://{shown}:{bound}/mcp",
-            file=sys.stderr,
-            flush=True,
-        )
-    await serving
+        print(f"mcp-codegen serve: listening on {url}", file=sys.stderr, flush=True)
+    try:
+        await serving
+    finally:
+        listener.close()
