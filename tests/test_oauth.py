@@ -395,3 +395,29 @@ def test_serve_calls_an_oauth_server_from_the_sandbox(
     assert "value: 42" in output and "alice/" in output
     for secret in secrets_of(home):
         assert secret not in output
+
+
+def test_a_refresh_by_another_process_is_picked_up(
+    servers: oauth_server.OAuthServers, home: Path, tmp_path: Path
+) -> None:
+    """Refresh tokens rotate: a client holding the old one uses what another stored."""
+    from codegen.runtime.config import load_config
+    from codegen.runtime.direct import open_client
+
+    config = notes_config(tmp_path, servers.mcp_url)
+    assert login(config, "notes")[0] == 0
+    server = load_config(config).server("notes")
+
+    async def scenario() -> None:
+        async with open_client(server, timeout=10) as slow:  # holds the first tokens
+            await slow.list_tools()
+            servers.provider.expire_access_tokens()
+            async with open_client(server, timeout=10) as quick:  # refreshes: new tokens stored
+                assert (await quick.call_tool("add", {"a": 1, "b": 1})).content[0].text == "2"  # type: ignore[union-attr]
+            # `slow`'s access token is expired too: it refreshes with the refresh token
+            # that rotation killed, then finds the newer login in the store and goes on.
+            result = await slow.call_tool("add", {"a": 2, "b": 2})
+            assert result.content[0].text == "4"  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+    assert "valid until" in cli("login", "--list").stdout

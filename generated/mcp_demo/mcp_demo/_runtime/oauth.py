@@ -356,13 +356,29 @@ class _CodeFlow(_Guard, OAuthClientProvider):
         self._early()
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
-        refreshed = await super()._handle_refresh_response(response)
-        if refreshed:
+        held = self.context.current_tokens
+        sent = held.refresh_token if held is not None else None
+        if await super()._handle_refresh_response(response):
             self._early()
-        elif response.status_code in (400, 401):
-            # The refresh token is dead (revoked, expired): keep no token that cannot work.
-            self._storage.forget_tokens()
-        return refreshed
+            return True
+        if response.status_code not in (400, 401):
+            return False  # the server failed, not the token: keep it for the next try
+        record = self._storage.record()
+        stored = _model(OAuthToken, record.get("tokens"))
+        if stored is not None and stored.refresh_token != sent:
+            # Another process refreshed first and the old refresh token died with that
+            # rotation: use what it stored instead of asking for a new login.
+            self.context.current_tokens = stored
+            expires_at = record.get("expires_at")
+            self.context.token_expiry_time = (
+                expires_at - _margin(float(stored.expires_in or 0))
+                if isinstance(expires_at, int | float)
+                else None
+            )
+            return True
+        # The refresh token is dead (revoked, expired): keep no token that cannot work.
+        self._storage.forget_tokens()
+        return False
 
     def _early(self) -> None:
         context = self.context
