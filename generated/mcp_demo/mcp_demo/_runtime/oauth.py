@@ -230,7 +230,6 @@ class _Guard(_ProviderBase):
     async def _auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        self.login_required, self.failure = False, None
         flow = super()._auth_flow(request)
         refreshed = False
         try:
@@ -252,6 +251,10 @@ class _Guard(_ProviderBase):
                         if self.needs_person and not self._has_prompt():
                             self.login_required = True
                             return
+                    elif outgoing is request:
+                        # Accepted: what an earlier request found wrong is mended (a login
+                        # made meanwhile); until then it stays said, whatever else is sent.
+                        self.login_required, self.failure = False, None
                     outgoing = await flow.asend(response)
             except StopAsyncIteration:
                 return
