@@ -216,6 +216,9 @@ def test_serve_refuses_unsafe_or_unusable_auth(
     assert stdio.returncode == 2 and "--auth is for --transport http" in stdio.stderr
     issuer = cli(*base, "--transport", "http", "--auth", "oauth")
     assert issuer.returncode == 2 and "--oauth-issuer" in issuer.stderr
+    public = ["--host", "0.0.0.0", "--auth", "oauth", "--oauth-issuer", "https://as.example"]
+    resource = cli(*base, "--transport", "http", *public)
+    assert resource.returncode == 2 and "needs --oauth-resource" in resource.stderr
 
 
 def test_non_loopback_bind_with_auth_is_served(toolbox_package: tuple[Path, Path]) -> None:

@@ -113,6 +113,14 @@ def serve_auth(transport: str, host: str, options: dict[str, Any]) -> Any:
         issuer = options["oauth_issuer"]
         if not issuer:
             fail("serve", "usage", "--auth oauth needs --oauth-issuer URL")
+        if host not in LOOPBACK and not options["oauth_resource"]:
+            # Tokens name the URL clients use; http://0.0.0.0:PORT/mcp is not one of them.
+            fail(
+                "serve",
+                "usage",
+                f"--auth oauth on --host {host} needs --oauth-resource: the public URL clients "
+                "use (https://tools.example.com/mcp), which tokens are issued for",
+            )
         return oauth_auth(
             issuer,
             introspection_url=options["oauth_introspection_url"],
