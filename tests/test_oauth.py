@@ -86,7 +86,9 @@ def login(config: Path, name: str) -> tuple[int, str, str]:
     answer = httpx2.get(url, follow_redirects=True, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.url.host == "127.0.0.1" and answer.url.path == "/callback"
-    out, err = process.communicate(timeout=60)
+    # Not communicate(): it would skip what readline() already buffered. The output is small.
+    process.wait(timeout=60)
+    out, err = process.stdout.read(), process.stderr.read()
     return process.returncode, out, "".join(seen) + err
 
 
@@ -421,3 +423,37 @@ def test_a_refresh_by_another_process_is_picked_up(
 
     asyncio.run(scenario())
     assert "valid until" in cli("login", "--list").stdout
+
+
+def test_pre_registered_client_logs_in_on_its_callback_port(
+    servers: oauth_server.OAuthServers, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`oauth.client_id`/`client_secret`/`callback_port`: no registration, the fixed redirect."""
+    import socket
+
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    with socket.socket() as probe:  # a port free now, as a registered redirect would name
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "pre-registered-" + "s" * 20
+    servers.provider.clients["desk-app"] = OAuthClientInformationFull(
+        client_id="desk-app",
+        client_secret=secret,
+        redirect_uris=[f"http://127.0.0.1:{port}/callback"],  # type: ignore[list-item]
+        grant_types=["authorization_code", "refresh_token"],
+        token_endpoint_auth_method="client_secret_basic",
+        scope=oauth_server.SCOPE,
+    )
+    monkeypatch.setenv("DESK_SECRET", secret)
+    oauth = {"client_id": "desk-app", "client_secret": "${DESK_SECRET}", "callback_port": port}
+    config = notes_config(tmp_path, servers.mcp_url, oauth=oauth)
+    registered = len(servers.provider.clients)
+    code, stdout, stderr = login(config, "notes")
+    assert code == 0 and "logged in to 'notes'" in stdout, stderr
+    assert len(servers.provider.clients) == registered  # nothing registered dynamically
+    assert f"waiting for the browser (up to 60s) on http://127.0.0.1:{port}/callback" in stderr
+    record = json.loads(stored(home)[0].read_text(encoding="utf-8"))
+    assert secret not in json.dumps(record)  # the configured secret stays in the environment
+    token = record["tokens"]["access_token"]
+    assert servers.provider.access[token].client_id == "desk-app"
