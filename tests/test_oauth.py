@@ -339,15 +339,20 @@ def test_oauth_config_mistakes_name_the_field(tmp_path: Path) -> None:
 
 
 def test_login_errors_are_one_line(tmp_path: Path, home: Path) -> None:
+    from click.testing import CliRunner
+
+    from codegen.cli import main
+
     config = write_config(tmp_path / "mcp.json", {"toolbox": server_entry("toolbox.py")})
-    done = cli("login", "toolbox", "--config", str(config))
-    assert done.returncode == 1
-    assert done.stderr.strip().endswith(
+    runner = CliRunner()
+    done = runner.invoke(main, ["login", "toolbox", "--config", str(config)])
+    assert done.exit_code == 1
+    assert done.output.strip().endswith(
         "server 'toolbox' is a stdio server; login is for HTTP servers (url)"
     )
-    done = cli("login", "nope", "--config", str(config))
-    assert done.returncode == 1 and "no server 'nope'" in done.stderr
-    assert cli("login", "--list").stdout.strip() == "no stored logins"
+    done = runner.invoke(main, ["login", "nope", "--config", str(config)])
+    assert done.exit_code == 1 and "no server 'nope'" in done.output
+    assert runner.invoke(main, ["login", "--list"]).output.strip() == "no stored logins"
 
 
 def test_token_store_files(tmp_path: Path) -> None:

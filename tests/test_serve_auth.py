@@ -182,16 +182,13 @@ def test_serve_auth_oauth(toolbox_package: tuple[Path, Path]) -> None:
         servers.stop()
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codegen", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env=dict(os.environ, **(env or {})),
-    )
+def cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    """The command in this process (its checks come before anything starts)."""
+    from click.testing import CliRunner
+
+    from codegen.cli import main
+
+    return CliRunner().invoke(main, list(args), env=env)
 
 
 def test_serve_refuses_unsafe_or_unusable_auth(
@@ -200,25 +197,25 @@ def test_serve_refuses_unsafe_or_unusable_auth(
     config, package = toolbox_package
     base = ["serve", "--config", str(config), "--package", str(package)]
     exposed = cli(*base, "--transport", "http", "--host", "0.0.0.0", "--port", "0")
-    assert exposed.returncode == 2
-    assert "--host 0.0.0.0 is reachable beyond this machine" in exposed.stderr
-    assert "--auth token" in exposed.stderr and "Traceback" not in exposed.stderr
+    assert exposed.exit_code == 2
+    assert "--host 0.0.0.0 is reachable beyond this machine" in exposed.output
+    assert "--auth token" in exposed.output and "Traceback" not in exposed.output
 
     no_token = cli(
         *base, "--transport", "http", "--auth", "token", env={"MCP_CODEGEN_SERVE_TOKEN": ""}
     )
-    assert no_token.returncode == 2 and "needs a token" in no_token.stderr
+    assert no_token.exit_code == 2 and "needs a token" in no_token.output
     short = tmp_path / "short"
     short.write_text("alice abc\n", encoding="utf-8")
     weak = cli(*base, "--transport", "http", "--auth", "token", "--token-file", str(short))
-    assert weak.returncode == 2 and f"{short}:1: a token must have at least 16" in weak.stderr
+    assert weak.exit_code == 2 and f"{short}:1: a token must have at least 16" in weak.output
     stdio = cli(*base, "--auth", "token")
-    assert stdio.returncode == 2 and "--auth is for --transport http" in stdio.stderr
+    assert stdio.exit_code == 2 and "--auth is for --transport http" in stdio.output
     issuer = cli(*base, "--transport", "http", "--auth", "oauth")
-    assert issuer.returncode == 2 and "--oauth-issuer" in issuer.stderr
+    assert issuer.exit_code == 2 and "--oauth-issuer" in issuer.output
     public = ["--host", "0.0.0.0", "--auth", "oauth", "--oauth-issuer", "https://as.example"]
     resource = cli(*base, "--transport", "http", *public)
-    assert resource.returncode == 2 and "needs --oauth-resource" in resource.stderr
+    assert resource.exit_code == 2 and "needs --oauth-resource" in resource.output
 
 
 def test_non_loopback_bind_with_auth_is_served(toolbox_package: tuple[Path, Path]) -> None:
