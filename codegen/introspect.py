@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from .diagnostics import Diagnostics
 from .runtime.config import Config, ServerConfig
 from .runtime.direct import open_client, stderr_tail
-from .runtime.errors import ConfigError
+from .runtime.errors import AuthError, ConfigError
 from .snapshot import ServerSnapshot, ToolSnapshot
 
 __all__ = ["DEFAULT_SERVER_TIMEOUT", "ServerListing", "introspect", "quiet_stdout_junk"]
@@ -126,7 +126,8 @@ def _leaf(exc: BaseException) -> BaseException:
 def _record(
     diagnostics: Diagnostics, server: ServerConfig, exc: BaseException, errlog: Any, deadline: float
 ) -> None:
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | AuthError):
+        # Both already name the server and the fix (`mcp-codegen login NAME`).
         diagnostics.error(str(exc), server=server.name)
     elif isinstance(exc, TimeoutError):
         _fail(

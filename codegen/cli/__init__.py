@@ -1,9 +1,10 @@
 """The `mcp-codegen` command line: the group, and where each command lives.
 
 One module per command group: `init`, `build`, `drift` (check, diff), `search`,
-`skills`, `run` (run, exec) and `serve`; the options they share are declared in
-`options`, `resolve` reads the config and finds the package for all of them, and
-`errors` turns every error into one line and an exit code from one table.
+`skills`, `run` (run, exec), `serve` and `auth` (login, logout); the options they
+share are declared in `options`, `resolve` reads the config and finds the package
+for all of them, and `errors` turns every error into one line and an exit code
+from one table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import click
 
 from .. import __version__
 from ..introspect import quiet_stdout_junk
+from .auth import login_command, logout_command
 from .build import build_command
 from .drift import check_command, diff_command
 from .errors import Group, exit_codes_help
@@ -53,5 +55,7 @@ for _command in (
     diff_command,
     run_command,
     exec_command,
+    login_command,
+    logout_command,
 ):
     main.add_command(_command)

@@ -51,6 +51,7 @@ ExitReason = Literal[
     "sandbox",
     "skill",
     "code",
+    "auth",
     "drift-text",
     "drift-compatible",
     "drift-breaking",
@@ -70,6 +71,7 @@ EXIT_CODES: Final[Mapping[ExitReason, int]] = {
     "search": 4,
     "output": 5,
     "sandbox": 6,
+    "auth": 7,
     "drift-text": 10,
     "drift-compatible": 11,
     "drift-breaking": 12,
@@ -79,7 +81,7 @@ EXIT_CODES: Final[Mapping[ExitReason, int]] = {
 REASONS: Final[Mapping[ExitReason, str]] = {
     "build": "the build found errors in the servers or tools (nothing was written)",
     "stale": "the package is not what its snapshot renders (build --check)",
-    "servers": "a server failed to start or to list its tools (check)",
+    "servers": "a server failed to start or to list its tools (check, login)",
     "code": "the code run in the sandbox raised, or hit a limit",
     "skill": "a skill is missing, invalid or broken",
     "usage": "a bad option or argument, or a file named on the command line cannot be read",
@@ -90,6 +92,7 @@ REASONS: Final[Mapping[ExitReason, str]] = {
     "search": "the package's search index is missing or was written by another version",
     "output": "the output directory holds files mcp-codegen did not write, or cannot be written",
     "sandbox": "the sandbox (gVisor's runsc) is missing or cannot start",
+    "auth": "a server needs a login, or refused the one it got, or a stored login cannot be removed",
     "drift-text": "drift in text only: descriptions, titles, annotations (patch)",
     "drift-compatible": "compatible drift: tools, optional parameters, enum values added (minor)",
     "drift-breaking": "breaking drift: something callers rely on removed or narrowed (major)",
@@ -115,6 +118,8 @@ COMMAND_REASONS: Final[Mapping[str, Sequence[ExitReason]]] = {
     "run": ("code", "usage", "config", "package", "snapshot", "sandbox"),
     "exec": ("code", "usage", "config", "package", "snapshot", "sandbox"),
     "serve": ("build", "usage", "config", "package", "snapshot", "output", "sandbox"),
+    "login": ("servers", "usage", "config", "auth"),
+    "logout": ("usage", "config", "auth"),
 }
 """The reasons each command can end with, for its `--help`."""
 

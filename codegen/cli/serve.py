@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,6 +33,7 @@ from .options import (
     verbose_option,
 )
 from .resolve import find_package, read_config, rebuild_command
+from .serve_auth import LOOPBACK, auth_options, serve_auth
 
 __all__ = ["serve_command", "stale_servers"]
 
@@ -164,6 +166,7 @@ def _build(package_dir: Path | None, config: Path) -> None:
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 @verbose_option()
+@auth_options
 def serve_command(
     config_path: Path,
     package: Path | None,
@@ -179,12 +182,14 @@ def serve_command(
     idle_timeout: float,
     skills_dir: Path | None,
     unsafe_local: bool,
+    **auth_settings: Any,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
 
+    auth = serve_auth(transport, host, auth_settings)  # usage errors before any file is read
     config = read_config("serve", config_path, prompt=False)
     if build_first:
         _build(package, config_path)
@@ -227,11 +232,16 @@ def serve_command(
         ),
     )
     server = build_server(settings)
-    if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
-        print_warning(f"{host} is not loopback; anyone who reaches it can run code here")
+    if transport == "http" and host not in LOOPBACK and auth is None:
+        print_warning(
+            f"{host} is not loopback and --insecure-no-auth: anyone who reaches it can run code here"
+        )
     # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":
-            asyncio.run(run_http(server, host, port, limits=settings.limits))
+            try:
+                asyncio.run(run_http(server, host, port, limits=settings.limits, auth=auth))
+            except OSError as exc:
+                fail("serve", "usage", f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         else:
             asyncio.run(run_stdio(server))

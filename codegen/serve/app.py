@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
 import sys
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import mcp_types as types
@@ -52,6 +53,9 @@ from .tools import (
     text_result,
     tool_list,
 )
+
+if TYPE_CHECKING:
+    from .auth import ServeAuth
 
 __all__ = ["ServeSettings", "State", "build_server", "run_http", "run_stdio"]
 
@@ -374,26 +378,43 @@ async def run_http(
     port: int,
     *,
     limits: ServeLimits | None = None,
+    auth: ServeAuth | None = None,
 ) -> None:
-    """Serve streamable HTTP at `http://host:port/mcp`; print that URL to stderr once listening."""
+    """Serve streamable HTTP at `http://host:port/mcp`; print that URL to stderr once listening.
+
+    With `auth`, every request needs a bearer token it accepts (see `serve.auth`).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
     import uvicorn
 
     limits = limits or ServeLimits()
+    # Bound first: OAuth's resource URL names the port, which --port 0 leaves to the system.
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listener = socket.create_server((host, port), family=family)
+    bound = listener.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/mcp"
     app = server.streamable_http_app(
-        host=host, session_idle_timeout=limits.idle_timeout, max_sessions=limits.max_sessions
+        host=host,
+        session_idle_timeout=limits.idle_timeout,
+        max_sessions=limits.max_sessions,
+        **(auth.app_options(url) if auth is not None else {}),
     )
+    if auth is not None:
+        auth.protect(app)
+    # Admission sits outside authentication: it counts a client address's sessions
+    # and requests whoever it claims to be.
     admission = Admission(app, limits)
     server.middleware.append(admission.tracking)
-    http = uvicorn.Server(uvicorn.Config(admission, host=host, port=port, log_level="warning"))
-    serving = asyncio.ensure_future(http.serve())
+    http = uvicorn.Server(uvicorn.Config(admission, log_level="warning"))
+    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
     while not http.started and not serving.done():
         await asyncio.sleep(0.05)
     if http.started:
-        bound = http.servers[0].sockets[0].getsockname()[1] if http.servers else port
-        shown = f"[{host}]" if ":" in host else host
-        print(
-            f"mcp-codegen serve: listening on http://{shown}:{bound}/mcp",
-            file=sys.stderr,
-            flush=True,
-        )
-    await serving
+        print(f"mcp-codegen serve: listening on {url}", file=sys.stderr, flush=True)
+    try:
+        await serving
+    finally:
+        listener.close()

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 
 from .call import call_tool, call_tool_structured
-from .errors import ConfigError, McpCodegenError, ToolError, ToolOutputError, TransportError
+from .errors import (
+    AuthError,
+    ConfigError,
+    McpCodegenError,
+    ToolError,
+    ToolOutputError,
+    TransportError,
+)
 from .results import (
     AudioContent,
     ContentBlock,
@@ -42,6 +49,7 @@ async def aclose() -> None:
 
 __all__ = [
     "AudioContent",
+    "AuthError",
     "ConfigError",
     "ContentBlock",
     "EmbeddedResource",

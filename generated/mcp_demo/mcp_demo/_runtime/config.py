@@ -1,7 +1,8 @@
 """Reading `mcp.json`: the `mcpServers` format of Claude Desktop, Claude Code, Cursor and VS Code.
 
 Stdio servers have `command`, `args`, `env`, `cwd` and Cursor's `envFile`;
-streamable-HTTP servers have `url` and `headers`. VS Code's form (`servers`, with
+streamable-HTTP servers have `url`, `headers` and `oauth` (how to log in when the
+server answers 401; `false` turns it off). VS Code's form (`servers`, with
 `inputs`) is read too. Keys that belong to the client (Claude Desktop's
 `globalShortcut`, Cline's `autoApprove`, ...) are ignored and listed in
 `Config.notes`; a misspelt key of a server is an error with a suggestion.
@@ -37,7 +38,9 @@ __all__ = [
     "Config",
     "HttpServer",
     "InputSpec",
+    "OAuthSettings",
     "ResolvedHttp",
+    "ResolvedOAuth",
     "ResolvedStdio",
     "StdioServer",
     "input_env_name",
@@ -54,7 +57,17 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INPUT_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _COMMON_KEYS = {"type", "disabled", "timeout", "description"}
 _STDIO_KEYS = {"command", "args", "env", "cwd", "envFile"} | _COMMON_KEYS
-_HTTP_KEYS = {"url", "headers"} | _COMMON_KEYS
+_HTTP_KEYS = {"url", "headers", "oauth"} | _COMMON_KEYS
+_OAUTH_KEYS = {
+    "client_id",
+    "client_secret",
+    "scopes",
+    "token_env",
+    "grant",
+    "issuer",
+    "callback_port",
+}
+_GRANTS = ("authorization_code", "client_credentials")
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
 _TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills"}
 CLIENT_KEYS = frozenset(
@@ -107,11 +120,49 @@ class ResolvedStdio:
 
 
 @dataclass(frozen=True)
+class ResolvedOAuth:
+    """A server's `oauth` settings with every `${VAR}` replaced (holds secrets: never print it)."""
+
+    client_id: str | None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    grant: str = "authorization_code"
+    issuer: str | None = None
+    callback_port: int | None = None
+    token: str | None = field(default=None, repr=False)
+    """The bearer token read from `token_env`, when that variable is set."""
+    token_env: str | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedHttp:
     """A streamable-HTTP server with every `${VAR}` replaced: ready to connect."""
 
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    oauth: ResolvedOAuth | None = None
+    """None when OAuth is off (`"oauth": false`, or an `Authorization` header is given)."""
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """The `oauth` object of an HTTP server: how to log in when the server answers 401.
+
+    Every field is optional: without any, a server that answers 401 is logged in to
+    with discovery and dynamic client registration (`mcp-codegen login NAME`).
+    `client_id`/`client_secret` name a pre-registered client; `grant:
+    "client_credentials"` gets tokens with them and no person (CI); `token_env`
+    names an environment variable holding a pre-issued bearer token, used
+    whenever that variable is set.
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    scopes: tuple[str, ...] = ()
+    token_env: str | None = None
+    grant: str = "authorization_code"
+    issuer: str | None = None
+    callback_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,21 +218,43 @@ class HttpServer:
     source: str = "mcp.json"
     base_dir: str = "."
     inputs: Mapping[str, InputSpec] = field(default_factory=dict)
+    oauth: OAuthSettings | None = field(default_factory=OAuthSettings)
+    """None: `"oauth": false`, never log in (static `headers` only)."""
 
     def resolve(self) -> ResolvedHttp:
-        """Expand variables in the URL and headers.
+        """Expand variables in the URL, headers and OAuth settings.
 
         Raises:
             ConfigError: a variable is not set and has no default.
         """
         where = _Where(self.source, self.name, base_dir=self.base_dir, inputs=self.inputs)
+        headers = {
+            key: _expand(value, where.at(f"headers.{key}")) for key, value in self.headers.items()
+        }
+        static = any(key.lower() == "authorization" for key in headers)
+        oauth = self.oauth
         return ResolvedHttp(
             url=_expand(self.url, where.at("url")),
-            headers={
-                key: _expand(value, where.at(f"headers.{key}"))
-                for key, value in self.headers.items()
-            },
+            headers=headers,
+            oauth=None if oauth is None or static else _resolve_oauth(oauth, where),
         )
+
+
+def _resolve_oauth(oauth: OAuthSettings, where: _Where) -> ResolvedOAuth:
+    def expand(value: str | None, name: str) -> str | None:
+        return _expand(value, where.at(f"oauth.{name}")) if value is not None else None
+
+    token = os.environ.get(oauth.token_env) if oauth.token_env else None
+    return ResolvedOAuth(
+        client_id=expand(oauth.client_id, "client_id"),
+        client_secret=expand(oauth.client_secret, "client_secret"),
+        scopes=oauth.scopes,
+        grant=oauth.grant,
+        issuer=expand(oauth.issuer, "issuer"),
+        callback_port=oauth.callback_port,
+        token=token or None,
+        token_env=oauth.token_env,
+    )
 
 
 ServerConfig = StdioServer | HttpServer
@@ -418,6 +491,61 @@ def _parse_server(name: str, entry: Any, where: _Where, notes: list[str]) -> Ser
         source=where.source,
         base_dir=where.base_dir,
         inputs=where.inputs,
+        oauth=_parse_oauth(entry.get("oauth", {}), where.at("oauth")),
+    )
+
+
+def _parse_oauth(value: Any, where: _Where) -> OAuthSettings | None:
+    if value is False:
+        return None
+    if not isinstance(value, dict):
+        raise where.error("must be an object (client_id, client_secret, scopes, ...) or false")
+    unknown = sorted(set(value) - _OAUTH_KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(_OAUTH_KEYS), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "oauth takes " + ", ".join(sorted(_OAUTH_KEYS))
+        )
+        raise where.at(f"oauth.{unknown[0]}").error(f"unknown key; {hint}")
+
+    def text(key: str) -> str | None:
+        return _string(value[key], where.at(f"oauth.{key}")) if value.get(key) is not None else None
+
+    scopes: Any = value.get("scopes", [])
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    scopes = _strings(scopes, where.at("oauth.scopes"))
+    grant = text("grant") or "authorization_code"
+    if grant not in _GRANTS:
+        raise where.at("oauth.grant").error(
+            f"{grant!r} is not supported; use {' or '.join(_GRANTS)}"
+        )
+    if grant == "client_credentials" and not (
+        value.get("client_id") and value.get("client_secret")
+    ):
+        raise where.at("oauth.grant").error(
+            "client_credentials needs oauth.client_id and oauth.client_secret"
+        )
+    token_env = text("token_env")
+    if token_env is not None and not _NAME.fullmatch(token_env):
+        raise where.at("oauth.token_env").error(
+            "must be the name of an environment variable (not ${...}, not the token itself)"
+        )
+    port = value.get("callback_port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        raise where.at("oauth.callback_port").error("must be a port number (1-65535)")
+    return OAuthSettings(
+        client_id=text("client_id"),
+        client_secret=text("client_secret"),
+        scopes=tuple(scopes),
+        token_env=token_env,
+        grant=grant,
+        issuer=text("issuer"),
+        callback_port=port,
     )
 
 

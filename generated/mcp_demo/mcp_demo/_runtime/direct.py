@@ -26,7 +26,13 @@ from .errors import ConfigError, TransportError
 if TYPE_CHECKING:
     from mcp import Client
 
-__all__ = ["DEFAULT_TIMEOUT", "DirectTransport", "open_client", "stderr_tail"]
+    from .oauth import LoginPrompt, ServerAuth
+
+__all__ = ["DEFAULT_TIMEOUT", "DirectTransport", "auth_problem", "open_client", "stderr_tail"]
+
+# The OAuth of each open HTTP client (by id: clients are not hashable), to tell a
+# refused login from other failures.
+_auth_of: dict[int, ServerAuth] = {}
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds a server may take to start, or to answer one call."""
@@ -34,13 +40,21 @@ DEFAULT_TIMEOUT = 60.0
 
 @asynccontextmanager
 async def open_client(
-    server: ServerConfig, *, errlog: TextIO | None = None, timeout: float | None = None
+    server: ServerConfig,
+    *,
+    errlog: TextIO | None = None,
+    timeout: float | None = None,
+    login: LoginPrompt | None = None,
 ) -> AsyncIterator[Client]:
     """Start or connect to `server` and yield an initialized SDK `Client`.
+
+    An HTTP server that answers 401 is logged in to with OAuth (`runtime.oauth`);
+    only with `login` (from `mcp-codegen login`) may that involve a person.
 
     Raises:
         ConfigError: a `${VAR}` of the server's config is not set.
         TransportError: the `mcp` SDK (the package's `[direct]` extra) is not installed.
+        AuthError: the server needs a login this process does not have, or refused one.
         OSError: the command cannot be started.
     """
     try:
@@ -54,16 +68,30 @@ async def open_client(
         raise TransportError(_missing_sdk(server.name)) from None
 
     if isinstance(server, HttpServer):
+        from .oauth import server_auth
+
         http = server.resolve()
-        async with (
-            create_mcp_http_client(headers=http.headers or None) as http_client,
-            Client(
-                streamable_http_client(http.url, http_client=http_client),
-                read_timeout_seconds=timeout,
-                cache=None,
-            ) as client,
-        ):
-            yield client
+        auth = server_auth(server.name, http, prompt=login)
+        try:
+            async with (
+                create_mcp_http_client(headers=http.headers or None, auth=auth) as http_client,
+                Client(
+                    streamable_http_client(http.url, http_client=http_client),
+                    read_timeout_seconds=timeout,
+                    cache=None,
+                ) as client,
+            ):
+                if auth is not None:
+                    _auth_of[id(client)] = auth
+                try:
+                    yield client
+                finally:
+                    _auth_of.pop(id(client), None)
+        except Exception:
+            problem = auth.problem() if auth is not None else None
+            if problem is None:
+                raise
+            raise problem from None
         return
     stdio = server.resolve()
     params = StdioServerParameters(
@@ -84,6 +112,12 @@ def _missing_sdk(server: str) -> str:
         f"calling server {server!r} from this process needs the mcp SDK, which is not "
         f"installed: pip install '{dists[0]}[direct]'"
     )
+
+
+def auth_problem(client: Client) -> Exception | None:
+    """Why `client`'s server refused its last request, when credentials were the cause."""
+    auth = _auth_of.get(id(client))
+    return auth.problem() if auth is not None else None
 
 
 def stderr_tail(errlog: TextIO | None, lines: int = 8) -> str:
@@ -128,7 +162,7 @@ class _HeldSession:
             return await asyncio.wait_for(asyncio.shield(self._ready), self.timeout)
         except TimeoutError:
             raise self._failure(f"did not finish starting within {self.timeout:g}s") from None
-        except (ConfigError, TransportError):
+        except (ConfigError, TransportError):  # AuthError is a TransportError
             raise
         except Exception as exc:
             raise self._failure(f"could not start: {exc}") from None
@@ -217,6 +251,9 @@ class DirectTransport:
         try:
             result = await client.call_tool(tool, dict(arguments))
         except Exception as exc:
+            problem = auth_problem(client)
+            if problem is not None:
+                raise problem from None
             raise TransportError(f"{server}.{tool}: call failed: {exc}") from exc
         dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         return dumped

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfigError", "McpCodegenError", "ToolError", "ToolOutputError", "TransportError"]
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "McpCodegenError",
+    "ToolError",
+    "ToolOutputError",
+    "TransportError",
+]
 
 
 class McpCodegenError(Exception):
@@ -17,6 +24,23 @@ class ConfigError(McpCodegenError):
 
 class TransportError(McpCodegenError):
     """A call could not reach its server or its answer could not be read."""
+
+
+class AuthError(TransportError):
+    """A server needs a login this process does not have, or refused the credentials it got.
+
+    The message names the server and what to do (`mcp-codegen login NAME`); it never
+    holds a token.
+
+    Attributes:
+        server: the server's key in `mcpServers`.
+        login: whether `mcp-codegen login <server>` is the fix.
+    """
+
+    def __init__(self, server: str, message: str, *, login: bool = False):
+        super().__init__(message)
+        self.server = server
+        self.login = login
 
 
 class ToolError(McpCodegenError):
