@@ -21,6 +21,7 @@ This module imports the `mcp` SDK: only the direct transport imports it, lazily.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
@@ -45,6 +46,16 @@ from .errors import AuthError
 from .tokens import TokenStore
 
 __all__ = ["LoginPrompt", "ServerAuth", "login_hint", "server_auth"]
+
+
+class _ReportedOnce(logging.Filter):
+    """Drops the SDK's traceback of a failed flow: `_Guard` reports it once, as an AuthError."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "OAuth flow error"
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_ReportedOnce())
 
 _REFRESH_MARGIN = 60.0
 """Refresh this many seconds before expiry (a tenth of a shorter lifetime)."""
@@ -230,6 +241,11 @@ class _Guard(_ProviderBase):
     async def _auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        if self.failure is not None and self._has_prompt():
+            # A person's login failed (timed out, denied): one attempt per login, not one
+            # more wait for each request the transport still sends.
+            yield request
+            return
         flow = super()._auth_flow(request)
         refreshed = False
         try:
