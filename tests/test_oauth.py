@@ -356,6 +356,43 @@ def test_login_errors_are_one_line(tmp_path: Path, home: Path) -> None:
     assert runner.invoke(main, ["login", "--list"]).output.strip() == "no stored logins"
 
 
+def test_login_failures_exit_with_their_reason(
+    servers: oauth_server.OAuthServers, home: Path, tmp_path: Path
+) -> None:
+    """A browser that never comes back is `auth` (7), asked once; an unreachable server is
+    `servers` (1); each one line, without a traceback."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from codegen.cli import main
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = write_config(
+        tmp_path / "mcp.json",
+        {"notes": {"url": servers.mcp_url}, "gone": {"url": f"http://127.0.0.1:{closed}/mcp"}},
+    )
+    runner = CliRunner()
+    base = ["--config", str(config), "--no-browser", "--timeout", "1"]
+    waited = runner.invoke(main, ["login", "notes", *base])
+    assert waited.exit_code == EXIT_CODES["auth"] == 7, waited.output
+    assert waited.output.count("waiting for the browser") == 1, waited.output
+    assert waited.output.strip().splitlines()[-1] == (
+        "error: login to 'notes' failed: server 'notes': OAuth failed: no answer from the "
+        "browser within 1s (--timeout)"
+    )
+    gone = runner.invoke(main, ["login", "gone", *base])
+    assert gone.exit_code == EXIT_CODES["servers"] == 1, gone.output
+    assert gone.output.strip().startswith(
+        f"error: login to 'gone' failed: http://127.0.0.1:{closed}"
+    )
+    assert "Traceback" not in waited.output + gone.output
+    for path in stored(home):  # the registered client may be kept for the next try; no token
+        assert not json.loads(path.read_text(encoding="utf-8")).get("tokens")
+
+
 def test_token_store_files(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "cfg" / "mcp-codegen" / "oauth")
     url = "https://example.org/mcp"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from ..runtime.config import Config, HttpServer
-from ..runtime.errors import AuthError, ConfigError
+from ..runtime.errors import AuthError, ConfigError, TransportError
 from ..runtime.tokens import LoginInfo, TokenStore, describe
 
 if TYPE_CHECKING:
@@ -215,9 +215,23 @@ async def login(
     try:
         async with open_client(server, timeout=server.timeout or 60, login=prompt) as client:
             listed = await client.list_tools()
+    except (ConfigError, TransportError):  # AuthError too: they name the server already
+        raise
+    except Exception as exc:  # whatever the SDK raised on an unreachable or broken server
+        cause = _first_cause(exc)
+        if isinstance(cause, ConfigError | TransportError):
+            raise cause from None
+        raise TransportError(f"{http.url}: {str(cause).strip() or type(cause).__name__}") from None
     finally:
         await listener.aclose()
     return LoginResult(name, http.url, len(listed.tools), describe(store.load(http.url)))
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    # anyio wraps failures inside task groups; the first leaf says what happened.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def logout(config: Config, name: str, *, store: TokenStore | None = None) -> bool:
