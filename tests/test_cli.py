@@ -358,6 +358,8 @@ def test_a_bad_config_exits_3_from_every_command_with_the_same_line(built: Path)
         ("exec", "-c", "print(1)"),
         ("run", "agent.py"),
         ("serve", "--build"),
+        ("login", "notes"),
+        ("logout", "notes"),
     ]
     for command in commands:
         result = cli(*command, "--config", "bad.json")
