@@ -1,0 +1,179 @@
+"""The real values a session has tokenized, found again wherever they reappear.
+
+A pattern finds what looks like an email; it cannot know that `ADA@EXAMPLE.ORG`,
+`ada@example.org_` or `Ada Lovelace` is a value the host already replaced. Every
+value the host tokenized (and so every value it can restore) is added here, in
+the forms it may come back in:
+
+- the value itself, matched as a substring, ignoring case;
+- its JSON-escaped and URL-quoted spellings, when they differ;
+- for phone numbers, card numbers, SSNs and IBANs: its digits, matched in the
+  digits of a run of digits and separators (`+1 (555) 123-4567` is `15551234567`),
+  and a phone number's last ten digits (the number without its country code).
+
+Matching uses Aho-Corasick automatons (linear in the text, whatever the number of
+values). An automaton cannot grow, so values are kept in tiers: new values make a
+small tier, and tiers of similar size are merged, so each value is rebuilt
+O(log n) times. Encoded forms (base64, hex, gzip) are not listed here: the text's
+encoded runs are decoded and scanned instead (`encoded.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import ahocorasick_rs
+
+__all__ = ["MIN_LENGTH", "KnownValues", "Span"]
+
+MIN_LENGTH = 4
+"""Values shorter than this (after trimming) are not searched for: too many false hits."""
+_WORD_BOUNDED_BELOW = 8
+"""A value shorter than this counts only where it is not part of a longer word."""
+_MIN_DIGITS = 7
+_DIGIT_KINDS = frozenset({"PHONE", "CARD", "SSN", "IBAN"})
+_DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ \t.()/+-]{0,3}\d){6,}")
+_NON_DIGIT = re.compile(r"\D")
+_MERGE_FACTOR = 2
+_CHUNK = 1 << 18
+_LONGEST = 500
+"""Longer values are searched for by their first `_LONGEST` characters (chunks overlap by that)."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A found value: where it is in the text, and the placeholder it stands for."""
+
+    start: int
+    end: int
+    placeholder: str
+
+
+@dataclass
+class _Tier:
+    needles: list[str]
+    owners: list[str]
+    automaton: ahocorasick_rs.AhoCorasick
+
+
+@dataclass
+class _Index:
+    """The needles of one kind of matching, in tiers of automatons."""
+
+    tiers: list[_Tier] = field(default_factory=list)
+    pending: list[tuple[str, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def add(self, needle: str, owner: str) -> None:
+        if needle not in self.seen:
+            self.seen.add(needle)
+            self.pending.append((needle, owner))
+
+    def _settle(self) -> None:
+        if not self.pending:
+            return
+        needles = [needle for needle, _ in self.pending]
+        owners = [owner for _, owner in self.pending]
+        self.pending = []
+        while self.tiers and len(self.tiers[-1].needles) <= _MERGE_FACTOR * len(needles):
+            last = self.tiers.pop()
+            needles = last.needles + needles
+            owners = last.owners + owners
+        automaton = ahocorasick_rs.AhoCorasick(
+            needles, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
+        )
+        self.tiers.append(_Tier(needles, owners, automaton))
+
+    def find(self, haystack: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, owner) of every needle in `haystack` (overlaps between tiers too)."""
+        self._settle()
+        for tier in self.tiers:
+            # One call per chunk: the automaton holds the GIL while it scans.
+            for offset in range(0, len(haystack), _CHUNK):
+                piece = haystack[offset : offset + _CHUNK + _LONGEST]
+                for index, start, end in tier.automaton.find_matches_as_indexes(piece):
+                    if start >= _CHUNK and offset + _CHUNK < len(haystack):
+                        continue  # the next chunk owns it
+                    yield offset + start, offset + end, tier.owners[index]
+
+
+class KnownValues:
+    """Every value tokenized in one session, and where it reappears in a text."""
+
+    def __init__(self) -> None:
+        self._text = _Index()
+        self._digits = _Index()
+        self.count = 0
+
+    def add(self, kind: str, value: str, placeholder: str) -> None:
+        """Remember `value` (of `kind`), to be replaced by `placeholder` wherever found."""
+        trimmed = value.strip()
+        self.count += 1
+        if len(trimmed) >= MIN_LENGTH:
+            lowered = trimmed.lower()
+            for form in {lowered, json.dumps(lowered)[1:-1], quote(lowered, safe="")}:
+                if len(form) >= MIN_LENGTH:
+                    self._text.add(form[:_LONGEST], placeholder)
+        if kind in _DIGIT_KINDS:
+            digits = _NON_DIGIT.sub("", trimmed)
+            if len(digits) >= _MIN_DIGITS:
+                self._digits.add(digits, placeholder)
+                if kind == "PHONE" and len(digits) > 10:
+                    self._digits.add(digits[-10:], placeholder)
+
+    def find(self, text: str) -> list[Span]:
+        """The known values in `text`, longest first where they overlap, in text order."""
+        if not self.count:
+            return []
+        spans: list[Span] = []
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a few characters lower-case to two: map per character
+            lowered = "".join(char.lower()[:1] or char for char in text)
+        for start, end, placeholder in self._text.find(lowered):
+            if end - start < _WORD_BOUNDED_BELOW and not _bounded(text, start, end):
+                continue
+            spans.append(Span(start, end, placeholder))
+        spans.extend(self._find_digits(text))
+        return _non_overlapping(spans)
+
+    def find_bytes(self, data: bytes) -> bool:
+        """Whether `data` (binary, not text) holds a known value as bytes (ASCII case ignored)."""
+        if not self.count:
+            return False
+        return any(True for _ in self._text.find(data.lower().decode("latin-1")))
+
+    def _find_digits(self, text: str) -> Iterator[Span]:
+        if not self._digits.seen:
+            return
+        for run in _DIGIT_RUN.finditer(text):
+            group = run.group()
+            digits = _NON_DIGIT.sub("", group)
+            found = list(self._digits.find(digits))
+            if not found:
+                continue
+            positions = [run.start() + index for index, char in enumerate(group) if char.isdigit()]
+            for start, end, placeholder in found:
+                yield Span(positions[start], positions[end - 1] + 1, placeholder)
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not before.isalnum() and not after.isalnum()
+
+
+def _non_overlapping(spans: list[Span]) -> list[Span]:
+    spans.sort(key=lambda span: (span.start, -(span.end - span.start)))
+    kept: list[Span] = []
+    for span in spans:
+        if kept and span.start < kept[-1].end:
+            if span.end > kept[-1].end:  # overlapping values: cover both
+                last = kept.pop()
+                kept.append(Span(last.start, span.end, last.placeholder))
+            continue
+        kept.append(span)
+    return kept
