@@ -34,7 +34,14 @@ from typing import Literal
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
-from .bridge.host import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
+from .bridge.host import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESULT_BYTES,
+    CallLog,
+    HostBridge,
+    SpecialHandler,
+)
+from .bridge.limits import CpuBudget
 from .bridge.privacy import Tokenizer, parse_policy
 from .bridge.server import BridgeServer
 from .bundle import BundleOptions
@@ -91,6 +98,9 @@ class Executor:
             (no skills without a config), False for none.
         state_dir: a state directory to keep after `aclose()`; by default a fresh one
             of this executor's own, deleted by `aclose()`.
+        max_result_bytes: the largest tool result (refused while it streams in).
+        cpu_budget: the host CPU the session's calls may use (scans, validation);
+            by default one of its own.
     """
 
     unsafe = False
@@ -111,6 +121,8 @@ class Executor:
         privacy: Tokenizer | bool = True,
         skills_dir: str | os.PathLike[str] | Literal[False] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        cpu_budget: CpuBudget | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
@@ -119,6 +131,8 @@ class Executor:
         self.pool_size = max(1, pool_size)
         self.start_timeout = start_timeout
         self.max_request_bytes = max_request_bytes
+        self.max_result_bytes = max_result_bytes
+        self.cpu_budget = cpu_budget or CpuBudget()
         self._transport = transport
         self._owns_transport = transport is None
         self._snapshot = snapshot
@@ -162,9 +176,9 @@ class Executor:
 
     def _host_transport(self) -> Transport:
         if self._transport is None:
-            from ..runtime.direct import DirectTransport
+            from .bridge.upstream import BoundedTransport
 
-            self._transport = DirectTransport(self.config)
+            self._transport = BoundedTransport(self.config, max_message_bytes=self.max_result_bytes)
         return self._transport
 
     async def start(self) -> None:
@@ -187,8 +201,10 @@ class Executor:
             snapshot,
             self._host_transport(),
             max_request_bytes=self.max_request_bytes,
+            max_result_bytes=self.max_result_bytes,
             privacy=self.privacy,
             special=special,
+            budget=self.cpu_budget,
         )
         self._workdir = Path(tempfile.mkdtemp(prefix="mcp-codegen-sandbox-"))
         self._server = BridgeServer(

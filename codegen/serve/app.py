@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,16 +28,23 @@ from mcp.shared.exceptions import MCPError
 from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
+from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
+from ..sandbox.bridge.limits import CpuBudget
+from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
+from ..sandbox.bridge.upstream import BoundedTransport
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
 from .tools import (
+    MAX_QUERY_CHARS,
+    MAX_TEXT_CHARS,
     MAX_TIMEOUT,
     arguments_error,
     check_code,
+    cut,
     format_result,
     instructions,
     text_result,
@@ -79,9 +86,19 @@ class State:
     catalogue: Catalogue
     workspaces: Workspaces
     transport: DirectTransport
+    privacy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
+    """The config's `privacy` section, applied to every session as `exec` applies it."""
+    budgets: dict[Hashable, CpuBudget] = field(default_factory=dict)
+    """Each session's host CPU: its tool calls, searches and module reads draw on it."""
 
-    def new_executor(self) -> Executor:
-        """An executor of one sandbox sharing the host transport."""
+    def budget(self, key: Hashable | None) -> CpuBudget:
+        """The CPU budget of session `key` (a fresh one for a call without a session)."""
+        if key is None:
+            return CpuBudget()
+        return self.budgets.setdefault(key, CpuBudget())
+
+    def new_executor(self, key: Hashable | None = None) -> Executor:
+        """An executor of one sandbox sharing the host transport, for session `key`."""
         kind = UnsafeLocalExecutor if self.settings.unsafe_local else Executor
         limits = Limits(timeout=self.settings.timeout, memory_mb=self.settings.memory_mb)
         return kind(
@@ -89,6 +106,8 @@ class State:
             transport=self.transport,
             limits=limits,
             skills_dir=self.settings.skills,
+            privacy=Tokenizer(self.privacy),
+            cpu_budget=self.budget(key),
         )
 
 
@@ -104,11 +123,14 @@ def build_server(settings: ServeSettings) -> Server[State]:
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
     example = example or (tool_paths[0] if tool_paths else "servers.example.tool")
     tools = tool_list(settings.timeout)
+    policy = _privacy_policy(settings.config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
-        transport = DirectTransport(settings.config)
-        state = State(settings, catalogue, Workspaces(lambda: state.new_executor()), transport)
+        transport = BoundedTransport(settings.config, max_message_bytes=DEFAULT_MAX_RESULT_BYTES)
+        state = State(
+            settings, catalogue, Workspaces(lambda key: state.new_executor(key)), transport, policy
+        )
         try:
             yield state
         finally:
@@ -123,10 +145,10 @@ def build_server(settings: ServeSettings) -> Server[State]:
     async def call_tool(ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
         state = ctx.lifespan_context
         arguments = params.arguments
-        if params.name == "search_tools":
-            return _search(state, arguments)
-        if params.name == "read_module":
-            return _read_module(state, arguments)
+        if params.name in ("search_tools", "read_module"):
+            # Off the event loop, one at a time per session, charged to its CPU budget.
+            work = _search if params.name == "search_tools" else _read_module
+            return await state.budget(_session_key(ctx)).run(work, state, arguments)
         if params.name == "execute_code":
             return await _execute(ctx, arguments)
         raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}")
@@ -180,6 +202,18 @@ def build_server(settings: ServeSettings) -> Server[State]:
     return server
 
 
+def _privacy_policy(config: Path) -> PrivacyPolicy:
+    """The `privacy` section of the config, checked (everything on without one).
+
+    Raises:
+        ConfigError: the config or its `privacy` section is invalid.
+    """
+    from ..runtime.config import load_config
+
+    loaded = load_config(config)
+    return parse_policy(loaded.privacy, loaded.path)
+
+
 def _version() -> str:
     from .. import __version__
 
@@ -200,6 +234,12 @@ def _search(state: State, arguments: dict[str, Any] | None) -> types.CallToolRes
     if problem:
         return text_result(problem, error=True)
     given = arguments or {}
+    if len(given["query"]) > MAX_QUERY_CHARS:
+        return text_result(
+            f"the query is over {MAX_QUERY_CHARS} characters; use a few words", error=True
+        )
+    if not 1 <= given.get("limit", 10) <= 100:
+        return text_result("limit must be from 1 to 100", error=True)
     try:
         text = search_tools(
             given["query"],
@@ -210,7 +250,7 @@ def _search(state: State, arguments: dict[str, Any] | None) -> types.CallToolRes
         )
     except SearchError as exc:
         return text_result(str(exc), error=True)
-    return text_result(text.rstrip("\n"))
+    return text_result(cut(text.rstrip("\n"), MAX_TEXT_CHARS))
 
 
 def _read_module(state: State, arguments: dict[str, Any] | None) -> types.CallToolResult:
@@ -221,7 +261,7 @@ def _read_module(state: State, arguments: dict[str, Any] | None) -> types.CallTo
         _, source = state.catalogue.read((arguments or {})["path"])
     except ModuleError as exc:
         return text_result(str(exc), error=True)
-    return text_result(source)
+    return text_result(cut(source, MAX_TEXT_CHARS))
 
 
 def _session_key(ctx: Context) -> Hashable | None:
@@ -240,6 +280,7 @@ def _session_key(ctx: Context) -> Hashable | None:
     if _WORKSPACE_KEY not in connection.state:
         connection.state[_WORKSPACE_KEY] = connection.session_id
         connection.exit_stack.callback(state.workspaces.release, connection.session_id)
+        connection.exit_stack.callback(state.budgets.pop, connection.session_id, None)
     key: Hashable = connection.state[_WORKSPACE_KEY]
     return key
 
@@ -258,10 +299,10 @@ async def _execute(ctx: Context, arguments: dict[str, Any] | None) -> types.Call
     timeout = float(given.get("timeout", state.settings.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
-    invalid = check_code(code)
+    key = _session_key(ctx)
+    invalid = await state.budget(key).run(check_code, code)
     if invalid:
         return text_result(invalid, error=True)
-    key = _session_key(ctx)
     try:
         if key is None:
             executor = state.new_executor()

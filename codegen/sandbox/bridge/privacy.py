@@ -209,7 +209,7 @@ def _blobs(raw: Any, where: str) -> BlobPolicy:
         return "pass"
     if raw == "withhold":
         return "withhold"
-    raise ConfigError(f"{where}: must be \"withhold\" or \"pass\", not {json.dumps(raw)[:40]}")
+    raise ConfigError(f'{where}: must be "withhold" or "pass", not {json.dumps(raw)[:40]}')
 
 
 def _switches(raw: Any, where: str) -> dict[str, bool]:
@@ -499,4 +499,3 @@ def _withheld_text(kind: str, block: Mapping[str, Any]) -> str:
 
 def _withheld_block(kind: str, block: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "text", "text": _withheld_text(kind, block)}
-
