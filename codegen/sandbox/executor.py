@@ -347,7 +347,10 @@ class Executor:
                 self._spawn()
         else:
             self._idle.put_nowait(sandbox)
-        return _result(raw, crash, log, duration, timeout, memory, limits)
+        result = _result(raw, crash, log, duration, timeout, memory, limits)
+        if self.privacy is not None:
+            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
+        return result
 
     async def aclose(self) -> None:
         """Stop every sandbox and wait until each is deleted; close the host transport."""
@@ -401,6 +404,20 @@ def _tokenizer(
 
     loaded = load_config(config)
     return Tokenizer(parse_policy(loaded.privacy, loaded.path))
+
+
+def _hide_known(privacy: Tokenizer, result: ExecutionResult) -> ExecutionResult:
+    """The result with every value the session tokenized hidden again.
+
+    Code can rebuild a real value from pieces (a character per call); what it then
+    prints is still a known value, and still replaced.
+    """
+    fields = result.model_dump(include={"stdout", "stderr", "value", "value_repr", "error"})
+    hidden = privacy.hide_known(fields)
+    if hidden == fields:
+        return result
+    error = ExecutionError.model_validate(hidden["error"]) if hidden["error"] else None
+    return result.model_copy(update={**hidden, "error": error})
 
 
 def _skills_dir(

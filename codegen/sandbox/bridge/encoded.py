@@ -21,7 +21,8 @@ from dataclasses import dataclass
 __all__ = ["Decoded", "Run", "as_text", "decode_blob", "encode_blob", "runs"]
 
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{16,65536}")
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,65536}={0,2}")
+# Unpadded base64 from 16 characters; padded (a strong sign) from 6 (4 bytes).
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,65536}={0,2}|[A-Za-z0-9+/_-]{6,15}={1,2}")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -125,7 +126,7 @@ def runs(text: str, max_bytes: int) -> Iterator[Run]:
             piece = core[skip:]
             if len(piece) % 4 == 1:
                 piece = piece[:-1]  # one character cannot be a byte: not part of the data
-            if len(piece) < 12:
+            if len(piece) < 6:
                 continue
             try:
                 raw = (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(

@@ -9,7 +9,10 @@ the forms it may come back in:
 - its JSON-escaped and URL-quoted spellings, when they differ;
 - for phone numbers, card numbers, SSNs and IBANs: its digits, matched in the
   digits of a run of digits and separators (`+1 (555) 123-4567` is `15551234567`),
-  and a phone number's last ten digits (the number without its country code).
+  and a phone number's last ten digits (the number without its country code);
+- its letters and digits alone (`adalovelace`, when at least 8 of them), matched in
+  the letters and digits of the text: spaces, dots or dashes taken out or put in
+  (`Ada-Lovelace`, `A d a L o v e l a c e`) do not hide it.
 
 Matching uses Aho-Corasick automatons (linear in the text, whatever the number of
 values). An automaton cannot grow, so values are kept in tiers: new values make a
@@ -38,6 +41,9 @@ _MIN_DIGITS = 7
 _DIGIT_KINDS = frozenset({"PHONE", "CARD", "SSN", "IBAN"})
 _DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ \t.()/+-]{0,3}\d){6,}")
 _NON_DIGIT = re.compile(r"\D")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_ALNUM = re.compile(r"[^\W_]")
+_MIN_COMPACT = 8
 _MERGE_FACTOR = 2
 _CHUNK = 1 << 18
 _LONGEST = 500
@@ -107,7 +113,11 @@ class KnownValues:
     def __init__(self) -> None:
         self._text = _Index()
         self._digits = _Index()
+        self._compact = _Index()
         self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
 
     def add(self, kind: str, value: str, placeholder: str) -> None:
         """Remember `value` (of `kind`), to be replaced by `placeholder` wherever found."""
@@ -118,6 +128,9 @@ class KnownValues:
             for form in {lowered, json.dumps(lowered)[1:-1], quote(lowered, safe="")}:
                 if len(form) >= MIN_LENGTH:
                     self._text.add(form[:_LONGEST], placeholder)
+            compact = _NOT_ALNUM.sub("", lowered)
+            if len(compact) >= _MIN_COMPACT:
+                self._compact.add(compact[:_LONGEST], placeholder)
         if kind in _DIGIT_KINDS:
             digits = _NON_DIGIT.sub("", trimmed)
             if len(digits) >= _MIN_DIGITS:
@@ -138,6 +151,7 @@ class KnownValues:
                 continue
             spans.append(Span(start, end, placeholder))
         spans.extend(self._find_digits(text))
+        spans.extend(self._find_compact(lowered))
         return _non_overlapping(spans)
 
     def find_bytes(self, data: bytes) -> bool:
@@ -158,6 +172,19 @@ class KnownValues:
             positions = [run.start() + index for index, char in enumerate(group) if char.isdigit()]
             for start, end, placeholder in found:
                 yield Span(positions[start], positions[end - 1] + 1, placeholder)
+
+    def _find_compact(self, lowered: str) -> Iterator[Span]:
+        if not self._compact.seen:
+            return
+        compact = _NOT_ALNUM.sub("", lowered)
+        if len(compact) == len(lowered):
+            return  # nothing was taken out: the plain search saw the same text
+        found = list(self._compact.find(compact))
+        if not found:
+            return
+        positions = [match.start() for match in _ALNUM.finditer(lowered)]
+        for start, end, placeholder in found:
+            yield Span(positions[start], positions[end - 1] + 1, placeholder)
 
 
 def _bounded(text: str, start: int, end: int) -> bool:

@@ -285,8 +285,10 @@ class Tokenizer:
             PrivacyLimit: the result is nested too deeply, or holds too many values.
         """
         scope = self.policy.scope(server, tool)
-        if not scope.detectors:
+        if not scope.detectors and not len(self.known):
             return result
+        # A server with every detector off is still scanned for the values this session
+        # has tokenized: a value once replaced is never handed back in clear.
         with self._lock:
             redacted: dict[str, Any] = {}
             for key, value in result.items():
@@ -303,6 +305,24 @@ class Tokenizer:
         scope = self.policy.scope(server, tool) if server else _Scope(self.policy.defaults)
         with self._lock:
             return self._redact_free_text(text, scope)
+
+    def hide_known(self, value: Any, depth: int = 0) -> Any:
+        """`value` (an execution's output) with every value this session tokenized hidden.
+
+        The code may have rebuilt a real value from pieces a server gave it (a
+        character at a time); only values the session knows are replaced here, so
+        the code's own output is otherwise left as it printed it.
+        """
+        if isinstance(value, str):
+            with self._lock:
+                return _replace(value, self.known.find(value)) if len(self.known) else value
+        if depth > MAX_DEPTH:
+            return value
+        if isinstance(value, dict):
+            return {key: self.hide_known(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.hide_known(item, depth + 1) for item in value]
+        return value
 
     def _redact_block(self, block: Any, scope: _Scope) -> Any:
         if not isinstance(block, dict):
