@@ -58,8 +58,10 @@ def start_serve(package: Path, config: Path = DEMO_CONFIG) -> Serve:
     """`serve --transport http --port 0` with its sandboxes under a TMPDIR of its own."""
     tmp = Path(tempfile.mkdtemp(prefix="sec-", dir="/tmp"))  # short: socket paths
     process = subprocess.Popen(
-        [sys.executable, "-m", "codegen.serve", "--config", str(config), "--package", str(package)]
-        + ["--transport", "http", "--port", "0"],
+        [
+            *(sys.executable, "-m", "codegen.serve", "--config", str(config)),
+            *("--package", str(package), "--transport", "http", "--port", "0"),
+        ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,

@@ -179,6 +179,7 @@ def test_leak_table(serve: Serve, real_values: list[str]) -> None:
     async def scenario() -> tuple[str, str]:
         async with Client(serve.url) as first, Client(serve.url) as second:
             text, error = await execute(first, ATTACK, timeout=120)
+            assert not error, text
             # The other session holds no placeholder of the first: nothing is restored.
             other, _ = await execute(
                 second,
