@@ -114,8 +114,15 @@ class State:
 Context = ServerRequestContext[State, Any]
 
 
+_SWITCH_INTERVAL = 0.001
+"""Seconds a thread holds the GIL before another may take it. Host work for a session
+(scans, searches) runs in worker threads; at Python's default 5 ms, every hand-over of
+another session's request between the event loop and a worker waits up to that long."""
+
+
 def build_server(settings: ServeSettings) -> Server[State]:
     """The MCP server of `settings` (run it with `run_stdio` or `run_http`)."""
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     skills = SkillStore(settings.skills, settings.package.import_dir)
     catalogue = Catalogue.of(settings.package.import_dir, skills)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
