@@ -23,6 +23,8 @@ encoded runs are decoded and scanned instead (`encoded.py`).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -41,10 +43,14 @@ _MIN_DIGITS = 7
 _DIGIT_KINDS = frozenset({"PHONE", "CARD", "SSN", "IBAN"})
 _DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ \t.()/+-]{0,3}\d){6,}")
 _NON_DIGIT = re.compile(r"\D")
-_NOT_ALNUM = re.compile(r"[\W_]+")
-_ALNUM = re.compile(r"[^\W_]")
+# NUL separates the strings of a result scanned together: a value never spans it.
+_NOT_ALNUM = re.compile(r"(?:[^\w\x00]|_)+")
+_KEPT = re.compile(r"[^\W_]")
+_PLAIN = re.compile(r"[a-z0-9 .,_@+-]*")
+_URL_ESCAPES = {" ": "%20", ",": "%2C", "@": "%40", "+": "%2B"}
+_NUL = re.compile(r"\x00")
 _MIN_COMPACT = 8
-_MERGE_FACTOR = 2
+_MERGE_FACTOR = 4
 _CHUNK = 1 << 18
 _LONGEST = 500
 """Longer values are searched for by their first `_LONGEST` characters (chunks overlap by that)."""
@@ -90,7 +96,10 @@ class _Index:
             needles = last.needles + needles
             owners = last.owners + owners
         automaton = ahocorasick_rs.AhoCorasick(
-            needles, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
+            needles,
+            matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
+            # The fastest to build (values arrive with every result) and quick to scan.
+            implementation=ahocorasick_rs.Implementation.ContiguousNFA,
         )
         self.tiers.append(_Tier(needles, owners, automaton))
 
@@ -125,11 +134,11 @@ class KnownValues:
         self.count += 1
         if len(trimmed) >= MIN_LENGTH:
             lowered = trimmed.lower()
-            for form in {lowered, json.dumps(lowered)[1:-1], quote(lowered, safe="")}:
-                if len(form) >= MIN_LENGTH:
-                    self._text.add(form[:_LONGEST], placeholder)
+            self._text.add(lowered[:_LONGEST], placeholder)
+            for form in _spellings(lowered):  # as JSON and URLs spell it
+                self._text.add(form[:_LONGEST], placeholder)
             compact = _NOT_ALNUM.sub("", lowered)
-            if len(compact) >= _MIN_COMPACT:
+            if len(compact) >= _MIN_COMPACT and kind not in _DIGIT_KINDS:
                 self._compact.add(compact[:_LONGEST], placeholder)
         if kind in _DIGIT_KINDS:
             digits = _NON_DIGIT.sub("", trimmed)
@@ -163,15 +172,20 @@ class KnownValues:
     def _find_digits(self, text: str) -> Iterator[Span]:
         if not self._digits.seen:
             return
-        for run in _DIGIT_RUN.finditer(text):
+        runs = list(_DIGIT_RUN.finditer(text))
+        if not runs:
+            return
+        # The digits of every run, joined by a NUL (no needle holds one): one scan for all.
+        digits = [_NON_DIGIT.sub("", run.group()) for run in runs]
+        starts = list(itertools.accumulate((len(d) + 1 for d in digits), initial=0))
+        found = list(self._digits.find("\x00".join(digits)))
+        for start, end, placeholder in found:
+            index = bisect.bisect_right(starts, start) - 1
+            run = runs[index]
             group = run.group()
-            digits = _NON_DIGIT.sub("", group)
-            found = list(self._digits.find(digits))
-            if not found:
-                continue
-            positions = [run.start() + index for index, char in enumerate(group) if char.isdigit()]
-            for start, end, placeholder in found:
-                yield Span(positions[start], positions[end - 1] + 1, placeholder)
+            positions = [run.start() + i for i, char in enumerate(group) if char.isdigit()]
+            offset = starts[index]
+            yield Span(positions[start - offset], positions[end - 1 - offset] + 1, placeholder)
 
     def _find_compact(self, lowered: str) -> Iterator[Span]:
         if not self._compact.seen:
@@ -182,9 +196,28 @@ class KnownValues:
         found = list(self._compact.find(compact))
         if not found:
             return
-        positions = [match.start() for match in _ALNUM.finditer(lowered)]
+        # Map back within the string (between NULs) that holds the match: a result's
+        # strings are short, and only those with a match are walked.
+        compact_nuls = [match.start() for match in _NUL.finditer(compact)]
+        text_nuls = [match.start() for match in _NUL.finditer(lowered)]
+        walked: dict[int, list[int]] = {}
         for start, end, placeholder in found:
-            yield Span(positions[start], positions[end - 1] + 1, placeholder)
+            piece = bisect.bisect_right(compact_nuls, start)
+            if piece not in walked:
+                begin = text_nuls[piece - 1] + 1 if piece else 0
+                stop = text_nuls[piece] if piece < len(text_nuls) else len(lowered)
+                walked[piece] = [m.start() for m in _KEPT.finditer(lowered, begin, stop)]
+            positions = walked[piece]
+            offset = compact_nuls[piece - 1] + 1 if piece else 0
+            yield Span(positions[start - offset], positions[end - 1 - offset] + 1, placeholder)
+
+
+def _spellings(value: str) -> set[str]:
+    """`value` as JSON (escaped) and a URL (quoted) spell it, where that differs."""
+    if _PLAIN.fullmatch(value):  # the common case, without the cost of `quote`
+        url = "".join(_URL_ESCAPES.get(char, char) for char in value)
+        return {url} - {value}
+    return {json.dumps(value)[1:-1], quote(value, safe="")} - {value}
 
 
 def _bounded(text: str, start: int, end: int) -> bool:

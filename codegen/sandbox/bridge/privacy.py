@@ -31,6 +31,7 @@ everything is on unless the user says otherwise:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -106,8 +107,13 @@ _FIELD_KINDS: dict[str, str] = {
 _PERSON_MARKERS = {"EMAIL", "PHONE"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _normal_key(key: str) -> str:
+    return re.sub(r"[\s_-]", "", key[:100]).lower()
+
+
 def _field_kind(key: str) -> str | None:
-    return _FIELD_KINDS.get(re.sub(r"[\s_-]", "", key[:100]).lower())
+    return _FIELD_KINDS.get(_normal_key(key))
 
 
 class PrivacyLimit(Exception):
@@ -249,6 +255,8 @@ class Tokenizer:
         self._values: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._lock = threading.RLock()
+        self._batch: list[str] | None = None
+        self._structured: tuple[Any, Any] | None = None
 
     def __len__(self) -> int:
         return len(self._values)
@@ -290,15 +298,26 @@ class Tokenizer:
         # A server with every detector off is still scanned for the values this session
         # has tokenized: a value once replaced is never handed back in clear.
         with self._lock:
-            redacted: dict[str, Any] = {}
-            for key, value in result.items():
-                if key == "content" and isinstance(value, list):
-                    redacted[key] = [self._redact_block(block, scope) for block in value]
-                elif key == "structuredContent":
-                    redacted[key] = self._redact_value(value, scope)
-                else:
-                    redacted[key] = self._redact_strings(value, scope)
-            return redacted
+            self._batch = []
+            try:
+                redacted: dict[str, Any] = {}
+                structured = result.get("structuredContent")
+                if structured is not None:
+                    redacted["structuredContent"] = self._redact_value(structured, scope)
+                    # Servers send structured output twice, once as a JSON text block:
+                    # that block is the same value, redacted the same way, scanned once.
+                    self._structured = (structured, redacted["structuredContent"])
+                for key, value in result.items():
+                    if key == "content" and isinstance(value, list):
+                        redacted[key] = [self._redact_block(block, scope) for block in value]
+                    elif key != "structuredContent":
+                        redacted[key] = self._redact_strings(value, scope)
+                texts = self._redact_many(self._batch, scope)
+            finally:
+                self._batch = None
+                self._structured = None
+            resolved: dict[str, Any] = _resolve(redacted, texts)
+            return resolved
 
     def redact_text(self, text: str, server: str = "", tool: str = "") -> str:
         """`text` with every detected or known value replaced (for error messages, too)."""
@@ -323,6 +342,29 @@ class Tokenizer:
         if isinstance(value, list):
             return [self.hide_known(item, depth + 1) for item in value]
         return value
+
+    def _free(self, text: str, scope: _Scope) -> Any:
+        """`text` redacted now, or (while a result is scanned) a mark for the batch."""
+        if self._batch is None or "\x00" in text:
+            return self._redact_free_text(text, scope)
+        self._batch.append(text)
+        return _Pending(len(self._batch) - 1)
+
+    def _redact_many(self, texts: list[str], scope: _Scope) -> list[str]:
+        """`texts` redacted in one pass over them joined (a result has thousands of
+        short strings; a pass per string costs more in calls than in scanning)."""
+        if not texts:
+            return []
+        before = len(self._values)
+        joined = self._redact_free_text("\x00".join(texts), scope)
+        if len(self._values) != before:
+            # Values found in this result (a name in its field) hidden in the rest of it
+            # (the same name inside a note).
+            joined = _replace(joined, self.known.find(joined))
+        parts = joined.split("\x00")
+        if len(parts) != len(texts):  # cannot happen: nothing put in holds a NUL
+            return [self._redact_free_text(text, scope) for text in texts]
+        return parts
 
     def _redact_block(self, block: Any, scope: _Scope) -> Any:
         if not isinstance(block, dict):
@@ -376,10 +418,10 @@ class Tokenizer:
         if depth > MAX_DEPTH:
             raise PrivacyLimit(f"the result is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, str):
-            return self._redact_free_text(value, scope)
+            return self._free(value, scope)
         if isinstance(value, dict):
             return {
-                self._redact_free_text(key, scope) if isinstance(key, str) else key: (
+                self._free(key, scope) if isinstance(key, str) else key: (
                     self._redact_strings(item, scope, depth + 1)
                 )
                 for key, item in value.items()
@@ -396,11 +438,16 @@ class Tokenizer:
             except (ValueError, RecursionError):
                 pass
             else:
-                redacted = self._redact_value(parsed, scope)
+                if self._structured is not None and parsed == self._structured[0]:
+                    redacted = self._structured[1]
+                else:
+                    redacted = self._redact_value(parsed, scope)
+                if self._batch is not None:
+                    return _Json(redacted, 2 if "\n" in stripped else None)
                 return json.dumps(
                     redacted, ensure_ascii=False, indent=2 if "\n" in stripped else None
                 )
-        return self._redact_free_text(text, scope)
+        return self._free(text, scope)
 
     def _redact_value(
         self, value: Any, scope: _Scope, kind: str | None = None, depth: int = 0
@@ -413,9 +460,9 @@ class Tokenizer:
             redacted = {}
             for key, item in value.items():
                 field_kind = kinds.get(key)
-                if field_kind is None and person and re.sub(r"[\s_-]", "", key).lower() == "name":
+                if field_kind is None and person and _normal_key(key) == "name":
                     field_kind = "NAME"
-                shown = self._redact_free_text(key, scope) if isinstance(key, str) else key
+                shown = self._free(key, scope) if isinstance(key, str) else key
                 if key in scope.fields_off:
                     redacted[shown] = item
                 else:
@@ -432,7 +479,7 @@ class Tokenizer:
         ):
             return self.placeholder(kind, str(value))
         if isinstance(value, str):
-            return self._redact_free_text(value, scope)
+            return self._free(value, scope)
         return value
 
     def _redact_free_text(self, text: str, scope: _Scope, depth: int = 0) -> str:
@@ -490,6 +537,33 @@ class Tokenizer:
         if isinstance(value, list):
             return [self.restore(item, depth + 1) for item in value]
         return value
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A string of a result waiting for the result's one scan: its place in the batch."""
+
+    index: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Json:
+    """A text block that was JSON: dumped again once its strings are scanned."""
+
+    value: Any
+    indent: int | None
+
+
+def _resolve(value: Any, texts: list[str]) -> Any:
+    if isinstance(value, _Pending):
+        return texts[value.index]
+    if isinstance(value, _Json):
+        return json.dumps(_resolve(value.value, texts), ensure_ascii=False, indent=value.indent)
+    if isinstance(value, dict):
+        return {_resolve(key, texts): _resolve(item, texts) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, texts) for item in value]
+    return value
 
 
 def _replace(text: str, spans: list[Span]) -> str:
