@@ -430,7 +430,7 @@ class Tokenizer:
             return [self._redact_strings(item, scope, depth + 1) for item in value]
         return value
 
-    def _redact_text_or_json(self, text: str, scope: _Scope) -> str:
+    def _redact_text_or_json(self, text: str, scope: _Scope) -> Any:
         stripped = text.strip()
         if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
             try:
