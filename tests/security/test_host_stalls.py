@@ -32,7 +32,16 @@ from .conftest import ROOT, Serve, execute
 
 FILES = ROOT / ".demo" / "files"
 BOUND = 3.0
-"""B's p95 during an attack may be at most this many times its idle p95."""
+"""B's p95 during an attack may be at most this many times its idle p95 ..."""
+SLACK = 1.0
+"""... or this many seconds more: the machine is shared (2 cores), and the attacker's own
+sandbox takes CPU too. The stalls this guards against took 15 s to minutes."""
+
+
+def within_bound(idle: float, busy: float) -> bool:
+    """Whether B's p95 under attack is within the bound of its idle p95."""
+    return busy < max(BOUND * idle, idle + SLACK)
+
 
 # --- linear-time detectors --------------------------------------------------------------
 
@@ -241,7 +250,7 @@ print(calls, min(sizes))
     assert serve.alive()
     calls, smallest = map(int, str(outcome).split()[:2])
     assert calls >= 3 and smallest >= 900_000  # the text came back, scanned
-    assert busy < BOUND * idle, _report("echo", idle, busy)
+    assert within_bound(idle, busy), _report("echo", idle, busy)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +283,7 @@ print(len(errors), errors[0][:300])
     print(_report(name, idle, busy))
     assert serve.alive()
     assert re.search(r"^\d+ .*over the limit of 8388608", str(outcome), re.M), outcome
-    assert busy < BOUND * idle, _report(name, idle, busy)
+    assert within_bound(idle, busy), _report(name, idle, busy)
 
 
 def test_searches_and_module_reads_do_not_stall_other_sessions(serve: Serve) -> None:
@@ -288,7 +297,7 @@ def test_searches_and_module_reads_do_not_stall_other_sessions(serve: Serve) -> 
     idle, busy, outcome = asyncio.run(under_attack(serve, "calls", json.dumps(calls), victim_reads))
     print(_report("search and read flood", idle, busy))
     assert serve.alive() and int(str(outcome)) > 10
-    assert busy < BOUND * idle, _report("search and read flood", idle, busy)
+    assert within_bound(idle, busy), _report("search and read flood", idle, busy)
 
 
 def test_deep_and_oversized_requests_get_an_error_and_the_host_goes_on(serve: Serve) -> None:

@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
+import anyio.lowlevel
 import mcp_types as types
 
 from ...runtime.config import Config, HttpServer, ServerConfig
