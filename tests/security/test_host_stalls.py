@@ -131,6 +131,34 @@ def test_code_is_bounded_before_the_parser() -> None:
     assert "too many nested parentheses" in (check_code("x=" + "(" * 300 + ")" * 300) or "")
 
 
+def test_a_worker_message_over_its_limit_fails_the_execution_at_once() -> None:
+    """A sandbox's worker writes whatever it wants on its protocol line: a line past
+    the limit is not held, and the execution waiting for it fails (a stand-in worker:
+    the real one bounds its own messages, so it cannot be made to send one)."""
+    from codegen.sandbox.channel import MAX_WORKER_LINE, WorkerDied, WorkerProcess
+
+    script = (
+        "import sys\n"
+        "sys.stdout.write('W' + '{\"type\": \"ready\"}' + '\\n'); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"
+        f"sys.stdout.write('W' + 'x' * {MAX_WORKER_LINE + 10}); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"
+    )
+
+    async def scenario() -> str:
+        worker = WorkerProcess([sys.executable, "-c", script])
+        await worker.start(30)
+        try:
+            with pytest.raises(WorkerDied) as failed:
+                await worker.execute({"id": "x"}, 60)  # type: ignore[typeddict-item]
+        finally:
+            worker.kill()
+            await worker.stop(5)
+        return str(failed.value)
+
+    assert "over the limit" in asyncio.run(scenario())
+
+
 # --- against serve: two sessions ---------------------------------------------------------
 
 VICTIM = (

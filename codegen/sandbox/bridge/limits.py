@@ -136,7 +136,10 @@ def json_depth_ok(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     outside = b"".join(unescaped.split(b'"')[::2])
     brackets = outside.translate(_BRACKETS, delete=_NOT_BRACKETS)
+    too_deep = b"(" * (limit + 1)
     for _ in range(limit):
+        if too_deep in brackets:  # a run of openers deeper than the limit: no more rounds
+            return False
         shorter = brackets.replace(b"()", b"")
         if len(shorter) == len(brackets):
             break

@@ -336,9 +336,12 @@ class Tokenizer:
             with self._lock:
                 return _replace(value, self.known.find(value)) if len(self.known) else value
         if depth > MAX_DEPTH:
-            return value
+            return "[nested too deeply to be shown]"
         if isinstance(value, dict):
-            return {key: self.hide_known(item, depth + 1) for key, item in value.items()}
+            return {
+                self.hide_known(key, depth + 1): self.hide_known(item, depth + 1)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
             return [self.hide_known(item, depth + 1) for item in value]
         return value
