@@ -111,6 +111,13 @@ async def validation_error(v):
     except Exception as exc:
         return str(exc)
 
+async def bridge_type_error(v):
+    # The bridge validates before it restores: its error can only quote the placeholder.
+    try:
+        return str(await transport.call_tool("everything", "echo", {"message": [v, 1]}))
+    except Exception as exc:
+        return str(exc)
+
 async def split_fields(v):
     return await sql(f"SELECT substr('{v}', 1, 6) AS a, substr('{v}', 7) AS b")
 
@@ -122,7 +129,7 @@ async def char_by_char_reversed(v):
     return (await char_by_char(v))[::-1]
 
 attacks = [identity, suffix, upper, upper_suffix, inside_json, hex_sql, base64_media,
-           gzip_resource, digits_only, dots_removed, sql_error, validation_error,
+           gzip_resource, digits_only, dots_removed, sql_error, validation_error, bridge_type_error,
            split_fields, char_by_char, char_by_char_reversed]
 out = {}
 for attack in attacks:
