@@ -140,7 +140,8 @@ def test_policy_turns_detectors_off_per_server_tool_and_field() -> None:
             "privacy.servers.crm.tools.t.fields",
         ),
         ({"servers": {"crm": "off"}}, "privacy.servers.crm: give true, false"),
-        ({"other": 1}, "'privacy' takes 'detectors' and 'servers'"),
+        ({"other": 1}, "'privacy' takes 'detectors', 'servers' and 'blobs'"),
+        ({"blobs": "keep"}, 'privacy.blobs: must be "withhold" or "pass"'),
     ],
 )
 def test_bad_policy_is_a_clear_config_error(raw: object, message: str) -> None:

@@ -24,10 +24,14 @@ from .inside.protocol import (
     exec_message,
 )
 
-__all__ = ["LineSplitter", "Oversized", "WorkerDied", "WorkerProcess"]
+__all__ = ["MAX_WORKER_LINE", "LineSplitter", "Oversized", "WorkerDied", "WorkerProcess"]
 
 _HEAD = 512
 _CHUNK = 1 << 16
+MAX_WORKER_LINE = 16 * 1024 * 1024
+"""The longest message a worker may send (a result: 100 kB of stdout and of stderr, a
+value, a traceback, each bounded inside): the worker runs in the sandbox, so a larger
+line is not held, and fails the execution."""
 
 
 class WorkerDied(Exception):
@@ -90,7 +94,7 @@ class WorkerProcess:
         self.command = list(command)
         self.env = env
         self.cwd = cwd
-        self.splitter = LineSplitter({}, 1 << 30)
+        self.splitter = LineSplitter({}, MAX_WORKER_LINE)
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail = bytearray()
         self._ready: asyncio.Future[ReadyMessage] | None = None
@@ -149,6 +153,8 @@ class WorkerProcess:
             while data := await self.process.stdout.read(_CHUNK):
                 for line in self.splitter.feed(data):
                     self._dispatch(line)
+                if self.splitter.dropping is not None:  # refused while it streams in
+                    self._dispatch(self.splitter.dropping)
         finally:
             self.dead = True
             await asyncio.sleep(0)  # let the stderr reader catch up for the message
@@ -158,7 +164,16 @@ class WorkerProcess:
                     future.set_exception(reason)
 
     def _dispatch(self, line: bytes | Oversized) -> None:
-        message = None if isinstance(line, Oversized) else decode_worker_message(line)
+        if isinstance(line, Oversized):
+            reason = WorkerDied(
+                f"the sandbox sent a message of {line.size} bytes, over the limit of "
+                f"{MAX_WORKER_LINE}"
+            )
+            for future in (self._ready, self._result):
+                if future is not None and not future.done():
+                    future.set_exception(reason)
+            return
+        message = decode_worker_message(line)
         if message is None:
             return
         if message["type"] == "ready" and self._ready is not None and not self._ready.done():

@@ -44,7 +44,14 @@ from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
 from . import runsc as runsc_module
-from .bridge.host import DEFAULT_MAX_REQUEST_BYTES, CallLog, HostBridge, SpecialHandler
+from .bridge.host import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESULT_BYTES,
+    CallLog,
+    HostBridge,
+    SpecialHandler,
+)
+from .bridge.limits import CpuBudget
 from .bridge.privacy import Tokenizer, parse_policy
 from .bridge.server import BridgeServer
 from .bridge.skills import SkillStore, skills_disabled
@@ -115,6 +122,9 @@ class Executor:
         quotas: the session's bounds on disk and memory (`/state`, `/workspace`,
             `/tmp`, skills).
         origin: what runs this session (`run`, `serve-http`...), for `skills promote`.
+        max_result_bytes: the largest tool result (refused while it streams in).
+        cpu_budget: the host CPU the session's calls may use (scans, validation);
+            by default one of its own.
     """
 
     unsafe = False
@@ -138,6 +148,8 @@ class Executor:
         state_dir: str | os.PathLike[str] | None = None,
         quotas: Quotas | None = None,
         origin: str = "api",
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        cpu_budget: CpuBudget | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
@@ -148,6 +160,8 @@ class Executor:
         self.pool_size = max(1, pool_size)
         self.start_timeout = start_timeout
         self.max_request_bytes = max_request_bytes
+        self.max_result_bytes = max_result_bytes
+        self.cpu_budget = cpu_budget or CpuBudget()
         self._transport = transport
         self._owns_transport = transport is None
         self._snapshot = snapshot
@@ -204,9 +218,9 @@ class Executor:
 
     def _host_transport(self) -> Transport:
         if self._transport is None:
-            from ..runtime.direct import DirectTransport
+            from .bridge.upstream import BoundedTransport
 
-            self._transport = DirectTransport(self.config)
+            self._transport = BoundedTransport(self.config, max_message_bytes=self.max_result_bytes)
         return self._transport
 
     async def start(self) -> None:
@@ -240,8 +254,10 @@ class Executor:
             snapshot,
             self._host_transport(),
             max_request_bytes=self.max_request_bytes,
+            max_result_bytes=self.max_result_bytes,
             privacy=self.privacy,
             special=special,
+            budget=self.cpu_budget,
         )
         await asyncio.to_thread(sweep_stale_workdirs)
         self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
@@ -436,7 +452,10 @@ class Executor:
         else:
             self._idle.put_nowait(sandbox)
         await log.cancel()  # calls a process of the job left running end with it
-        return _result(raw, crash, log, duration, timeout, memory, limits)
+        result = _result(raw, crash, log, duration, timeout, memory, limits)
+        if self.privacy is not None:
+            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
+        return result
 
     async def aclose(self) -> None:
         """Stop every sandbox and wait until each is deleted; close the host transport."""
@@ -504,6 +523,20 @@ def _tokenizer(
 
     loaded = load_config(config)
     return Tokenizer(parse_policy(loaded.privacy, loaded.path))
+
+
+def _hide_known(privacy: Tokenizer, result: ExecutionResult) -> ExecutionResult:
+    """The result with every value the session tokenized hidden again.
+
+    Code can rebuild a real value from pieces (a character per call); what it then
+    prints is still a known value, and still replaced.
+    """
+    fields = result.model_dump(include={"stdout", "stderr", "value", "value_repr", "error"})
+    hidden = privacy.hide_known(fields)
+    if hidden == fields:
+        return result
+    error = ExecutionError.model_validate(hidden["error"]) if hidden["error"] else None
+    return result.model_copy(update={**hidden, "error": error})
 
 
 def _skills_dir(

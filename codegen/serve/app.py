@@ -36,7 +36,11 @@ from mcp.shared.exceptions import MCPError
 from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
+from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
+from ..sandbox.bridge.limits import CpuBudget
+from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
+from ..sandbox.bridge.upstream import BoundedTransport
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.quotas import Quotas, ServeLimits
@@ -45,9 +49,12 @@ from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
 from .tools import (
+    MAX_QUERY_CHARS,
+    MAX_TEXT_CHARS,
     MAX_TIMEOUT,
     arguments_error,
     check_code,
+    cut,
     format_result,
     instructions,
     text_result,
@@ -101,9 +108,19 @@ class State:
     transport: DirectTransport
     in_flight: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     """Tool calls being handled, by session key."""
+    privacy: PrivacyPolicy = dataclasses.field(default_factory=PrivacyPolicy)
+    """The config's `privacy` section, applied to every session as `exec` applies it."""
+    budgets: dict[Hashable, CpuBudget] = dataclasses.field(default_factory=dict)
+    """Each session's host CPU: its tool calls, searches and module reads draw on it."""
 
-    def new_executor(self) -> Executor:
-        """An executor of one sandbox sharing the host transport."""
+    def budget(self, key: Hashable | None) -> CpuBudget:
+        """The CPU budget of session `key` (a fresh one for a call without a session)."""
+        if key is None:
+            return CpuBudget()
+        return self.budgets.setdefault(key, CpuBudget())
+
+    def new_executor(self, key: Hashable | None = None) -> Executor:
+        """An executor of one sandbox sharing the host transport, for session `key`."""
         settings = self.settings
         kind = UnsafeLocalExecutor if settings.unsafe_local else Executor
         limits = Limits(timeout=settings.timeout, memory_mb=settings.memory_mb)
@@ -115,6 +132,8 @@ class State:
             skills_scope="shared" if settings.share_skills else "session",
             quotas=settings.quotas,
             origin=f"serve-{settings.transport}",
+            privacy=Tokenizer(self.privacy),
+            cpu_budget=self.budget(key),
         )
 
     def skills(self, key: Hashable | None) -> SkillStore:
@@ -132,8 +151,15 @@ class State:
 Context = ServerRequestContext[State, Any]
 
 
+_SWITCH_INTERVAL = 0.001
+"""Seconds a thread holds the GIL before another may take it. Host work for a session
+(scans, searches) runs in worker threads; at Python's default 5 ms, every hand-over of
+another session's request between the event loop and a worker waits up to that long."""
+
+
 def build_server(settings: ServeSettings) -> Server[State]:
     """The MCP server of `settings` (run it with `run_stdio` or `run_http`)."""
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     skills = SkillStore(settings.skills, settings.package.import_dir)
     catalogue = Catalogue.of(settings.package.import_dir, skills)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
@@ -141,11 +167,18 @@ def build_server(settings: ServeSettings) -> Server[State]:
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
     example = example or (tool_paths[0] if tool_paths else "servers.example.tool")
     tools = tool_list(settings.timeout)
+    policy = _privacy_policy(settings.config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
-        transport = DirectTransport(settings.config)
-        state = State(settings, catalogue, Workspaces(lambda: state.new_executor()), transport)
+        transport = BoundedTransport(settings.config, max_message_bytes=DEFAULT_MAX_RESULT_BYTES)
+        state = State(
+            settings,
+            catalogue,
+            Workspaces(lambda key: state.new_executor(key)),
+            transport,
+            privacy=policy,
+        )
         try:
             yield state
         finally:
@@ -175,10 +208,12 @@ def build_server(settings: ServeSettings) -> Server[State]:
             )
         state.in_flight[key] = held + 1
         try:
+            # Searches and module reads run off the event loop, one at a time per
+            # session, charged to its CPU budget.
             if params.name == "search_tools":
-                return _search(state, arguments, state.skills(key))
+                return await state.budget(key).run(_search, state, arguments, state.skills(key))
             if params.name == "read_module":
-                return _read_module(state.catalogue_of(key), arguments)
+                return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
             return await _execute(ctx, arguments, key)
         finally:
             state.in_flight[key] -= 1
@@ -236,6 +271,18 @@ def build_server(settings: ServeSettings) -> Server[State]:
     return server
 
 
+def _privacy_policy(config: Path) -> PrivacyPolicy:
+    """The `privacy` section of the config, checked (everything on without one).
+
+    Raises:
+        ConfigError: the config or its `privacy` section is invalid.
+    """
+    from ..runtime.config import load_config
+
+    loaded = load_config(config)
+    return parse_policy(loaded.privacy, loaded.path)
+
+
 def _version() -> str:
     from .. import __version__
 
@@ -258,6 +305,12 @@ def _search(
     if problem:
         return text_result(problem, error=True)
     given = arguments or {}
+    if len(given["query"]) > MAX_QUERY_CHARS:
+        return text_result(
+            f"the query is over {MAX_QUERY_CHARS} characters; use a few words", error=True
+        )
+    if not 1 <= given.get("limit", 10) <= 100:
+        return text_result("limit must be from 1 to 100", error=True)
     try:
         text = search_tools(
             given["query"],
@@ -268,7 +321,7 @@ def _search(
         )
     except SearchError as exc:
         return text_result(str(exc), error=True)
-    return text_result(text.rstrip("\n"))
+    return text_result(cut(text.rstrip("\n"), MAX_TEXT_CHARS))
 
 
 def _read_module(catalogue: Catalogue, arguments: dict[str, Any] | None) -> types.CallToolResult:
@@ -279,7 +332,7 @@ def _read_module(catalogue: Catalogue, arguments: dict[str, Any] | None) -> type
         _, source = catalogue.read((arguments or {})["path"])
     except ModuleError as exc:
         return text_result(str(exc), error=True)
-    return text_result(source)
+    return text_result(cut(source, MAX_TEXT_CHARS))
 
 
 def _session_key(ctx: Context) -> Hashable | None:
@@ -298,6 +351,7 @@ def _session_key(ctx: Context) -> Hashable | None:
     if _WORKSPACE_KEY not in connection.state:
         connection.state[_WORKSPACE_KEY] = connection.session_id
         connection.exit_stack.callback(state.workspaces.release, connection.session_id)
+        connection.exit_stack.callback(state.budgets.pop, connection.session_id, None)
     key: Hashable = connection.state[_WORKSPACE_KEY]
     return key
 
@@ -314,7 +368,7 @@ async def _execute(
     timeout = float(given.get("timeout", state.settings.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
-    invalid = check_code(code)
+    invalid = await state.budget(key).run(check_code, code)
     if invalid:
         return text_result(invalid, error=True)
     try:

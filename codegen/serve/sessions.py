@@ -24,7 +24,7 @@ __all__ = ["Workspaces"]
 class Workspaces:
     """The live executors, by session key."""
 
-    def __init__(self, factory: Callable[[], Executor]):
+    def __init__(self, factory: Callable[[Hashable], Executor]):
         self._factory = factory
         self._executors: dict[Hashable, Executor] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
@@ -48,7 +48,7 @@ class Workspaces:
                 raise RuntimeError("the server is shutting down")
             executor = self._executors.get(key)
             if executor is None:
-                executor = self._factory()
+                executor = self._factory(key)
                 try:
                     await executor.start()
                 except BaseException:

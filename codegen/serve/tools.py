@@ -16,6 +16,10 @@ import mcp_types as types
 from ..sandbox.result import ExecutionResult
 
 __all__ = [
+    "MAX_CODE_CHARS",
+    "MAX_PARSED_CHARS",
+    "MAX_QUERY_CHARS",
+    "MAX_TEXT_CHARS",
     "MAX_TIMEOUT",
     "arguments_error",
     "check_code",
@@ -30,6 +34,15 @@ MAX_TIMEOUT = 300.0
 """The longest `timeout` a call of `execute_code` may ask for, in seconds."""
 
 MAX_NAMED_SERVERS = 12
+
+MAX_CODE_CHARS = 512 * 1024
+"""The longest code `execute_code` accepts."""
+MAX_PARSED_CHARS = 64 * 1024
+"""Code up to this long is parsed on the host for a quick syntax error (CPython's parser
+takes ~1 ms per KB of its worst cases); longer code is compiled only in the sandbox."""
+MAX_TEXT_CHARS = 200_000
+"""The most characters `search_tools` or `read_module` returns (the rest is cut)."""
+MAX_QUERY_CHARS = 2000
 
 _INSTRUCTIONS = """\
 The tools of MCP servers ({servers}) are Python functions; use them from code:
@@ -117,9 +130,20 @@ def tool_list(default_timeout: float) -> list[types.Tool]:
 
 
 def check_code(code: str) -> str | None:
-    """Why `code` cannot run (empty, or a syntax error with its place), else None."""
+    """Why `code` cannot run (empty, too long, or a syntax error with its place), else None.
+
+    Code longer than `MAX_PARSED_CHARS` is not parsed here: the sandbox compiles it
+    and reports its syntax errors the same way.
+    """
     if not code.strip():
         return "code is empty; pass the Python to run"
+    if len(code) > MAX_CODE_CHARS:
+        return (
+            f"the code is {len(code)} characters, over the limit of {MAX_CODE_CHARS}; "
+            "save data to files in /workspace instead of inlining it"
+        )
+    if len(code) > MAX_PARSED_CHARS:
+        return None
     try:
         compile(code, "<code>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, True)
     except SyntaxError as exc:
@@ -129,6 +153,8 @@ def check_code(code: str) -> str | None:
         return f"SyntaxError: {exc.msg} ({where}){shown}\nNothing was run."
     except ValueError as exc:  # e.g. a NUL byte in the source
         return f"the code cannot be parsed: {exc}"
+    except (RecursionError, MemoryError):  # CPython's guards against deep nesting
+        return "the code is nested too deeply to parse; split it into functions\nNothing was run."
     return None
 
 

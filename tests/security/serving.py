@@ -1,15 +1,18 @@
-"""Real `serve` over HTTP for the attack tests of issue 10b: the demo servers, real gVisor.
+"""Real `serve` over HTTP for the attack tests (issues 10a and 10b): the demo servers, real gVisor.
 
 Not a conftest (the package is shared with other suites): the test modules import
 the fixtures they use from here. `served` starts one `serve --transport http`
 per test module, with its own TMPDIR (its sandboxes, `/state` mounts and
 sockets), its own shared skills directory and its own mail log, so each attack
-can read back what the demo `mail` server received.
+can read back what the demo `mail` server received; stopping it fails the module
+if the server died under the attacks. `crm_values` are the demo CRM's real
+personal data, which no answer of `serve` may show.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -81,8 +84,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def start_serve(package: Path, *extra: str) -> Served:
-    """Start `serve --transport http --port 0` for the demo config; wait for its URL."""
+def start_serve(package: Path, *extra: str, config: Path = CONFIG) -> Served:
+    """Start `serve --transport http --port 0` for `config` (the demo's); wait for its URL."""
     # Short: the sandbox's sockets live under TMPDIR, and a socket path has at most 107 bytes.
     tmp = Path(tempfile.mkdtemp(prefix="s10b-", dir="/tmp"))
     skills = tmp / "skills"
@@ -92,7 +95,7 @@ def start_serve(package: Path, *extra: str) -> Served:
         "-m",
         "codegen.serve",
         "--config",
-        str(CONFIG),
+        str(config),
         "--package",
         str(package),
         "--skills",
@@ -119,7 +122,9 @@ def start_serve(package: Path, *extra: str) -> Served:
 
 
 def stop_serve(served: Served) -> None:
-    """Stop `serve` (SIGINT, as Ctrl-C) and check it left no sandbox and no mount behind."""
+    """Stop `serve` (SIGINT, as Ctrl-C) and check it lived until then, and left no sandbox
+    and no mount behind."""
+    alive = served.alive()
     served.process.send_signal(signal.SIGINT)
     try:
         served.process.wait(timeout=30)
@@ -128,6 +133,7 @@ def stop_serve(served: Served) -> None:
     left = list(served.tmp.glob("mcp-codegen-sandbox-*"))
     mounts = served.state_mounts()
     shutil.rmtree(served.tmp, ignore_errors=True)
+    assert alive, "serve died during the attacks"
     assert not mounts, f"a /state mount outlived the server: {mounts}"
     assert not left, "a sandbox outlived the server"
 
@@ -266,3 +272,23 @@ async def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None
     while not check():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+def crm_values() -> list[str]:
+    """Every name, email and phone number of the demo CRM (its 10,000 customers)."""
+    crm = sys.modules.get("demo_crm")
+    if crm is None:
+        spec = importlib.util.spec_from_file_location("demo_crm", ROOT / "demo/servers/crm.py")
+        assert spec is not None and spec.loader is not None
+        crm = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = crm  # pydantic resolves the module's annotations through it
+        spec.loader.exec_module(crm)
+    return [v for c in crm.DB.values() for v in (c.name, c.email, c.phone)]
+
+
+def json_line(text: str) -> object:
+    """The JSON document a piece of agent code printed on a line of its own."""
+    for line in text.splitlines():
+        if line.startswith(("{", "[")):
+            return json.loads(line)
+    raise AssertionError(f"no JSON line in: {text[:2000]}")

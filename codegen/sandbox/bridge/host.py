@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from jsonschema import exceptions as schema_exceptions  # type: ignore[import-untyped]
-from jsonschema import validators
 
 from ...runtime.transport import Transport
 from ...snapshot import Snapshot
 from ..channel import Oversized
 from ..result import ToolCall
-from .privacy import Tokenizer
+from .limits import MAX_JSON_DEPTH, CpuBudget, json_depth_ok, placeholder_validator
+from .privacy import PrivacyLimit, Tokenizer
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -38,7 +38,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
-DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 8 * 1024 * 1024
+"""A result's size on the wire, refused while it streams in from the server (`upstream.py`):
+each step of the host's work on a result holds the GIL for a time in proportion to it."""
+_MAX_ERROR_CHARS = 2000
 SpecialHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """Answers `(tool, arguments)` of a reserved server with a tool result."""
 _ID_AT_FRONT = re.compile(rb'^\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
@@ -84,6 +87,7 @@ class HostBridge:
         max_concurrent_calls: int = 32,
         privacy: Tokenizer | None = None,
         special: Mapping[str, SpecialHandler] | None = None,
+        budget: CpuBudget | None = None,
     ):
         self.snapshot = snapshot
         self.special = dict(special or {})
@@ -91,6 +95,8 @@ class HostBridge:
         self.privacy = privacy
         self.max_request_bytes = max_request_bytes
         self.max_result_bytes = max_result_bytes
+        self.budget = budget or CpuBudget()
+        """The session's host CPU: parsing, validation and scanning are charged to it."""
         self._limit = asyncio.Semaphore(max_concurrent_calls)
         self._validators: dict[tuple[str, str], Any] = {}
 
@@ -105,20 +111,19 @@ class HostBridge:
         spec = next((t for t in found.tools if t.name == tool), None)
         if spec is None:
             raise _Rejected(f"server {server!r} has no tool {tool!r}")
-        schema = spec.input_schema
         try:
-            cls = validators.validator_for(schema)
-            cls.check_schema(schema)
-            validator: Any = cls(schema)
+            validator: Any = placeholder_validator(spec.input_schema)
         except schema_exceptions.SchemaError:
             validator = None  # the server's own schema is broken: let the server judge
         self._validators[key] = validator
         return validator
 
     def _parse(self, line: bytes) -> tuple[int, str, str, dict[str, Any]]:
+        if not json_depth_ok(line):
+            raise _Rejected(f"the request nests more than {MAX_JSON_DEPTH} levels deep")
         try:
             message = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise _Rejected("the request is not JSON") from None
         if not isinstance(message, dict):
             raise _Rejected("the request is not a JSON object")
@@ -141,19 +146,40 @@ class HostBridge:
             where = "/" + "/".join(str(part) for part in error.absolute_path)
             raise _Rejected(f"invalid arguments for {server}.{tool} at {where}: {error.message}")
 
+    def _prepare(self, line: bytes) -> tuple[int, str, str, dict[str, Any], dict[str, Any]]:
+        """(id, server, tool, arguments as sent, arguments for the server) of a request.
+
+        Validation sees the arguments as the code sent them, placeholders and all:
+        real values are put back only after it passed, so no error quotes one.
+        """
+        call_id, server, tool, arguments = self._parse(line)
+        if server in self.special:
+            return call_id, server, tool, arguments, arguments
+        self._check(server, tool, arguments)
+        real = self.privacy.restore(arguments) if self.privacy is not None else arguments
+        return call_id, server, tool, arguments, real
+
     def _redacted(self, message: str, server: str, tool: str) -> str:
         # Error messages can quote argument values, which are real values by now.
-        return self.privacy.redact_text(message, server, tool) if self.privacy else message
+        if self.privacy is not None:
+            message = self.privacy.redact_text(message, server, tool)
+        if len(message) > _MAX_ERROR_CHARS:
+            message = message[:_MAX_ERROR_CHARS] + f" [... {len(message)} characters in all]"
+        return message
 
-    async def _forward(self, server: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        if self.privacy is not None:
-            arguments = self.privacy.restore(arguments)  # placeholders back to real values
-        self._check(server, tool, arguments)
-        async with self._limit:
-            result = await self.transport.call_tool(server, tool, arguments)
-        if self.privacy is not None:
+    def _answer(
+        self, call_id: int, server: str, tool: str, result: dict[str, Any]
+    ) -> tuple[bytes, str | None]:
+        """The answer line of a result, personal data replaced; and its tool error, if any."""
+        if self.privacy is not None and server not in self.special:
             result = self.privacy.redact_result(server, tool, result)
-        return result
+        answer = json.dumps({"id": call_id, "result": result}, ensure_ascii=False).encode("utf-8")
+        if len(answer) > self.max_result_bytes:
+            raise _Rejected(
+                f"{server}.{tool} returned {len(answer)} bytes, over the limit of "
+                f"{self.max_result_bytes}"
+            )
+        return answer, _tool_error(result)
 
     async def handle(self, line: bytes | Oversized, log: CallLog) -> bytes:
         """Answer one request line (the answer line, without its newline)."""
@@ -169,31 +195,29 @@ class HostBridge:
                 raise _Rejected(
                     f"the request is {size} bytes, over the limit of {self.max_request_bytes}"
                 )
-            call_id, server, tool, arguments = self._parse(line)
+            match = _ID_AT_FRONT.match(line)
+            call_id = int(match.group(1)) if match else None
+            call_id, server, tool, arguments, real = await self.budget.run(self._prepare, line)
+            # After the budget: waiting for it, the execution may have ended meanwhile.
             if log.closed:
                 raise _Rejected("the execution is over; the call was not made")
             special = self.special.get(server)
             if special is not None:
                 result = await special(tool, arguments)
             else:
-                result = await self._forward(server, tool, arguments)
-            answer = json.dumps({"id": call_id, "result": result}, ensure_ascii=False).encode(
-                "utf-8"
-            )
-            if len(answer) > self.max_result_bytes:
-                raise _Rejected(
-                    f"{server}.{tool} returned {len(answer)} bytes, over the limit of "
-                    f"{self.max_result_bytes}"
-                )
-            error = _tool_error(result)
+                async with self._limit:
+                    result = await self.transport.call_tool(server, tool, real)
+            answer, error = await self.budget.run(self._answer, call_id, server, tool, result)
             ok = error is None
         except asyncio.CancelledError:
             raise
-        except _Rejected as exc:
-            message = self._redacted(str(exc), server, tool)
+        except (_Rejected, PrivacyLimit) as exc:
+            message = await self.budget.run(self._redacted, str(exc), server, tool)
             answer, ok, error = _error_line(call_id, message), False, message
         except Exception as exc:  # the transport's errors, and the servers' failures
-            message = self._redacted(str(exc) or type(exc).__name__, server, tool)
+            message = await self.budget.run(
+                self._redacted, str(exc) or type(exc).__name__, server, tool
+            )
             answer, ok, error = _error_line(call_id, message), False, message
         log.calls.append(
             ToolCall(

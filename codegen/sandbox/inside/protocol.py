@@ -184,7 +184,7 @@ def _decode(line: bytes, types: frozenset[str]) -> dict[str, Any] | None:
         return None
     try:
         message = json.loads(line[len(LINE_PREFIX) :])
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's guard
         return None
     if not isinstance(message, dict) or message.get("type") not in types:
         return None

@@ -16,8 +16,8 @@ import asyncio
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import Config, HttpServer, ServerConfig, load_config
@@ -134,12 +134,16 @@ def stderr_tail(errlog: TextIO | None, lines: int = 8) -> str:
     return "\n".join(tail)
 
 
+_Opener = Callable[..., AbstractAsyncContextManager["Client"]]
+
+
 class _HeldSession:
     """One server's session, owned by a task that enters and leaves it."""
 
-    def __init__(self, server: ServerConfig, timeout: float):
+    def __init__(self, server: ServerConfig, timeout: float, opener: _Opener = open_client):
         self.server = server
         self.timeout = timeout
+        self._open = opener
         # Closed in aclose(): it outlives this method, so no `with` can hold it.
         self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._stop = asyncio.Event()
@@ -148,7 +152,7 @@ class _HeldSession:
 
     async def _hold(self) -> None:
         try:
-            async with open_client(self.server, errlog=self.errlog, timeout=self.timeout) as client:
+            async with self._open(self.server, errlog=self.errlog, timeout=self.timeout) as client:
                 self._ready.set_result(client)
                 await self._stop.wait()
         except BaseException as exc:
@@ -220,6 +224,12 @@ class DirectTransport:
             self._config = load_config(source if not isinstance(source, Config) else None)
         return self._config
 
+    def open(
+        self, server: ServerConfig, errlog: TextIO | None, timeout: float | None
+    ) -> AbstractAsyncContextManager[Client]:
+        """How a session with `server` is opened (`open_client`; a subclass may bound it)."""
+        return open_client(server, errlog=errlog, timeout=timeout)
+
     async def _session(self, name: str) -> Client:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -229,7 +239,7 @@ class DirectTransport:
         held = self._sessions.get(name)
         if held is None:
             server = self.config.server(name)
-            held = _HeldSession(server, server.timeout or self.timeout)
+            held = _HeldSession(server, server.timeout or self.timeout, self.open)
             self._sessions[name] = held
         try:
             return await held.client()
