@@ -375,6 +375,22 @@ def test_a_bad_config_exits_3_from_every_command_with_the_same_line(built: Path)
         )
 
 
+def test_a_bad_privacy_section_is_a_config_error_for_serve_as_for_exec(built: Path) -> None:
+    config = built.parent.parent / "privacy.json"
+    write_config(config, {"toolbox": server_entry("toolbox.py")})
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data["privacy"] = {"blobs": "bogus"}
+    config.write_text(json.dumps(data), encoding="utf-8")
+    lines = set()
+    for command in (("serve", "--unsafe-local"), ("exec", "-c", "print(1)", "--unsafe-local")):
+        result = cli(*command, "--config", config)
+        assert result.exit_code == EXIT_CODES["config"] == 3, (command, result.output)
+        lines.add(one_error_line(result))
+    assert lines == {
+        f'error: {config}: privacy.blobs: must be "withhold" or "pass", not "bogus"'
+    }, lines
+
+
 def test_usage_errors_are_one_line_with_the_usage_code(project: Path) -> None:
     for args in (("build", "--bogus"), ("exec",), ("nosuch",), ("search",)):
         result = cli(*args)

@@ -231,7 +231,10 @@ def serve_command(
             idle_timeout=idle_timeout,
         ),
     )
-    server = build_server(settings)
+    try:
+        server = build_server(settings)  # reads the config's privacy section
+    except ConfigError as exc:
+        fail("serve", "config", str(exc))
     if transport == "http" and host not in LOOPBACK and auth is None:
         print_warning(
             f"{host} is not loopback and --insecure-no-auth: anyone who reaches it can run code here"
