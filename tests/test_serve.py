@@ -159,12 +159,12 @@ from servers.time import get_current_time
 now, log, tables = await asyncio.gather(
     get_current_time(timezone="Asia/Tokyo"),
     git_log(repo_path="repo", max_count=50),
-    read_query(query="SELECT name FROM sqlite_master WHERE type = 'table'"),
+    read_query(query="SELECT count(*) AS tables FROM sqlite_master"),  # any database answers
 )
 with open("notes.txt", "w") as f:
     f.write(now.timezone)
 print("commits:", log.text.count("Commit:"))
-{"tz": now.timezone, "tables": tables.text.count("name") > 0}
+{"tz": now.timezone, "tables": "tables" in tables.text}
 """
             output, error = await call(client, "execute_code", code=code)
             assert not error, output
