@@ -6,7 +6,6 @@ when the output must not be written, in which case nothing on disk changed.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from .cache import BuildCache, build_state
 from .config import load_config
 from .diagnostics import BuildError, Diagnostics
-from .introspect import DEFAULT_SERVER_TIMEOUT, introspect
+from .introspect import DEFAULT_SERVER_TIMEOUT, introspect, run_introspection
 from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
@@ -39,6 +38,8 @@ class BuildReport:
     version: str = ""
     bump: str | None = None
     failed_servers: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Every server that is not in the package, with why (failed, or no usable tool)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -47,11 +48,13 @@ def introspect_snapshot(
     diagnostics: Diagnostics,
     *,
     timeout: float = DEFAULT_SERVER_TIMEOUT,
+    jobs: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Snapshot, list[str]]:
     """Introspect every server of the config into a snapshot of the ones that answered.
 
-    Returns the snapshot and the names of the servers that failed (recorded in
-    `diagnostics`).
+    At most `jobs` servers run at once (default: from the CPU count). Returns the
+    snapshot and the names of the servers that failed (recorded in `diagnostics`).
 
     Raises:
         ConfigError: the config cannot be read, or a `${VAR}` in it is not set.
@@ -59,10 +62,20 @@ def introspect_snapshot(
     config = load_config(config_path)
     for server in config.servers:
         server.resolve()  # an unset ${VAR} is a config error before any server starts
-    listings = asyncio.run(introspect(config, diagnostics, timeout=timeout))
+    listings = run_introspection(
+        introspect(config, diagnostics, timeout=timeout, jobs=jobs, progress=progress)
+    )
     failed = [listing.name for listing in listings if listing.snapshot is None]
     servers = tuple(listing.snapshot for listing in listings if listing.snapshot is not None)
     return Snapshot(servers=servers), failed
+
+
+def _why(diagnostics: Diagnostics, server: str) -> str:
+    """The first line of the first error about `server`: why it was left out."""
+    for item in diagnostics.errors:
+        if item.server == server and item.tool is None:
+            return item.message.splitlines()[0]
+    return "failed"
 
 
 def build_package(
@@ -75,18 +88,23 @@ def build_package(
     keep_going: bool = False,
     fail_on_warning: bool = False,
     timeout: float = DEFAULT_SERVER_TIMEOUT,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> BuildReport:
     """Build the package from live servers (`config_path`) or a `snapshot`.
 
     The version is `version` if given, else the previous output's version moved
-    by the class of change since its snapshot (see `versioning`).
+    by the class of change since its snapshot (see `versioning`). With
+    `keep_going`, servers that failed and servers left with no usable tool are
+    left out (`BuildReport.left_out` says why); a package with no tool at all is
+    still an error.
 
     Raises:
         ConfigError: the config cannot be read.
-        BuildError: a server or tool failed (without `keep_going`), a warning
-            occurred (with `fail_on_warning`), or the generated code failed
-            verification. Nothing was written.
+        BuildError: a server or tool failed (without `keep_going`), no server or
+            no tool was left to build, a warning occurred (with
+            `fail_on_warning`), or the generated code failed verification.
+            Nothing was written.
     """
     progress = progress or QuietProgress()
     out = out or DEFAULT_OUT_ROOT / options.name
@@ -98,14 +116,22 @@ def build_package(
         if config_path is None:
             raise ValueError("build_package needs a config_path or a snapshot")
         progress.stage(f"introspecting the servers of {config_path}")
-        snapshot, failed = introspect_snapshot(config_path, diagnostics, timeout=timeout)
+        snapshot, failed = introspect_snapshot(
+            config_path, diagnostics, timeout=timeout, jobs=jobs, progress=progress
+        )
         seconds["introspect"] = time.perf_counter() - started
+        total = len(failed) + len(snapshot.servers)
         if failed and not keep_going:
             raise BuildError(
-                f"{len(failed)} of {len(failed) + len(snapshot.servers)} servers failed; nothing was written "
+                f"{len(failed)} of {total} servers failed; nothing was written "
                 "(--keep-going builds the others)",
                 diagnostics,
             )
+        if failed and not snapshot.servers:
+            raise BuildError(
+                f"none of the {total} servers could be listed; nothing was written", diagnostics
+            )
+    left_out = {name: _why(diagnostics, name) for name in failed}
     bump: str | None = None
     if version is None:
         version, bump = next_version(out, snapshot)
@@ -123,6 +149,7 @@ def build_package(
             modules=snapshot.tool_count(),
             reused=snapshot.tool_count(),
             failed_servers=failed,
+            left_out=left_out,
             seconds=seconds,
             up_to_date=True,
             version=options.version,
@@ -131,6 +158,9 @@ def build_package(
     rendered = render_package(snapshot, options, cache, progress)
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
+    left_out |= rendered.left_out
+    if snapshot.servers and not rendered.tools:
+        raise BuildError("no tool could be generated; nothing was written", diagnostics)
     if diagnostics.errors and not keep_going:
         raise BuildError(
             f"{len(diagnostics.errors)} errors; nothing was written (--keep-going leaves out what failed)",
@@ -161,5 +191,6 @@ def build_package(
         version=options.version,
         bump=bump,
         failed_servers=failed,
+        left_out=left_out,
         seconds=seconds,
     )

@@ -56,6 +56,7 @@ def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool)
             "version": report.version,
             "bump": report.bump,
             "failed_servers": report.failed_servers,
+            "left_out": report.left_out,
             "snapshot_sha256": report.snapshot.digest(),
             "seconds": {key: round(value, 3) for key, value in report.seconds.items()},
         }
@@ -126,6 +127,12 @@ def main() -> None:
     help="Seconds each server may take to start and list its tools.",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Servers started at once [default: 4 per CPU].",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Build nothing: exit 1 with the diff when the package in --out is not what its "
@@ -142,6 +149,7 @@ def build(
     keep_going: bool,
     fail_on_warning: bool,
     timeout: float,
+    jobs: int | None,
     check: bool,
     as_json: bool,
 ) -> None:
@@ -161,6 +169,7 @@ def build(
             keep_going=keep_going,
             fail_on_warning=fail_on_warning,
             timeout=timeout,
+            jobs=jobs,
             progress=progress_for(quiet=as_json),
         )
     except (ConfigError, SnapshotError) as exc:
@@ -182,20 +191,21 @@ def build(
         click.echo(_report_json(report, report.diagnostics, ok=True))
         return
     _print_diagnostics(report.diagnostics)
-    failed = (
-        f"; left out {_count(len(report.failed_servers), 'failed server')}"
-        if report.failed_servers
-        else ""
-    )
+    left_out = f"; left out {_count(len(report.left_out), 'server')}:" if report.left_out else ""
     if report.up_to_date:
-        click.echo(f"{report.out} is up to date (version {report.version})")
-        return
-    bumped = f", {report.bump} change" if report.bump else ""
-    click.echo(
-        f"built {report.out} {report.version}{bumped}: {_count(report.modules, 'tool')} of "
-        f"{_count(len(report.snapshot.servers), 'server')} ({report.reused} unchanged) "
-        f"in {report.seconds.get('total', 0):.1f}s{failed}"
-    )
+        click.echo(f"{report.out} is up to date (version {report.version}){left_out}")
+    else:
+        bumped = f", {report.bump} change" if report.bump else ""
+        built = len(report.snapshot.servers) - len(
+            set(report.left_out) - set(report.failed_servers)
+        )
+        click.echo(
+            f"built {report.out} {report.version}{bumped}: {_count(report.modules, 'tool')} of "
+            f"{_count(built, 'server')} ({report.reused} unchanged) "
+            f"in {report.seconds.get('total', 0):.1f}s{left_out}"
+        )
+    for server, why in sorted(report.left_out.items()):
+        click.echo(f"  {server}: {why}")
 
 
 def _check_stale(out: Path, options: PackageOptions, as_json: bool) -> None:

@@ -77,6 +77,8 @@ class RenderedPackage:
     """Cache keys of the files other than tool modules that the cache may keep."""
     tools: list[RenderedTool] = field(default_factory=list)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Servers with no usable tool, which the package leaves out, with why."""
 
 
 @functools.cache
@@ -166,6 +168,16 @@ def render_package(
         tools_view = _render_server(
             server, ident, tool_idents[server.name], generated, options, package
         )
+        if not tools_view:
+            # An empty server package would be a module of nothing (and an empty
+            # `if TYPE_CHECKING:` block): the server is left out and said so.
+            if server.tools:
+                why = f"none of its {len(server.tools)} tools could be generated"
+            else:
+                why = "it lists no tools"
+                package.diagnostics.warn(f"{why}; left out of the package", server=server.name)
+            package.left_out[server.name] = why
+            continue
         servers_view.append(
             {
                 "ident": ident,

@@ -28,11 +28,12 @@ __all__ = ["format_python", "stage_package", "swap_into_place", "write_package"]
 LINE_LENGTH = 100
 
 
-def format_python(paths: list[Path]) -> None:
+def format_python(paths: list[Path], root: Path | None = None) -> None:
     """Sort imports and format `paths` with the pinned ruff, in isolated mode: two spawns at most.
 
     Raises:
-        BuildError: ruff failed, which means a generated file is not valid Python.
+        BuildError: ruff failed, which means a generated file is not valid Python;
+            the message is ruff's own, with paths relative to `root`.
     """
     if not paths:
         return
@@ -42,10 +43,10 @@ def format_python(paths: list[Path]) -> None:
         "--no-respect-gitignore",
         f"--line-length={LINE_LENGTH}",
         "--target-version=py311",
-        "--quiet",
     ]
     for command in (
-        [ruff, "check", *common, "--select=I", "--fix", "--exit-zero"],
+        [ruff, "check", *common, "--quiet", "--select=I", "--fix", "--exit-zero"],
+        # Not --quiet: it would hide the reason of a failure ("Expected an indented block...").
         [ruff, "format", *common],
     ):
         # All paths in one command line: 10,000 of them fit well within ARG_MAX.
@@ -53,8 +54,16 @@ def format_python(paths: list[Path]) -> None:
             [*command, *map(str, paths)], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
+            said = "\n".join(
+                line
+                for line in (done.stderr + "\n" + done.stdout).splitlines()
+                if line.strip() and not line.startswith(("warning:", "1 file", "Found "))
+            )
+            if root is not None:
+                said = said.replace(f"{root}{os.sep}", "")
             raise BuildError(
-                f"ruff {command[1]} failed on the generated code: {done.stderr.strip()[:2000]}"
+                f"ruff {command[1]} failed on the generated code (a bug of mcp-codegen; please "
+                f"report it): {said[:4000] or f'exit status {done.returncode}'}"
             )
 
 
@@ -86,7 +95,7 @@ def stage_package(
             and relative.parts[1:2] != ("_runtime",)
         ):
             fresh.append(path)
-    format_python(fresh)
+    format_python(fresh, staging)
     problems = verify_package(staging / package, package, fresh)
     if problems.errors:
         raise BuildError("generated code failed verification", problems)

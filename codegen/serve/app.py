@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
+from ..runtime.errors import ConfigError
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
@@ -64,6 +66,8 @@ class ServeSettings:
     unsafe_local: bool = False
     skills_dir: Path | None = None
     """Where skills are saved; by default `.mcp-codegen/skills` beside the config."""
+    preconnect: bool = True
+    """Start every configured server when serving starts, not at its first tool call."""
 
     @property
     def skills(self) -> Path:
@@ -109,9 +113,13 @@ def build_server(settings: ServeSettings) -> Server[State]:
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
         transport = DirectTransport(settings.config)
         state = State(settings, catalogue, Workspaces(lambda: state.new_executor()), transport)
+        warming = asyncio.ensure_future(_preconnect(transport)) if settings.preconnect else None
         try:
             yield state
         finally:
+            if warming is not None:
+                warming.cancel()
+                await asyncio.wait({warming}, timeout=5)
             await state.workspaces.aclose()
             await transport.aclose()
 
@@ -178,6 +186,29 @@ def build_server(settings: ServeSettings) -> Server[State]:
 
         server.add_request_handler("server/discover", types.RequestParams, no_discover)
     return server
+
+
+async def _preconnect(transport: DirectTransport) -> None:
+    """Start every server in the background; say on stderr what started and what did not."""
+    started = time.perf_counter()
+    try:
+        names = [server.name for server in transport.config.servers]
+        failures = await transport.preconnect(names)
+    except ConfigError as exc:
+        print(f"mcp-codegen serve: cannot start the servers: {exc}", file=sys.stderr, flush=True)
+        return
+    seconds = time.perf_counter() - started
+    print(
+        f"mcp-codegen serve: started {len(names) - len(failures)} of {len(names)} servers "
+        f"in {seconds:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    for _name, message in sorted(failures.items()):
+        first = message.splitlines()[0] if message else "failed"  # it names the server
+        print(
+            f"mcp-codegen serve: {first} (its next call tries again)", file=sys.stderr, flush=True
+        )
 
 
 def _version() -> str:

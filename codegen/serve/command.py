@@ -145,6 +145,12 @@ def _build(package_dir: Path | None, config: Path) -> None:
     help="Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).",
 )
 @click.option(
+    "--preconnect/--no-preconnect",
+    default=True,
+    show_default=True,
+    help="Start every server when serving starts, so no tool call waits for a server's start.",
+)
+@click.option(
     "--unsafe-local",
     is_flag=True,
     help="Run code WITHOUT isolation as plain processes (development only; no gVisor).",
@@ -161,6 +167,7 @@ def serve_command(
     max_output: int,
     max_sessions: int,
     skills_dir: Path | None,
+    preconnect: bool,
     unsafe_local: bool,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
@@ -200,6 +207,7 @@ def serve_command(
         max_output=max_output,
         unsafe_local=unsafe_local,
         skills_dir=skills_dir,
+        preconnect=preconnect,
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
