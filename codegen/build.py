@@ -18,7 +18,7 @@ from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
-from .versioning import next_version
+from .versioning import next_version, previous_output
 from .write import write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
@@ -68,6 +68,10 @@ def introspect_snapshot(
     failed = [listing.name for listing in listings if listing.snapshot is None]
     servers = tuple(listing.snapshot for listing in listings if listing.snapshot is not None)
     return Snapshot(servers=servers), failed
+
+
+def _state(snapshot: Snapshot, options: PackageOptions, version: str) -> str:
+    return build_state(snapshot.digest(), options.name, options.dist_name, version)
 
 
 def _why(diagnostics: Diagnostics, server: str) -> str:
@@ -133,11 +137,15 @@ def build_package(
             )
     left_out = {name: _why(diagnostics, name) for name in failed}
     bump: str | None = None
-    if version is None:
-        version, bump = next_version(out, snapshot)
-    options = replace(options, version=version)
     cache = BuildCache(out)
-    state = build_state(snapshot.digest(), options.name, options.dist_name, options.version)
+    previous = previous_output(out)
+    if version is None:
+        if previous is not None and cache.state == _state(snapshot, options, previous.version):
+            version = previous.version  # unchanged since the last build (no diff needed)
+        else:
+            version, bump = next_version(previous, snapshot)
+    options = replace(options, version=version)
+    state = _state(snapshot, options, version)
     if cache.up_to_date(state):
         progress.finish()
         seconds["total"] = time.perf_counter() - started
@@ -155,7 +163,8 @@ def build_package(
             version=options.version,
         )
     mark = time.perf_counter()
-    rendered = render_package(snapshot, options, cache, progress)
+    text = snapshot.text_reusing(previous.text, previous.wire) if previous else None
+    rendered = render_package(snapshot, options, cache, progress, snapshot_text=text)
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     left_out |= rendered.left_out
