@@ -6,7 +6,10 @@ when the output must not be written, in which case nothing on disk changed.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -110,8 +113,51 @@ def build_package(
             `fail_on_warning`), or the generated code failed verification.
             Nothing was written.
     """
-    progress = progress or QuietProgress()
-    out = out or DEFAULT_OUT_ROOT / options.name
+    return _build(
+        options=options,
+        out=out or DEFAULT_OUT_ROOT / options.name,
+        config_path=config_path,
+        snapshot=snapshot,
+        version=version,
+        keep_going=keep_going,
+        fail_on_warning=fail_on_warning,
+        timeout=timeout,
+        jobs=jobs,
+        progress=progress or QuietProgress(),
+    )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a build.
+
+    A large build holds millions of objects (the snapshot, its dumps, the cache)
+    and allocates millions more: each full collection walks them all, for
+    garbage that has no cycles. Measured at 10,000 tools: a tenth or more of the
+    build's CPU. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build(
+    *,
+    options: PackageOptions,
+    out: Path,
+    config_path: Path | str | None,
+    snapshot: Snapshot | None,
+    version: str | None,
+    keep_going: bool,
+    fail_on_warning: bool,
+    timeout: float,
+    jobs: int | None,
+    progress: Progress,
+) -> BuildReport:
     diagnostics = Diagnostics()
     seconds: dict[str, float] = {}
     failed: list[str] = []
@@ -136,6 +182,39 @@ def build_package(
                 f"none of the {total} servers could be listed; nothing was written", diagnostics
             )
     left_out = {name: _why(diagnostics, name) for name in failed}
+    with _collector_paused():
+        return _compile(
+            snapshot=snapshot,
+            options=options,
+            out=out,
+            version=version,
+            keep_going=keep_going,
+            fail_on_warning=fail_on_warning,
+            progress=progress,
+            diagnostics=diagnostics,
+            seconds=seconds,
+            failed=failed,
+            left_out=left_out,
+            started=started,
+        )
+
+
+def _compile(
+    *,
+    snapshot: Snapshot,
+    options: PackageOptions,
+    out: Path,
+    version: str | None,
+    keep_going: bool,
+    fail_on_warning: bool,
+    progress: Progress,
+    diagnostics: Diagnostics,
+    seconds: dict[str, float],
+    failed: list[str],
+    left_out: dict[str, str],
+    started: float,
+) -> BuildReport:
+    """Snapshot -> render -> write, the part of a build that is all CPU and files."""
     bump: str | None = None
     cache = BuildCache(out)
     previous = previous_output(out)

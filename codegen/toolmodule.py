@@ -101,6 +101,7 @@ def build_tools(
     jobs: Sequence[ToolJob], on_done: Callable[[], None] | None = None
 ) -> list[BuiltTool]:
     """`build_tool` for each job, in order; large builds use every core. `on_done` after each."""
+    global _jobs
     done = on_done or (lambda: None)
     workers = worker_count()
     results: list[BuiltTool] = []
@@ -110,16 +111,27 @@ def build_tools(
                 results.append(build_tool(job))
                 done()
             return results
-        # Fork: the workers start with the templates and the snapshot already loaded.
+        # Fork: the workers start with the templates and the jobs already in memory, so
+        # only an index crosses to them (pickling 10,000 tools would be the parent's work).
+        _jobs = jobs
         context = multiprocessing.get_context("fork")
         chunk = max(1, min(64, len(jobs) // (workers * 8)))
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for result in pool.map(build_tool, jobs, chunksize=chunk):
+            for result in pool.map(_build_job, range(len(jobs)), chunksize=chunk):
                 results.append(result)
                 done()
         return results
     finally:
         _memo.clear()
+        _jobs = ()
+
+
+_jobs: Sequence[ToolJob] = ()
+"""The jobs of the running `build_tools`, as the forked workers inherit them."""
+
+
+def _build_job(number: int) -> BuiltTool:
+    return build_tool(_jobs[number])
 
 
 def _signature(ident: str, params: Sequence[Param], returns: str) -> str:

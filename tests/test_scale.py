@@ -111,6 +111,8 @@ def test_misbehaving_servers_are_named_by_their_deadline_and_killed(tmp_path: Pa
         "build", "--config", str(config), "--out", str(tmp_path / "strict"), timeout=limit
     )
     assert strict.returncode == 1 and not (tmp_path / "strict").exists()
+    # Progress: servers done / running / queued, the last line when all are done.
+    assert "[mcp-codegen] servers: 6 done (4 failed), 0 running, 0 queued" in strict.stderr
     for name in bad:
         assert f"error: {name}: " in strict.stderr
     assert survivors(pids) == [] and marked_processes(str(tmp_path)) == []
