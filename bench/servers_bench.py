@@ -52,11 +52,13 @@ def build_once(servers: int, scratch: Path, jobs: int | None) -> dict[str, objec
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.perf_counter() - started
     report = json.loads(done.stdout) if done.stdout.strip() else {}
+    # A failed build's JSON has no counts, only its errors: one per server that failed.
+    failed = report.get("failed_servers") if done.returncode == 0 else report.get("errors", [])
     return {
         "built": report.get("servers", 0) if done.returncode == 0 else 0,
-        "failed": len(report.get("failed_servers", [])),
+        "failed": len(failed or []),
         "wall": wall,
-        "introspect": (report.get("seconds") or {}).get("introspect", float("nan")),
+        "introspect": (report.get("seconds") or {}).get("introspect", wall),
         "cpu": children_cpu() - cpu,
         "left": len(marked_processes(mark)),
         "ok": done.returncode == 0,
@@ -104,7 +106,7 @@ def main() -> None:
                 [
                     f"{args.servers} stdio servers, --jobs {jobs}: built, wall s",
                     f"{run['built']}/{args.servers}, {run['wall']:.1f}",
-                    f"introspection {run['introspect']:.1f} s; {run['failed']} timed out "
+                    f"introspection {run['introspect']:.1f} s; {run['failed']} failed "
                     f"(30 s deadline); CPU s {run['cpu']:.0f}",
                 ]
             )

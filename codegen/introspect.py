@@ -165,7 +165,7 @@ async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: floa
     return ServerListing(server.name, snapshot, time.perf_counter() - started)
 
 
-class _Progress:
+class _Reached:
     """How far one server got: started (initialized), listed."""
 
     def __init__(self) -> None:
@@ -185,7 +185,7 @@ async def _list_within(
     deadline: float,
     on_start: Callable[[ServerProcess], None],
 ) -> ServerSnapshot:
-    got = _Progress()
+    got = _Reached()
     try:
         with anyio.fail_after(deadline):
             await _list_server(server, errlog, deadline, on_start, got)
@@ -263,7 +263,7 @@ async def _list_server(
     errlog: Any,
     timeout: float,
     on_start: Callable[[ServerProcess], None],
-    got: _Progress,
+    got: _Reached,
 ) -> None:
     async with open_client(server, errlog=errlog, timeout=timeout, on_start=on_start) as client:
         got.started = True

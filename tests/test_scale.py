@@ -356,3 +356,71 @@ def test_serve_restarts_a_server_killed_during_a_session(tmp_path: Path) -> None
         assert marked_processes(mark) == []
 
     asyncio.run(scenario())
+
+
+def test_serve_ends_on_sigterm_and_stops_every_upstream_server(tmp_path: Path) -> None:
+    mark = str(tmp_path)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    pid_file = tmp_path / "search.pid"
+    healthy = {"search": recorded_entry("exa", RECORDED_PID_FILE=str(pid_file), FLEET_MARK=mark)}
+    build(tmp_path / "pkg", name="pkg", config_path=write_config(tmp_path / "ok.json", healthy))
+    stubborn = misbehaving(pids)["stubborn"]
+    stubborn["env"] = {**stubborn["env"], "FLEET_MARK": mark}  # type: ignore[dict-item]
+    config = write_config(tmp_path / "mcp.json", {**healthy, "stubborn": stubborn})
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codegen.serve",
+            "--config",
+            str(config),
+            "--package",
+            str(tmp_path / "pkg"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=dict(os.environ, FLEET_MARK=mark),
+    )
+    try:
+        asyncio.run(appears(pid_file))  # preconnected: both servers are starting or started
+        deadline = time.monotonic() + 60
+        while not list(pids.iterdir()):
+            assert time.monotonic() < deadline, "the stubborn server never started"
+            time.sleep(0.05)
+        serve.send_signal(signal.SIGTERM)
+        _, stderr = serve.communicate(timeout=DEADLINE + STOP_BOUND + SLACK)
+    finally:
+        serve.kill()
+    assert serve.returncode == 0, stderr
+    assert marked_processes(mark) == [] and survivors(pids) == []
+
+
+def test_keep_going_leaves_out_a_module_that_fails_verification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verification failing is a bug of ours, so no real input shows it: a fake verifier does.
+    import codegen.toolmodule as toolmodule
+
+    real = toolmodule.verify_module
+
+    def verify(source: str, package: str) -> list[str]:
+        return ["line 9: unexpected Import"] if "def second(" in source else real(source, package)
+
+    monkeypatch.setattr(toolmodule, "verify_module", verify)
+    tools = [_tool("first", {"q": {"type": "string"}}), _tool("second", {"q": {"type": "string"}})]
+    snapshot = Snapshot.model_validate({"servers": [{"name": "s", "tools": tools}]})
+    with pytest.raises(BuildError):
+        build(tmp_path / "strict", name="pkg", snapshot=snapshot)
+    report = build(tmp_path / "out", name="pkg", snapshot=snapshot, keep_going=True)
+    (error,) = report.diagnostics.errors
+    assert (
+        error.tool == "second" and "failed verification: line 9: unexpected Import" in error.message
+    )
+    assert error.hint and "bug of mcp-codegen" in error.hint
+    assert [path.name for path in sorted((tmp_path / "out/pkg/servers/s").glob("*.py"))] == [
+        "__init__.py",
+        "first.py",
+    ]

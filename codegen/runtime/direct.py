@@ -150,6 +150,8 @@ class _HeldSession:
         self.process: ServerProcess | None = None
         self._stop = asyncio.Event()
         self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        # A start that failed with no call waiting (a preconnect at shutdown) is not an error to log.
+        self._ready.add_done_callback(lambda ready: ready.cancelled() or ready.exception())
         self._task = asyncio.create_task(self._hold(), name=f"mcp-session-{server.name}")
 
     def _started(self, process: ServerProcess) -> None:
@@ -164,7 +166,10 @@ class _HeldSession:
                 await self._until_stopped_or_ended()
         except BaseException as exc:
             if not self._ready.done():
-                self._ready.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    self._ready.cancel()
+                else:
+                    self._ready.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
 
@@ -194,6 +199,11 @@ class _HeldSession:
     async def client(self) -> Client:
         try:
             return await asyncio.wait_for(asyncio.shield(self._ready), self.timeout)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._ready.cancelled() and not (current and current.cancelling()):
+                raise self.failure("was stopped while it was starting") from None
+            raise
         except TimeoutError:
             raise self.failure(f"did not finish starting within {self.timeout:g}s") from None
         except ConfigError:

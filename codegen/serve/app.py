@@ -120,8 +120,8 @@ def build_server(settings: ServeSettings) -> Server[State]:
             if warming is not None:
                 warming.cancel()
                 await asyncio.wait({warming}, timeout=5)
-            await state.workspaces.aclose()
-            await transport.aclose()
+            # Together: a client waits a couple of seconds for the server to exit.
+            await asyncio.gather(state.workspaces.aclose(), transport.aclose())
 
     async def list_tools(
         ctx: Context, params: types.PaginatedRequestParams | None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -212,9 +215,30 @@ def serve_command(
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"warning: {host} is not loopback; anyone who reaches it can run code here")
-    # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
+    # Ctrl-C or SIGTERM ends the server after its sandboxes are deleted and its upstream
+    # servers stopped; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":
-            asyncio.run(run_http(server, host, port, max_sessions=max_sessions))
+            asyncio.run(_until_terminated(run_http(server, host, port, max_sessions=max_sessions)))
         else:
-            asyncio.run(run_stdio(server))
+            asyncio.run(_until_terminated(run_stdio(server)))
+
+
+async def _until_terminated(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main`; SIGTERM cancels it, so its clean-up runs (Python's default would skip it).
+
+    The upstream servers run in process groups of their own: a `serve` killed
+    without its clean-up would leave them running.
+    """
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / thread
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
