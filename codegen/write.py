@@ -1,9 +1,12 @@
 """Write: format, verify and index the rendered package, then swap it into place.
 
 Everything is written into a staging directory beside the output first. ruff
-formats it once (not once per file), every module is verified, the search index
-is built, and only then does the staging directory replace the old output. A
-build that fails anywhere leaves the previous output exactly as it was.
+formats it once (not once per file), every module is verified (tool modules
+already were, as they were rendered: see `toolmodule`), the search index is
+built (in a forked process beside the rest, for large packages), and only then
+does the staging directory replace the old output. A build that fails anywhere
+leaves the previous output exactly as it was. Unchanged modules are hard links
+to the previous output's files, which are never modified in place.
 """
 
 from __future__ import annotations
