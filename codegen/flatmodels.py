@@ -34,9 +34,10 @@ import builtins
 import keyword
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["flat_source"]
+__all__ = ["FlatField", "FlatModels", "flat_models", "flat_source"]
 
 _TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 _TOP_KEYS = frozenset({"type", "properties", "required", "additionalProperties"})
@@ -113,7 +114,8 @@ def _literal(value: Any) -> str | None:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        return repr(value)
+        # Printable text only: how control characters are escaped is the generator's business.
+        return repr(value) if value.isprintable() else None
     if isinstance(value, list):
         items = [_literal(item) for item in value]
         if any(item is None or isinstance(value[i], list) for i, item in enumerate(items)):
@@ -126,11 +128,32 @@ def _enum_member(value: Any) -> str | None:
     # Literal members: strings and integers only (floats, booleans and null have other spellings).
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
+    if isinstance(value, str) and not value.isprintable():
+        return None
     return repr(value)
 
 
-def _field(name: str, spec: Any, required: bool) -> tuple[str, set[str]] | None:
-    """The field's line and the names it needs imported, or None when it is not flat."""
+@dataclass(frozen=True)
+class FlatField:
+    """A field of a flat model, as `models` reads fields off a model's source."""
+
+    name: str
+    annotation: str
+    """Its type, without `Annotated[...]` around it."""
+    default: str | None
+    """The source of its default; None for a required field."""
+
+
+@dataclass(frozen=True)
+class FlatModels:
+    """A flat input model: its module's source and its fields, in schema order."""
+
+    source: str
+    fields: tuple[FlatField, ...]
+
+
+def _field(name: str, spec: Any, required: bool) -> tuple[str, set[str], FlatField] | None:
+    """The field's line, the names it needs imported and the field, or None if not flat."""
     if not isinstance(spec, dict) or not set(spec) <= _PROPERTY_KEYS:
         return None
     kind = spec.get("type")
@@ -206,20 +229,19 @@ def _field(name: str, spec: Any, required: bool) -> tuple[str, set[str]] | None:
         if examples is None or not isinstance(spec["examples"], list):
             return None
         arguments["examples"] = examples
-    annotation = base if required and not nullable else f"{base} | None"
-    if required and nullable:
-        annotation = f"{base} | None"
+    plain = base if required and not nullable else f"{base} | None"
+    annotation = plain
     if arguments:
         needs.add("Annotated")
         needs.add("Field")
         inside = ", ".join(f"{key}={arguments[key]}" for key in sorted(arguments))
-        annotation = f"Annotated[{annotation}, Field({inside})]"
+        annotation = f"Annotated[{plain}, Field({inside})]"
     if required:
-        return f"    {name}: {annotation}", needs
+        return f"    {name}: {annotation}", needs, FlatField(name, plain, None)
     default = _literal(spec["default"]) if "default" in spec else "None"
     if default is None:
         return None
-    return f"    {name}: {annotation} = {default}", needs
+    return f"    {name}: {annotation} = {default}", needs, FlatField(name, plain, default)
 
 
 def flat_source(schema: dict[str, Any], class_name: str) -> str | None:
@@ -228,6 +250,12 @@ def flat_source(schema: dict[str, Any], class_name: str) -> str | None:
     `schema` is as `models` hands it over (top-level descriptions and titles
     removed, formats dropped); `class_name` is the input model's name.
     """
+    found = flat_models(schema, class_name)
+    return found.source if found is not None else None
+
+
+def flat_models(schema: dict[str, Any], class_name: str) -> FlatModels | None:
+    """`flat_source`'s module and its fields (so nobody parses the module to read them)."""
     if schema.get("type") != "object" or not set(schema) <= _TOP_KEYS:
         return None
     properties = schema.get("properties", {})
@@ -241,14 +269,16 @@ def flat_source(schema: dict[str, Any], class_name: str) -> str | None:
         return None
     lines: list[str] = []
     needs: set[str] = set()
+    fields: list[FlatField] = []
     for name, spec in properties.items():
-        if not _usable_name(name):
+        if not _usable_name(name) or name == class_name:
             return None
         field = _field(name, spec, name in required)
         if field is None:
             return None
         lines.append(field[0])
         needs |= field[1]
+        fields.append(field[2])
     typing_names = sorted(needs & {"Annotated", "Any", "Literal"})
     head = ["from __future__ import annotations"]
     if typing_names:
@@ -261,4 +291,4 @@ def flat_source(schema: dict[str, Any], class_name: str) -> str | None:
         config.append("        extra='allow'," if extra else "        extra='forbid',")
     config += ["        populate_by_name=True,", "    )"]
     body = [f"class {class_name}(BaseModel):", *config, *lines]
-    return "\n".join(head) + "\n\n\n" + "\n".join(body) + "\n"
+    return FlatModels("\n".join(head) + "\n\n\n" + "\n".join(body) + "\n", tuple(fields))

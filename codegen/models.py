@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .flatmodels import flat_source
+from .flatmodels import FlatModels, flat_models
 from .names import pascal_case, python_identifier
 from .snapshot import ToolSnapshot
 
@@ -259,7 +259,9 @@ def generate_models(
     base = pascal_case(ident)
     source = None
     if "outputSchema" not in entry:
-        source = flat_source(entry["inputSchema"], f"{base}Input")
+        flat = flat_models(entry["inputSchema"], f"{base}Input")
+        if flat is not None:
+            return _flat_models(flat, f"{base}Input", _descriptions(tool.input_schema))
     if source is None and memo is not None:
         shared = _shared_source(entry, memo)
         if shared is not None:
@@ -271,6 +273,27 @@ def generate_models(
         f"{base}Input",
         f"{base}Output" if "outputSchema" in entry else None,
         _descriptions(tool.input_schema),
+    )
+
+
+def _flat_models(flat: FlatModels, input_class: str, descriptions: dict[str, str]) -> ToolModels:
+    """`_read_models` of a flat model, from the fields its writer knows (no parse needed)."""
+    required: list[Param] = []
+    optional: list[Param] = []
+    for field in flat.fields:
+        annotation = field.annotation
+        if field.default == "None" and not _optional(annotation):
+            annotation += " | None"
+        param = Param(
+            field.name, field.name, annotation, field.default, descriptions.get(field.name, "")
+        )
+        (required if field.default is None else optional).append(param)
+    return ToolModels(
+        source=flat.source,
+        input_class=input_class,
+        output_class=None,
+        params=tuple(required + optional),
+        class_names=(input_class,),
     )
 
 
