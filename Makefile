@@ -36,6 +36,7 @@ golden: setup
 bench: setup
 	mkdir -p bench/results
 	$(PY) bench/build_bench.py
+	$(PY) bench/servers_bench.py
 	$(PY) bench/search_bench.py
 	$(PY) bench/sandbox_bench.py
 	$(PY) bench/token_bench.py

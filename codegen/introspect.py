@@ -1,8 +1,17 @@
-"""Introspection: connect to every configured server at once and list its tools.
+"""Introspection: start every configured server, a few at a time, and list its tools.
 
-Each server gets its own deadline. A server that cannot start, exits, hangs, or
+At most `jobs` servers start at once (by default `default_jobs()`, from the CPU
+count): starting one is mostly CPU, so starting them all at once only makes each
+start slower until every deadline passes. A server's deadline runs from its
+start, not from when it was queued. A server that cannot start, exits, hangs, or
 answers with invalid data becomes an error naming it, with the tail of its
 stderr; the others are still listed, so one report shows every problem.
+
+Whatever a server does, this ends: when its deadline passes the server is
+stopped (see `runtime.stdio`: its process group is killed, and every process
+carrying its tag), and a server whose stop itself does not end within
+`STOP_BOUND` more seconds is killed and abandoned. The event loop's own end is
+bounded the same way (`run_introspection`).
 """
 
 from __future__ import annotations
@@ -11,22 +20,42 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from pydantic import ValidationError
 
 from .diagnostics import Diagnostics
+from .progress import Progress, QuietProgress
 from .runtime.config import Config, ServerConfig
-from .runtime.direct import open_client, stderr_tail
+from .runtime.direct import default_jobs, open_client, stderr_tail
 from .runtime.errors import AuthError, ConfigError
+from .runtime.stdio import EOF_GRACE, NOT_MCP_LINE, TERM_GRACE
+from .runtime.stdio import logger as stdio_logger
 from .snapshot import ServerSnapshot, ToolSnapshot
 
-__all__ = ["DEFAULT_SERVER_TIMEOUT", "ServerListing", "introspect", "quiet_stdout_junk"]
+if TYPE_CHECKING:
+    from .runtime.stdio import ServerProcess
+
+__all__ = [
+    "DEFAULT_SERVER_TIMEOUT",
+    "STOP_BOUND",
+    "ServerListing",
+    "introspect",
+    "quiet_stdout_junk",
+    "run_introspection",
+]
 
 DEFAULT_SERVER_TIMEOUT = 30.0
 MAX_PAGES = 1000
+STOP_BOUND = EOF_GRACE + TERM_GRACE + 3.0
+"""Seconds past its deadline after which a server that is still being stopped is abandoned."""
+
+_LOOP_END_BOUND = 3.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -47,19 +76,23 @@ _NOT_MCP: ContextVar[list[str] | None] = ContextVar("mcp_codegen_not_mcp", defau
 
 
 class _StdoutJunk(logging.Filter):
-    """The SDK logs a traceback for each stdout line that is not JSON-RPC: keep the line instead.
+    """A stdout line that is not JSON-RPC: recorded for its server, or one line without traceback.
 
-    The reader task inherits the context of the `_listing` task that started the
-    server, so the line is recorded for that server and reported as one warning.
-    Anywhere else the record becomes one line, without the traceback.
+    `runtime.stdio` logs such a line as one warning holding the text; the SDK's
+    own transport (used on Windows) logs a traceback. The reader task inherits
+    the context of the `_listing` task that started the server, so the line is
+    recorded for that server and reported as one warning. Anywhere else the
+    record becomes one line, without the traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.getMessage().startswith("Failed to parse JSONRPC message"):
-            return True
-        error = record.exc_info[1] if record.exc_info else None
-        errors = error.errors() if isinstance(error, ValidationError) else []
-        line = str(errors[0].get("input", "")) if errors else ""
+        line = getattr(record, NOT_MCP_LINE, None)
+        if not isinstance(line, str):
+            if not record.getMessage().startswith("Failed to parse JSONRPC message"):
+                return True
+            error = record.exc_info[1] if record.exc_info else None
+            errors = error.errors() if isinstance(error, ValidationError) else []
+            line = str(errors[0].get("input", "")) if errors else ""
         lines = _NOT_MCP.get()
         if lines is not None:
             lines.append(line)
@@ -73,36 +106,109 @@ class _StdoutJunk(logging.Filter):
 
 
 def quiet_stdout_junk() -> None:
-    """Turn the SDK's traceback for a stdout line that is not MCP into one line (idempotent)."""
-    logger = logging.getLogger("mcp.client.stdio")
-    if not any(isinstance(item, _StdoutJunk) for item in logger.filters):
-        logger.addFilter(_StdoutJunk())
+    """Make a stdout line that is not MCP one line, recorded for its server (idempotent)."""
+    for logger in (stdio_logger, logging.getLogger("mcp.client.stdio")):
+        if not any(isinstance(item, _StdoutJunk) for item in logger.filters):
+            logger.addFilter(_StdoutJunk())
+
+
+class _Board:
+    """Counts servers done / running / queued and shows them."""
+
+    def __init__(self, total: int, progress: Progress):
+        self.progress = progress
+        self.queued, self.running, self.done, self.failed = total, 0, 0, 0
+
+    def start(self) -> None:
+        self.queued -= 1
+        self.running += 1
+        self._show()
+
+    def finish(self, ok: bool) -> None:
+        self.running -= 1
+        self.done += 1
+        self.failed += not ok
+        self._show()
+
+    def _show(self) -> None:
+        self.progress.servers(self.done, self.running, self.queued, self.failed)
 
 
 async def introspect(
-    config: Config, diagnostics: Diagnostics, *, timeout: float = DEFAULT_SERVER_TIMEOUT
+    config: Config,
+    diagnostics: Diagnostics,
+    *,
+    timeout: float = DEFAULT_SERVER_TIMEOUT,
+    jobs: int | None = None,
+    progress: Progress | None = None,
 ) -> list[ServerListing]:
-    """List the tools of every server in `config`, concurrently.
+    """List the tools of every server in `config`, `jobs` at a time.
 
     Failures are recorded in `diagnostics` as errors; their listing has no snapshot.
-    A server's own `timeout` in the config overrides `timeout`.
+    A server's own `timeout` in the config overrides `timeout`; it counts from
+    the server's start.
     """
     quiet_stdout_junk()
-    return list(
-        await asyncio.gather(*(_listing(server, diagnostics, timeout) for server in config.servers))
-    )
+    board = _Board(len(config.servers), progress or QuietProgress())
+    limit = asyncio.Semaphore(jobs or default_jobs())
+
+    async def one(server: ServerConfig) -> ServerListing:
+        async with limit:
+            board.start()
+            listing = await _listing(server, diagnostics, timeout)
+            board.finish(listing.snapshot is not None)
+            return listing
+
+    return list(await asyncio.gather(*(one(server) for server in config.servers)))
+
+
+def run_introspection(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run `main` in a new event loop whose end is bounded too.
+
+    `asyncio.run` waits for every task it cancels at the end, without a limit;
+    an abandoned server's task must not hold the command. Leftover tasks get
+    `_LOOP_END_BOUND` seconds, then the loop closes anyway.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.wait(leftover, timeout=_LOOP_END_BOUND))
+            loop.run_until_complete(
+                asyncio.wait_for(loop.shutdown_asyncgens(), timeout=_LOOP_END_BOUND)
+            )
+        except (TimeoutError, RuntimeError):
+            pass
+        finally:
+            loop.close()
 
 
 async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: float) -> ServerListing:
     started = time.perf_counter()
     deadline = server.timeout or timeout
     junk: list[str] = []
-    _NOT_MCP.set(junk)  # this task's context: the SDK's reader task for this server inherits it
+    _NOT_MCP.set(junk)  # this task's context: the server's reader task inherits it
+    processes: list[ServerProcess] = []
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
-        try:
-            snapshot = await asyncio.wait_for(_list_server(server, errlog, deadline), deadline)
-        except Exception as exc:  # whatever the SDK raised on a dead, hung or broken server
-            _record(diagnostics, server, _leaf(exc), errlog, deadline)
+        task = asyncio.ensure_future(_list_within(server, errlog, deadline, processes.append))
+        await asyncio.wait({task}, timeout=deadline + STOP_BOUND)
+        if task.done():
+            snapshot = None
+            try:
+                snapshot = task.result()
+            except Exception as exc:  # whatever the SDK raised on a dead, hung or broken server
+                _record(diagnostics, server, _leaf(exc), errlog, deadline)
+        else:
+            # Its stop did not end in time: kill what it started and leave the task behind.
+            for process in processes:
+                process.kill()
+            task.cancel()
+            _record(diagnostics, server, TimeoutError(), errlog, deadline)
             snapshot = None
     if junk:
         count = f"{len(junk)} line{'' if len(junk) == 1 else 's'}"
@@ -114,6 +220,38 @@ async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: floa
             "report it to its authors",
         )
     return ServerListing(server.name, snapshot, time.perf_counter() - started)
+
+
+class _Reached:
+    """How far one server got: started (initialized), listed."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.snapshot: ServerSnapshot | None = None
+
+
+class _Deadline(TimeoutError):
+    def __init__(self, started: bool):
+        super().__init__()
+        self.started = started
+
+
+async def _list_within(
+    server: ServerConfig,
+    errlog: Any,
+    deadline: float,
+    on_start: Callable[[ServerProcess], None],
+) -> ServerSnapshot:
+    got = _Reached()
+    try:
+        with anyio.fail_after(deadline):
+            await _list_server(server, errlog, deadline, on_start, got)
+    except TimeoutError:
+        if got.snapshot is None:
+            raise _Deadline(got.started) from None
+        # The deadline passed while a server that had answered was being stopped.
+    assert got.snapshot is not None
+    return got.snapshot
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -130,10 +268,15 @@ def _record(
         # Both already name the server and the fix (`mcp-codegen login NAME`).
         diagnostics.error(str(exc), server=server.name)
     elif isinstance(exc, TimeoutError):
+        what = (
+            "started, but did not list its tools"
+            if isinstance(exc, _Deadline) and exc.started
+            else "did not answer"
+        )
         _fail(
             diagnostics,
             server,
-            f"did not answer within {deadline:g}s",
+            f"{what} within {deadline:g}s",
             errlog,
             'raise its "timeout" in mcp.json or --timeout if it is just slow',
         )
@@ -173,8 +316,15 @@ def _describe(exc: BaseException) -> str:
     return f"failed while connecting or listing tools: {text}"
 
 
-async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> ServerSnapshot:
-    async with open_client(server, errlog=errlog, timeout=timeout) as client:
+async def _list_server(
+    server: ServerConfig,
+    errlog: Any,
+    timeout: float,
+    on_start: Callable[[ServerProcess], None],
+    got: _Reached,
+) -> None:
+    async with open_client(server, errlog=errlog, timeout=timeout, on_start=on_start) as client:
+        got.started = True
         tools: list[ToolSnapshot] = []
         cursor: str | None = None
         seen: set[str] = set()
@@ -201,7 +351,7 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
             raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
         info = client.server_info
         try:
-            return ServerSnapshot(
+            snapshot = ServerSnapshot(
                 name=server.name,
                 server_name=info.name if info else None,
                 server_title=info.title if info else None,
@@ -212,6 +362,7 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
             )
         except ValidationError as exc:
             raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc
+        got.snapshot = snapshot
 
 
 def _tool(wire: dict[str, Any]) -> ToolSnapshot:

@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import ast
 import copy
-import multiprocessing
-import os
+import io
+import json
 import re
+import tokenize
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .flatmodels import FlatModels, flat_models
 from .names import pascal_case, python_identifier
 from .snapshot import ToolSnapshot
 
-__all__ = ["ModelError", "Param", "ToolModels", "generate_all", "generate_models"]
+__all__ = [
+    "ModelError",
+    "Param",
+    "ToolModels",
+    "datamodel_source",
+    "generate_models",
+    "rename_models",
+    "schema_key",
+]
 
 _HEADER_PREFIX = "#"
 
@@ -120,17 +128,8 @@ def _descriptions(schema: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
-    """Generate the models of `tool`, whose function is named `ident`.
-
-    Raises:
-        ModelError: datamodel-code-generator rejected a schema, or its output lacks
-            the input class.
-    """
-    from datamodel_code_generator import InputFileType, LiteralType, generate
-    from datamodel_code_generator.enums import DataModelType
-    from datamodel_code_generator.format import PythonVersion
-
+def _entry(tool: ToolSnapshot, ident: str) -> dict[str, Any]:
+    """The `mcp-tools` entry datamodel-code-generator is given for `tool`."""
     entry: dict[str, Any] = {
         "name": ident,
         "inputSchema": _strip_top_descriptions(tool.input_schema),
@@ -141,6 +140,19 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
             output.pop(key, None)
         _simplify(output)
         entry["outputSchema"] = output
+    return entry
+
+
+def datamodel_source(entry: dict[str, Any]) -> str:
+    """datamodel-code-generator's module for one `mcp-tools` entry, without its header comment.
+
+    Raises:
+        ModelError: datamodel-code-generator rejected a schema.
+    """
+    from datamodel_code_generator import InputFileType, LiteralType, generate
+    from datamodel_code_generator.enums import DataModelType
+    from datamodel_code_generator.format import PythonVersion
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -167,13 +179,96 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
         raise ModelError(message) from None
     if not isinstance(source, str):
         raise ModelError("datamodel-code-generator produced several modules for one tool")
-    source = (
+    return (
         "\n".join(
             line for line in source.splitlines() if not line.startswith(_HEADER_PREFIX)
         ).strip()
         + "\n"
     )
+
+
+_SHARED_IDENT = "mcp_codegen_shared_schema"
+_SHARED_BASE = pascal_case(_SHARED_IDENT)
+
+
+def schema_key(tool: ToolSnapshot) -> str:
+    """What a tool's models depend on besides its name: equal keys, models equal but for names."""
+    entry = _entry(tool, _SHARED_IDENT)
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def rename_models(source: str, old: str, new: str) -> str | None:
+    """`source` with the classes `<old>Input` / `<old>Output` renamed `<new>...`, if that is safe.
+
+    Safe means the old name occurs only as those two class names (never inside
+    another name, a string or a comment) and the new names occur nowhere yet, so
+    the result is what datamodel-code-generator writes when given the new name;
+    otherwise None.
+    """
+    wanted = {f"{old}Input": f"{new}Input", f"{old}Output": f"{new}Output"}
+    taken = set(wanted.values())
+    edits: list[tuple[int, int, int, str]] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME:
+                if token.string in wanted:
+                    (row, col), (_, end) = token.start, token.end
+                    edits.append((row, col, end, wanted[token.string]))
+                    continue
+                if old in token.string or token.string in taken:
+                    return None
+            elif old in token.string or any(name in token.string for name in taken):
+                return None
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    lines = source.splitlines(keepends=True)
+    for row, col, end, name in reversed(edits):
+        line = lines[row - 1]
+        lines[row - 1] = line[:col] + name + line[end:]
+    return "".join(lines)
+
+
+def _shared_source(entry: dict[str, Any], memo: dict[str, str | None]) -> str | None:
+    """The models of `entry`'s schemas under the shared name, made once per `memo`."""
+    shared = dict(entry, name=_SHARED_IDENT)
+    key = json.dumps(shared, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if key not in memo:
+        try:
+            memo[key] = datamodel_source(shared)
+        except ModelError:
+            memo[key] = None  # the tool's own call reports it, in its own words
+    return memo[key]
+
+
+def generate_models(
+    tool: ToolSnapshot, ident: str, memo: dict[str, str | None] | None = None
+) -> ToolModels:
+    """Generate the models of `tool`, whose function is named `ident`.
+
+    A flat input schema (most are) is written by `flatmodels`, with the very
+    text datamodel-code-generator would write; any other goes to
+    datamodel-code-generator. With a `memo`, tools whose schemas are the same
+    (`schema_key`) share one run of it, under a shared name, renamed for each
+    (`rename_models`) where that gives the text their own run would give.
+
+    Raises:
+        ModelError: datamodel-code-generator rejected a schema, or its output lacks
+            the input class.
+    """
+    entry = _entry(tool, ident)
     base = pascal_case(ident)
+    source = None
+    if "outputSchema" not in entry:
+        flat = flat_models(entry["inputSchema"], f"{base}Input")
+        if flat is not None:
+            return _flat_models(flat, f"{base}Input", _descriptions(tool.input_schema))
+    if source is None and memo is not None:
+        shared = _shared_source(entry, memo)
+        if shared is not None:
+            source = rename_models(shared, _SHARED_BASE, base)
+    if source is None:
+        source = datamodel_source(entry)
+    # After the shared run's renaming: its numbered classes are named from `base`.
     source = _rename_numbered(source)
     return _read_models(
         source,
@@ -183,39 +278,25 @@ def generate_models(tool: ToolSnapshot, ident: str) -> ToolModels:
     )
 
 
-PARALLEL_THRESHOLD = 200
-"""Below this many tools, worker processes cost more than they save."""
-
-
-def _generate_or_error(job: tuple[ToolSnapshot, str]) -> ToolModels | str:
-    try:
-        return generate_models(*job)
-    except ModelError as exc:
-        return str(exc)
-
-
-def generate_all(
-    jobs: Sequence[tuple[ToolSnapshot, str]], on_done: Callable[[], None] | None = None
-) -> list[ToolModels | str]:
-    """`generate_models` for each (tool, ident), in order; an error's message in place of models.
-
-    Large catalogs are spread over the machine's cores; the result is the same.
-    `on_done` is called after each tool.
-    """
-    done = on_done or (lambda: None)
-    workers = min(os.cpu_count() or 1, 8)
-    results: list[ToolModels | str] = []
-    if len(jobs) < PARALLEL_THRESHOLD or workers < 2:
-        for job in jobs:
-            results.append(_generate_or_error(job))
-            done()
-        return results
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for result in pool.map(_generate_or_error, jobs, chunksize=32):
-            results.append(result)
-            done()
-    return results
+def _flat_models(flat: FlatModels, input_class: str, descriptions: dict[str, str]) -> ToolModels:
+    """`_read_models` of a flat model, from the fields its writer knows (no parse needed)."""
+    required: list[Param] = []
+    optional: list[Param] = []
+    for field in flat.fields:
+        annotation = field.annotation
+        if field.default == "None" and not _optional(annotation):
+            annotation += " | None"
+        param = Param(
+            field.name, field.name, annotation, field.default, descriptions.get(field.name, "")
+        )
+        (required if field.default is None else optional).append(param)
+    return ToolModels(
+        source=flat.source,
+        input_class=input_class,
+        output_class=None,
+        params=tuple(required + optional),
+        class_names=(input_class,),
+    )
 
 
 _NUMBERED = re.compile(r"(?P<base>[A-Za-z_][A-Za-z0-9_]*?)[0-9]+")
@@ -312,6 +393,7 @@ def _read_models(
     source: str, input_class: str, output_class: str | None, descriptions: dict[str, str]
 ) -> ToolModels:
     tree = ast.parse(source)
+    segments = _Segments(source)
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     if input_class not in classes:
         raise ModelError(f"datamodel-code-generator did not produce {input_class}")
@@ -325,9 +407,9 @@ def _read_models(
         name = node.target.id
         if name == "model_config":
             continue
-        annotation, alias = _unwrap(node.annotation, source)
+        annotation, alias = _unwrap(node.annotation, segments)
         wire = alias or name
-        default = _default(node.value, source)
+        default = _default(node.value, segments)
         if default == "None" and not _optional(annotation):
             annotation += " | None"
         param = Param(name, wire, annotation, default, descriptions.get(wire, ""))
@@ -341,7 +423,33 @@ def _read_models(
     )
 
 
-def _unwrap(annotation: ast.expr, source: str) -> tuple[str, str | None]:
+class _Segments:
+    """`ast.get_source_segment` for many nodes of one source, splitting its lines once.
+
+    (The standard one splits the whole source again for every node: a third of
+    the time of a flat tool's models went there.)
+    """
+
+    def __init__(self, source: str):
+        # Lines end at \n, \r\n or \r only, as the parser (and ast's own helper) count them.
+        self.lines = [
+            line.encode() for line in re.split(r"(?<=\r\n)|(?<=\n)|(?<=\r)(?!\n)", source)
+        ]
+
+    def text(self, node: ast.expr) -> str:
+        """The source text of `node`."""
+        end_line, end_col = node.end_lineno, node.end_col_offset
+        if end_line is None or end_col is None:
+            return ast.unparse(node)
+        first, last = node.lineno - 1, end_line - 1
+        if first == last:
+            return self.lines[first][node.col_offset : end_col].decode()
+        parts = [self.lines[first][node.col_offset :], *self.lines[first + 1 : last]]
+        parts.append(self.lines[last][:end_col])
+        return b"".join(parts).decode()
+
+
+def _unwrap(annotation: ast.expr, segments: _Segments) -> tuple[str, str | None]:
     """`Annotated[T, Field(alias="x")]` -> ("T", "x"); anything else -> (its text, None)."""
     alias = None
     if (
@@ -357,7 +465,7 @@ def _unwrap(annotation: ast.expr, source: str) -> tuple[str, str | None]:
                     if keyword.arg == "alias" and isinstance(keyword.value, ast.Constant):
                         alias = str(keyword.value.value)
         annotation = inner
-    text = ast.get_source_segment(source, annotation) or ast.unparse(annotation)
+    text = segments.text(annotation) or ast.unparse(annotation)
     return " ".join(text.split()), alias
 
 
@@ -366,11 +474,11 @@ def _optional(annotation: str) -> bool:
     return "None" in parts or annotation.startswith(("Optional[", "Any"))
 
 
-def _default(value: ast.expr | None, source: str) -> str | None:
+def _default(value: ast.expr | None, segments: _Segments) -> str | None:
     if value is None:
         return None
     if isinstance(value, ast.Call):
         # Field(default_factory=...) and friends: the model fills it in when omitted.
         return "None"
-    text = ast.get_source_segment(source, value) or ast.unparse(value)
+    text = segments.text(value) or ast.unparse(value)
     return text

@@ -20,6 +20,9 @@ class Progress(Protocol):
     def advance(self, steps: int = 1) -> None:
         """`steps` more steps of the current stage are done."""
 
+    def servers(self, done: int, running: int, queued: int, failed: int) -> None:
+        """Introspection: how many servers are done (`failed` of them failed), running, queued."""
+
     def finish(self) -> None:
         """The build is over."""
 
@@ -33,6 +36,9 @@ class QuietProgress:
     def advance(self, steps: int = 1) -> None:
         """Ignore."""
 
+    def servers(self, done: int, running: int, queued: int, failed: int) -> None:
+        """Ignore."""
+
     def finish(self) -> None:
         """Ignore."""
 
@@ -40,10 +46,14 @@ class QuietProgress:
 class LineProgress:
     """One line per stage, with its duration: for CI logs, where bars become noise."""
 
+    SERVERS_EVERY = 2.0
+    """Seconds between two lines of server counts (the last one is always printed)."""
+
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self._name: str | None = None
         self._started = 0.0
+        self._servers_shown = 0.0
 
     def _close(self) -> None:
         if self._name is not None:
@@ -64,6 +74,18 @@ class LineProgress:
     def advance(self, steps: int = 1) -> None:
         """Steps are not printed, only stages."""
 
+    def servers(self, done: int, running: int, queued: int, failed: int) -> None:
+        """A line of counts every `SERVERS_EVERY` seconds, and when the last server is done."""
+        now = time.perf_counter()
+        if (running or queued) and now - self._servers_shown < self.SERVERS_EVERY:
+            return
+        self._servers_shown = now
+        print(
+            f"[mcp-codegen] servers: {_counts(done, running, queued, failed)}",
+            file=self.stream,
+            flush=True,
+        )
+
     def finish(self) -> None:
         """Print the last stage's duration."""
         self._close()
@@ -74,6 +96,7 @@ class TerminalProgress:
 
     def __init__(self) -> None:
         self._bar: Any = None
+        self._servers_done = 0
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -94,9 +117,28 @@ class TerminalProgress:
         if self._bar is not None:
             self._bar.update(steps)
 
+    def servers(self, done: int, running: int, queued: int, failed: int) -> None:
+        """A bar of servers done, labelled with the running, queued and failed counts."""
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=done + running + queued, label="servers", file=sys.stderr, show_pos=True
+            )
+            self._servers_done = 0
+        self._bar.label = f"servers ({_counts(None, running, queued, failed)})"
+        self._bar.update(done - self._servers_done)
+        self._servers_done = done
+
     def finish(self) -> None:
         """Close the last bar."""
         self._close()
+
+
+def _counts(done: int | None, running: int, queued: int, failed: int) -> str:
+    parts = [] if done is None else [f"{done} done" + (f" ({failed} failed)" if failed else "")]
+    parts += [f"{running} running", f"{queued} queued"]
+    if done is None and failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
 
 
 def progress_for(quiet: bool) -> Progress:

@@ -6,13 +6,15 @@ build fails instead of shipping it. Each module is parsed and walked against an
 allowlist of statement kinds, imported modules and called names.
 
 This uses the standard library's `ast`: on the 2,800-tool dev corpus, parsing
-and walking took 2.2 s with `ast` against 9.5 s for libcst's parse alone.
+and walking took 2.2 s with `ast` against 9.5 s for libcst's parse alone. Tool
+modules are checked in the build's worker processes, before ruff formats them
+(ruff keeps the syntax tree, so the check holds for the formatted file).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .diagnostics import Diagnostics
@@ -83,6 +85,24 @@ def _assigned_names(node: ast.Assign) -> set[str]:
     return names
 
 
+def _walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node under `tree`, as `ast.walk` gives them (in another order), about twice as fast.
+
+    It skips `ast.walk`'s generator per node: verification walks every module of
+    a build, ten thousand at 10,000 tools.
+    """
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(item for item in value if isinstance(item, ast.AST))
+
+
 class _Checker:
     def __init__(self, package: str):
         self.package = package
@@ -109,7 +129,7 @@ class _Checker:
                 self._type_checking(node)
             else:
                 self.problems.append(f"line {node.lineno}: unexpected {type(node).__name__}")
-        for any_node in ast.walk(tree):
+        for any_node in _walk(tree):
             if isinstance(any_node, ast.Call):
                 self._call(any_node)
             elif isinstance(any_node, _FORBIDDEN_EXPRESSIONS):

@@ -8,13 +8,18 @@ A version given explicitly (`--version`) is used as it is.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from .drift import diff_snapshots
-from .snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from .snapshot import SNAPSHOT_FILENAME, SNAPSHOT_FORMAT, ServerSnapshot, Snapshot
 
-__all__ = ["INITIAL_VERSION", "bump_version", "next_version"]
+__all__ = ["INITIAL_VERSION", "PreviousOutput", "bump_version", "next_version", "previous_output"]
 
 INITIAL_VERSION = "0.1.0"
 _VERSION_LINE = re.compile(r'^version = "(\d+)\.(\d+)\.(\d+)"$', re.MULTILINE)
@@ -39,17 +44,72 @@ def bump_version(version: str, bump: str | None) -> str:
     return version
 
 
-def next_version(out: Path, snapshot: Snapshot) -> tuple[str, str | None]:
-    """The version for building `snapshot` into `out`, and the bump that led to it.
+class PreviousOutput:
+    """What a build needs of the package already in `out`: its version and, on demand, snapshot."""
 
-    Without a readable previous output the version is `INITIAL_VERSION`.
-    """
+    def __init__(self, out: Path, version: str):
+        self.out = out
+        self.version = version
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The snapshot file's text ("" if it cannot be read)."""
+        try:
+            return (self.out / SNAPSHOT_FILENAME).read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """The snapshot file, parsed but not validated (validating 10,000 tools takes a second)."""
+        try:
+            wire = json.loads(self.text)
+        except ValueError:
+            return {}
+        return wire if isinstance(wire, dict) and wire.get("format") == SNAPSHOT_FORMAT else {}
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        """The previous snapshot's servers in wire form, by name."""
+        servers = self.wire.get("servers")
+        if not isinstance(servers, list):
+            return {}
+        return {
+            server["name"]: server
+            for server in servers
+            if isinstance(server, dict) and isinstance(server.get("name"), str)
+        }
+
+
+def previous_output(out: Path) -> PreviousOutput | None:
+    """The package built in `out`, if there is one with a version."""
     try:
         match = _VERSION_LINE.search((out / "pyproject.toml").read_text(encoding="utf-8"))
-        previous = Snapshot.read(out / SNAPSHOT_FILENAME)
-    except (OSError, SnapshotError):
+    except OSError:
+        return None
+    return PreviousOutput(out, ".".join(match.groups())) if match else None
+
+
+def next_version(previous: PreviousOutput | None, snapshot: Snapshot) -> tuple[str, str | None]:
+    """The version for building `snapshot` over `previous`, and the bump that led to it.
+
+    Without a previous output the version is `INITIAL_VERSION`. Only the servers
+    whose definitions differ are validated and compared.
+    """
+    if previous is None or not previous.wire:
         return INITIAL_VERSION, None
-    if match is None:
+    before = previous.servers()
+    after = {server["name"]: server for server in snapshot.wire()["servers"]}
+    changed = sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+    try:
+        old = Snapshot(
+            servers=tuple(
+                ServerSnapshot.model_validate(before[name]) for name in changed if name in before
+            )
+        )
+    except ValidationError:  # no snapshot this version wrote: start again, as without one
         return INITIAL_VERSION, None
-    bump = diff_snapshots(previous, snapshot).bump()
-    return bump_version(".".join(match.groups()), bump), bump
+    new = Snapshot(servers=tuple(server for server in snapshot.servers if server.name in changed))
+    bump = diff_snapshots(old, new).bump()
+    return bump_version(previous.version, bump), bump

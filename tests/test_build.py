@@ -21,10 +21,11 @@ from tests.servers.toolbox import HOSTILE
 
 
 def tree_digest(root: Path) -> dict[str, str]:
+    # The build cache (.mcp-codegen/) records when each file was written: not part of the output.
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file() and "__pycache__" not in path.parts and ".mcp-codegen" not in path.parts
     }
 
 
@@ -240,7 +241,11 @@ def test_hang_server_stderr_is_shown(tmp_path: Path) -> None:
 def test_servers_are_introspected_concurrently(tmp_path: Path) -> None:
     # Three hanging servers with a 2 s deadline each finish in about 2 s, not 6.
     config = write_config(
-        tmp_path / "mcp.json", {f"h{i}": server_entry("hang.py") for i in range(3)}
+        tmp_path / "mcp.json",
+        {
+            "toolbox": {**server_entry("toolbox.py"), "timeout": 60},
+            **{f"h{i}": server_entry("hang.py") for i in range(3)},
+        },
     )
     report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True, timeout=2.0)
     assert len(report.failed_servers) == 3

@@ -36,6 +36,7 @@ from .errors import (
 )
 from .options import (
     config_option,
+    jobs_option,
     json_option,
     keep_going_option,
     server_timeout_option,
@@ -66,6 +67,7 @@ def _report_json(report: BuildReport | None, diagnostics: Diagnostics, ok: bool)
             "version": report.version,
             "bump": report.bump,
             "failed_servers": report.failed_servers,
+            "left_out": report.left_out,
             "snapshot_sha256": report.snapshot.digest(),
             "seconds": {key: round(value, 3) for key, value in report.seconds.items()},
         }
@@ -169,6 +171,7 @@ def resolve_output(
 @keep_going_option("Build what worked; report the servers and tools that failed.")
 @click.option("--fail-on-warning", is_flag=True, help="Treat warnings as errors (for CI).")
 @server_timeout_option()
+@jobs_option()
 @click.option(
     "--check",
     is_flag=True,
@@ -187,6 +190,7 @@ def build_command(
     keep_going: bool,
     fail_on_warning: bool,
     timeout: float,
+    jobs: int | None,
     check: bool,
     as_json: bool,
 ) -> None:
@@ -225,6 +229,7 @@ def build_command(
             keep_going=keep_going,
             fail_on_warning=fail_on_warning,
             timeout=timeout,
+            jobs=jobs,
             progress=progress_for(quiet=as_json),
         )
     except (ConfigError, SnapshotError, OutputError) as exc:
@@ -250,20 +255,21 @@ def build_command(
         click.echo(_report_json(report, report.diagnostics, ok=True))
         return
     print_diagnostics(report.diagnostics)
-    failed = (
-        f"; left out {_count(len(report.failed_servers), 'failed server')}"
-        if report.failed_servers
-        else ""
-    )
+    left_out = f"; left out {_count(len(report.left_out), 'server')}:" if report.left_out else ""
     if report.up_to_date:
-        click.echo(f"{report.out} is up to date (version {report.version})")
-        return
-    bumped = f", {report.bump} change" if report.bump else ""
-    click.echo(
-        f"built {report.out} {report.version}{bumped}: {_count(report.modules, 'tool')} of "
-        f"{_count(len(report.snapshot.servers), 'server')} ({report.reused} unchanged) "
-        f"in {report.seconds.get('total', 0):.1f}s{failed}"
-    )
+        click.echo(f"{report.out} is up to date (version {report.version}){left_out}")
+    else:
+        bumped = f", {report.bump} change" if report.bump else ""
+        built = len(report.snapshot.servers) - len(
+            set(report.left_out) - set(report.failed_servers)
+        )
+        click.echo(
+            f"built {report.out} {report.version}{bumped}: {_count(report.modules, 'tool')} of "
+            f"{_count(built, 'server')} ({report.reused} unchanged) "
+            f"in {report.seconds.get('total', 0):.1f}s{left_out}"
+        )
+    for server, why in sorted(report.left_out.items()):
+        click.echo(f"  {server}: {why}")
 
 
 def _check_stale(

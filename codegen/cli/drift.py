@@ -34,6 +34,7 @@ from .errors import (
 )
 from .options import (
     config_option,
+    jobs_option,
     json_option,
     keep_going_option,
     package_option,
@@ -144,6 +145,7 @@ def _describe(label: str, snapshot: Snapshot | None) -> dict[str, Any]:
     "When servers fail, still compare the ones that answered (the exit code stays 1)."
 )
 @server_timeout_option()
+@jobs_option()
 @json_option()
 @verbose_option()
 def check_command(
@@ -152,6 +154,7 @@ def check_command(
     snapshot_path: Path | None,
     keep_going: bool,
     timeout: float,
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """Compare the live servers of an mcp.json with the committed snapshot."""
@@ -172,7 +175,7 @@ def check_command(
         outcome.old = Snapshot.read(path)
         mark = time.perf_counter()
         outcome.new, outcome.failed_servers = introspect_snapshot(
-            config_path, outcome.diagnostics, timeout=timeout
+            config_path, outcome.diagnostics, timeout=timeout, jobs=jobs
         )
         outcome.seconds["introspect"] = time.perf_counter() - mark
     except PackageNotFound as exc:

@@ -21,6 +21,7 @@ __all__ = [
     "CONFIG_HELP_DEFAULT",
     "config_option",
     "execution_timeout_option",
+    "jobs_option",
     "json_option",
     "keep_going_option",
     "memory_option",
@@ -84,6 +85,16 @@ def server_timeout_option() -> Callable[[_F], _F]:
         default=DEFAULT_SERVER_TIMEOUT,
         show_default=True,
         help="Seconds each server may take to start and list its tools.",
+    )
+
+
+def jobs_option() -> Callable[[_F], _F]:
+    """`--jobs N`: how many servers start at once, passed as `jobs` (None: 4 per CPU)."""
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Servers started at once [default: 4 per CPU].",
     )
 
 

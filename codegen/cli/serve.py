@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +166,12 @@ def _build(package_dir: Path | None, config: Path) -> None:
     help="HTTP: seconds after which an idle session ends, with its sandbox and files.",
 )
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
+@click.option(
+    "--preconnect/--no-preconnect",
+    default=True,
+    show_default=True,
+    help="Start every server when serving starts, so no tool call waits for a server's start.",
+)
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 @verbose_option()
 @auth_options
@@ -181,6 +189,7 @@ def serve_command(
     sessions_per_client: int,
     idle_timeout: float,
     skills_dir: Path | None,
+    preconnect: bool,
     unsafe_local: bool,
     **auth_settings: Any,
 ) -> None:
@@ -230,6 +239,7 @@ def serve_command(
             sessions_per_client=sessions_per_client,
             idle_timeout=idle_timeout,
         ),
+        preconnect=preconnect,
     )
     try:
         server = build_server(settings)  # reads the config's privacy section
@@ -239,12 +249,37 @@ def serve_command(
         print_warning(
             f"{host} is not loopback and --insecure-no-auth: anyone who reaches it can run code here"
         )
-    # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
+    # Ctrl-C or SIGTERM ends the server after its sandboxes are deleted and its upstream
+    # servers stopped; that is a normal exit.
     with contextlib.suppress(KeyboardInterrupt):
         if transport == "http":
             try:
-                asyncio.run(run_http(server, host, port, limits=settings.limits, auth=auth))
+                asyncio.run(
+                    _until_terminated(
+                        run_http(server, host, port, limits=settings.limits, auth=auth)
+                    )
+                )
             except OSError as exc:
                 fail("serve", "usage", f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         else:
-            asyncio.run(run_stdio(server))
+            asyncio.run(_until_terminated(run_stdio(server)))
+
+
+async def _until_terminated(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main`; SIGTERM cancels it, so its clean-up runs (Python's default would skip it).
+
+    The upstream servers run in process groups of their own: a `serve` killed
+    without its clean-up would leave them running.
+    """
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / thread
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)

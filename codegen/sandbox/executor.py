@@ -218,9 +218,10 @@ class Executor:
 
     def _host_transport(self) -> Transport:
         if self._transport is None:
-            from .bridge.upstream import BoundedTransport
+            from ..runtime.direct import DirectTransport
 
-            self._transport = BoundedTransport(self.config, max_message_bytes=self.max_result_bytes)
+            # Results are refused as they stream in past the cap (`runtime.stdio`).
+            self._transport = DirectTransport(self.config, max_message_bytes=self.max_result_bytes)
         return self._transport
 
     async def start(self) -> None:

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,12 @@ from mcp.shared.exceptions import MCPError
 
 from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
+from ..runtime.errors import ConfigError
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
 from ..sandbox.bridge.limits import CpuBudget
 from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
-from ..sandbox.bridge.upstream import BoundedTransport
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.quotas import Quotas, ServeLimits
@@ -91,6 +92,8 @@ class ServeSettings:
     """Each session's bounds on disk and memory."""
     limits: ServeLimits = dataclasses.field(default_factory=ServeLimits)
     """What clients may hold: sessions, requests in flight, idle time."""
+    preconnect: bool = True
+    """Start every configured server when serving starts, not at its first tool call."""
 
     @property
     def skills(self) -> Path:
@@ -171,7 +174,8 @@ def build_server(settings: ServeSettings) -> Server[State]:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
-        transport = BoundedTransport(settings.config, max_message_bytes=DEFAULT_MAX_RESULT_BYTES)
+        # Results are refused as they stream in past the cap (`runtime.stdio`).
+        transport = DirectTransport(settings.config, max_message_bytes=DEFAULT_MAX_RESULT_BYTES)
         state = State(
             settings,
             catalogue,
@@ -179,14 +183,18 @@ def build_server(settings: ServeSettings) -> Server[State]:
             transport,
             privacy=policy,
         )
+        warming = asyncio.ensure_future(_preconnect(transport)) if settings.preconnect else None
         try:
             yield state
         finally:
             # Shielded: when the client is gone, this scope is being cancelled, and the
             # sandboxes and their /state mounts must still be removed.
             with anyio.CancelScope(shield=True):
-                await state.workspaces.aclose()
-                await transport.aclose()
+                if warming is not None:
+                    warming.cancel()
+                    await asyncio.wait({warming}, timeout=5)
+                # Together: a client waits a couple of seconds for the server to exit.
+                await asyncio.gather(state.workspaces.aclose(), transport.aclose())
 
     async def list_tools(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -281,6 +289,29 @@ def _privacy_policy(config: Path) -> PrivacyPolicy:
 
     loaded = load_config(config)
     return parse_policy(loaded.privacy, loaded.path)
+
+
+async def _preconnect(transport: DirectTransport) -> None:
+    """Start every server in the background; say on stderr what started and what did not."""
+    started = time.perf_counter()
+    try:
+        names = [server.name for server in transport.config.servers]
+        failures = await transport.preconnect(names)
+    except ConfigError as exc:
+        print(f"mcp-codegen serve: cannot start the servers: {exc}", file=sys.stderr, flush=True)
+        return
+    seconds = time.perf_counter() - started
+    print(
+        f"mcp-codegen serve: started {len(names) - len(failures)} of {len(names)} servers "
+        f"in {seconds:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    for _name, message in sorted(failures.items()):
+        first = message.splitlines()[0] if message else "failed"  # it names the server
+        print(
+            f"mcp-codegen serve: {first} (its next call tries again)", file=sys.stderr, flush=True
+        )
 
 
 def _version() -> str:

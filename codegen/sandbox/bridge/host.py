@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_MAX_RESULT_BYTES = 8 * 1024 * 1024
-"""A result's size on the wire, refused while it streams in from the server (`upstream.py`):
+"""A result's size on the wire, refused while it streams in from the server (`runtime/stdio.py`):
 each step of the host's work on a result holds the GIL for a time in proportion to it."""
 _MAX_ERROR_CHARS = 2000
 SpecialHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
