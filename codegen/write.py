@@ -279,13 +279,16 @@ class _IndexBuild:
     """The search index, built beside the rest of the staging: in a forked process if large.
 
     Writing ten thousand files and formatting them leaves a core free most of
-    the time; the index (a second at 10,000 tools) fills it.
+    the time; the index (a second at 10,000 tools) fills it. A small one is built
+    in `wait()`, after the files: on a full disk the error is then the plain one of
+    a file write (`File too large`), not sqlite's `disk I/O error`.
     """
 
     def __init__(self, entries: list[IndexEntry], path: Path):
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._inline: tuple[list[IndexEntry], Path] | None = None
         if len(entries) < PARALLEL_THRESHOLD or worker_count() < 2 or not hasattr(os, "fork"):
-            build_index(entries, path, generator_version=__version__)
+            self._inline = (entries, path)
             return
         context = multiprocessing.get_context("fork")
         self._errors = context.SimpleQueue()
@@ -300,6 +303,9 @@ class _IndexBuild:
         Raises:
             IndexBuildError: it could not be.
         """
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            build_index(*inline, generator_version=__version__)
         process, self._process = self._process, None
         if process is None:
             return
