@@ -53,12 +53,19 @@ def fleet_servers(count: int, tools: Path = TOUCAN, mark: str = "") -> dict[str,
 
 
 def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (dead, waiting to be reaped)."""
+    """Whether process `pid` exists and is not a zombie (dead, waiting to be reaped).
+
+    A leader thread shows as a zombie as soon as it exits, while the process's other
+    threads may still be exiting; until they are gone its parent cannot see the exit
+    (waitid), so it still counts as alive. (A test that waited for a server's death
+    and then called it raced the transport's own view of that death.)
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" or threads > 1
 
 
 def marked_processes(mark: str) -> list[int]:
