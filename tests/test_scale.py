@@ -300,6 +300,31 @@ def test_direct_transport_restarts_a_server_that_died(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_an_answer_over_the_limit_fails_its_call_and_the_session_goes_on(tmp_path: Path) -> None:
+    # The one stdio transport reads in linear time and never holds a line past the limit:
+    # the call it answers fails at once, and the server's session is not restarted.
+    config = parse_config({"mcpServers": {"a": recorded_entry("exa")}})
+    limit = 100_000
+
+    async def scenario() -> None:
+        transport = DirectTransport(config, max_message_bytes=limit)
+        try:
+            first = _pid(await transport.call_tool("a", "web_search_exa", {"query": "x"}))
+            started = time.monotonic()
+            with pytest.raises(TransportError) as caught:
+                await transport.call_tool("a", "web_search_exa", {"query": "y" * 3 * limit})
+            assert time.monotonic() - started < 30  # answered, not timed out
+            assert "a.web_search_exa: call failed: the server's answer is" in str(caught.value)
+            assert f"over the limit of {limit}; it was dropped" in str(caught.value)
+            # Just under the limit still arrives, over the same session.
+            result = await transport.call_tool("a", "web_search_exa", {"query": "z" * (limit // 2)})
+            assert _pid(result) == first
+        finally:
+            await transport.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_serve_restarts_a_server_killed_during_a_session(tmp_path: Path) -> None:
     from mcp import Client, StdioServerParameters
 
