@@ -113,7 +113,7 @@ def catalog_rows(runs: int) -> list[list[object]]:
         snapshot_file = Path(scratch) / "catalog.json"
         Snapshot.model_validate(data).write(snapshot_file)
         command = [sys.executable, "-m", "codegen", "build", "--from-snapshot", str(snapshot_file)]
-        command += ["--out", str(out), "--name", "catalog"]
+        command += ["--package", str(out), "--name", "catalog"]
         cli = []
         for _ in range(runs):
             started = time.perf_counter()
