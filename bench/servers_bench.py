@@ -44,7 +44,7 @@ def build_once(servers: int, scratch: Path, jobs: int | None) -> dict[str, objec
     )
     out = scratch / f"out-{time.monotonic_ns()}"
     command = [sys.executable, "-m", "codegen", "build", "--config", str(config)]
-    command += ["--out", str(out), "--name", "fleet", "--keep-going", "--json"]
+    command += ["--package", str(out), "--name", "fleet", "--keep-going", "--json"]
     if jobs is not None:
         command += ["--jobs", str(jobs)]
     cpu = children_cpu()
