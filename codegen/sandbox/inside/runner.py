@@ -7,6 +7,12 @@ libraries are dropped. `servers.<server>` is an alias of
 `<package>.servers.<server>`: both spellings give the same module objects.
 `save_skill` (from `<package>._runtime.skills`) is in the code's namespace, and a
 skill that fails to import raises an ImportError naming it.
+
+Connections the code opens directly (not through the proxy) are noted by an
+audit hook, so the result lists them as refused: the sandbox has no route but
+its loopback. When the policy allows hosts, the egress relay (see `relay`) is
+started first, and `HTTP(S)_PROXY` name it. A write that fails because a file
+system is full says which one and what sets its size.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from .protocol import VALUE_LIMIT, Job, Outcome
+from .protocol import MAX_DIRECT, VALUE_LIMIT, DirectConnection, DiskQuota, Job, Outcome
 
 __all__ = ["ServersAlias", "install_alias", "install_skills", "outcome_of", "run_job"]
 
@@ -210,6 +216,50 @@ def _address_space() -> int:
     return 0
 
 
+def _watch_connections(seen: list[DirectConnection]) -> None:
+    """Note each TCP or UDP connection the code starts to an address other than loopback."""
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event != "socket.connect" or len(seen) >= MAX_DIRECT:
+            return
+        address = args[1] if len(args) > 1 else None
+        if not isinstance(address, tuple) or len(address) < 2:
+            return  # a Unix socket: the bridge, the relay
+        host = str(address[0])
+        if host in ("localhost", "::1") or host.startswith("127."):
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            seen.append({"host": host[:255], "port": int(address[1])})
+
+    sys.addaudithook(hook)
+
+
+_FULL_BYTES = 1024 * 1024
+
+
+def _disk_hint(disks: dict[str, DiskQuota], exc: OSError) -> str:
+    """Which file system is full, its quota, and what sets it."""
+    full = []
+    for mount, quota in disks.items():
+        in_it = bool(exc.filename) and str(exc.filename).startswith(mount.rstrip("/") + "/")
+        try:
+            stats = os.statvfs(mount)
+        except OSError:
+            continue
+        no_room = stats.f_bavail * stats.f_frsize < _FULL_BYTES or (
+            stats.f_files > 0 and stats.f_favail == 0
+        )
+        if in_it or no_room:
+            files = " or of files" if stats.f_files > 0 and stats.f_favail == 0 else ""
+            full.append(
+                f"{mount} is full{files} (its quota is {quota['mb']} MB: {quota['setting']})"
+            )
+    if not full:
+        full = [f"{mount}: {quota['mb']} MB ({quota['setting']})" for mount, quota in disks.items()]
+        return "; a file system of the sandbox is full: " + "; ".join(full)
+    return "; " + "; ".join(full)
+
+
 def run_job(job: Job, package: str | None) -> Outcome:
     """Apply the job's limits, run its code, and return the outcome.
 
@@ -231,8 +281,25 @@ def run_job(job: Job, package: str | None) -> Outcome:
     os.environ["MCP_CODEGEN_TRANSPORT"] = "bridge"
     os.environ["MCP_CODEGEN_BRIDGE_SOCKET"] = str(bridge.get("socket", ""))
     os.environ["MCP_CODEGEN_BRIDGE_TOKEN"] = str(bridge.get("token", ""))
+    direct: list[DirectConnection] = []
+    _watch_connections(direct)
+    egress = job.get("egress")
+    if egress:
+        from .relay import start_relay
+
+        with contextlib.suppress(OSError):  # then every connection fails, and says so
+            start_relay(str(egress.get("socket", "")), str(egress.get("token", "")))
     namespace = _namespace(package, filename)
     sys.argv = [filename]
+    outcome = _run(source, filename, namespace, job, processes)
+    if direct:
+        outcome["connections"] = list(direct)
+    return outcome
+
+
+def _run(
+    source: str, filename: str, namespace: dict[str, Any], job: Job, processes: int
+) -> Outcome:
     try:
         value = _execute(source, filename, namespace)
     except BaseException as exc:
@@ -246,5 +313,9 @@ def run_job(job: Job, package: str | None) -> Outcome:
             outcome["error"]["message"] += (
                 f" (an execution may run at most {processes} processes at once)"
             )
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = _disk_hint(job.get("disks") or {}, exc)
+            outcome["error"]["message"] += hint
+            outcome["error"]["traceback"] = outcome["error"]["traceback"].rstrip("\n") + hint + "\n"
         return outcome
     return outcome_of(value, None, filename)
