@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,11 +28,12 @@ from .options import (
     execution_timeout_option,
     memory_option,
     package_option,
+    policy_options,
     skills_option,
     unsafe_local_option,
     verbose_option,
 )
-from .resolve import find_package, read_config, rebuild_command
+from .resolve import find_package, read_config, read_policy, read_resolver, rebuild_command
 
 __all__ = ["serve_command", "stale_servers"]
 
@@ -133,6 +135,7 @@ def _build(package_dir: Path | None, config: Path) -> None:
 @click.option("--build", "build_first", is_flag=True, help="Build or refresh the package first.")
 @execution_timeout_option("Default time limit of one execute_code, in seconds.", maximum=300)
 @memory_option("MB per execution.")
+@policy_options()
 @click.option(
     "--max-output",
     default=20_000,
@@ -171,21 +174,32 @@ def serve_command(
     host: str,
     port: int,
     build_first: bool,
-    timeout: float,
-    memory: int,
+    timeout: float | None,
+    memory: int | None,
     max_output: int,
     max_sessions: int,
     sessions_per_client: int,
     idle_timeout: float,
     skills_dir: Path | None,
     unsafe_local: bool,
+    **flags: Any,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
+    from ..serve.tools import MAX_TIMEOUT
 
     config = read_config("serve", config_path, prompt=False)
+    policy = read_policy("serve", config, {**flags, "timeout": timeout, "memory": memory})
+    if policy.timeout > MAX_TIMEOUT:
+        fail(
+            "serve",
+            "config",
+            f"{config_path}: sandbox.limits.timeout_s: serve allows at most {MAX_TIMEOUT:g} s "
+            f"per execution, not {policy.timeout:g}",
+        )
+    resolver = read_resolver("serve")
     if build_first:
         _build(package, config_path)
     built = find_package(
@@ -214,8 +228,8 @@ def serve_command(
         package=built,
         config=config_path,
         transport="http" if transport == "http" else "stdio",
-        timeout=timeout,
-        memory_mb=memory,
+        timeout=policy.timeout,
+        memory_mb=policy.memory_mb,
         max_output=max_output,
         unsafe_local=unsafe_local,
         skills_dir=skills_dir,
@@ -225,6 +239,8 @@ def serve_command(
             sessions_per_client=sessions_per_client,
             idle_timeout=idle_timeout,
         ),
+        policy=policy,
+        resolver=resolver,
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):

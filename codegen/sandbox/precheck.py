@@ -19,8 +19,11 @@ is only compiled by the sandbox itself), the last in a process of its own:
 
 A diagnostic is *certain* when it is one of the mistakes a call of a generated
 tool cannot survive: an unknown keyword, a missing required argument, too many
-positional arguments, a literal of the wrong type for a parameter (all at a call
-of a tool), or an import of a server or tool that does not exist. Those carry the
+positional arguments (at a call of a tool without `*`/`**` unpacking), a constant
+that the parameter refuses even in pydantic's lax mode, which the generated input
+models use (`timezone=5`, `limit="twenty"`; not `limit="20"`, which pydantic
+converts, nor a dict for a model), or an import of a server or tool that does not
+exist. Those carry the
 tool's signature. With `check_code: block` certain errors stop the execution
 before anything runs; everything else comes back as warnings beside the result.
 
@@ -166,18 +169,56 @@ def _module_names(path: Path, mtime: float) -> tuple[frozenset[str], tuple[str, 
     return frozenset(names), exported
 
 
+@dataclass(frozen=True)
+class _Function:
+    """A tool function's signature, and the annotation of each of its parameters."""
+
+    text: str
+    annotations: dict[str, ast.expr | None]
+
+
+def _format_arguments(args: ast.arguments) -> str:
+    """`*, timezone: str, limit: int | None = 20`: as PEP 8 writes annotated defaults."""
+
+    def one(arg: ast.arg, default: ast.expr | None) -> str:
+        text = arg.arg + (f": {ast.unparse(arg.annotation)}" if arg.annotation else "")
+        if default is not None:
+            text += f" = {ast.unparse(default)}" if arg.annotation else f"={ast.unparse(default)}"
+        return text
+
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    parts = [
+        one(arg, default)
+        for arg, default in zip(positional, [*defaults, *args.defaults], strict=True)
+    ]
+    if args.vararg is not None:
+        parts.append("*" + one(args.vararg, None))
+    elif args.kwonlyargs:
+        parts.append("*")
+    parts += [
+        one(arg, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    if args.kwarg is not None:
+        parts.append("**" + one(args.kwarg, None))
+    return ", ".join(parts)
+
+
 @lru_cache(maxsize=4096)
-def _signature(path: Path, mtime: float, function: str) -> str | None:
+def _function(path: Path, mtime: float, name: str) -> _Function | None:
     del mtime
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     for node in tree.body:
-        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == function:
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == name:
             returns = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
-            prefix = "async def " if isinstance(node, ast.AsyncFunctionDef) else "def "
-            return f"{prefix}{function}({ast.unparse(node.args)}){returns}"
+            every = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            return _Function(
+                text=f"{name}({_format_arguments(node.args)}){returns}",
+                annotations={arg.arg: arg.annotation for arg in every},
+            )
     return None
 
 
@@ -232,12 +273,13 @@ class _Package:
         path = self.tool_path(server, tool)
         return _module_names(path, _mtime(path))[0] if path else frozenset()
 
-    def signature(self, server: str, tool: str) -> str | None:
+    def function(self, server: str, tool: str) -> _Function | None:
         path = self.tool_path(server, tool)
-        if path is None:
-            return None
-        found = _signature(path, _mtime(path), tool)
-        return f"servers.{server}.{found.removeprefix('async def ')}" if found else None
+        return _function(path, _mtime(path), tool) if path is not None else None
+
+    def signature(self, server: str, tool: str) -> str | None:
+        found = self.function(server, tool)
+        return f"servers.{server}.{found.text}" if found else None
 
     def servers_path(self, module: str | None) -> list[str] | None:
         """The parts after `servers` of an absolute module path into the package, else None."""
@@ -439,30 +481,113 @@ class _Imports:
         return self.result
 
 
-def _is_literal(node: ast.AST) -> bool:
-    if isinstance(node, ast.Constant | ast.JoinedStr):
-        return True
+_BOOL_TEXT = frozenset({"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", "yes"})
+
+
+def _scalar(node: ast.expr) -> tuple[bool, object]:
+    """(True, value) when `node` is a constant of a scalar type (a negative number too)."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        return isinstance(node.operand, ast.Constant)
-    if isinstance(node, ast.List | ast.Tuple | ast.Set):
-        return all(_is_literal(item) for item in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(
-            key is not None and _is_literal(key) and _is_literal(value)
-            for key, value in zip(node.keys, node.values, strict=True)
+        inner = node.operand
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, int | float):
+            number = inner.value
+            return True, -number if isinstance(node.op, ast.USub) else number
+        return False, None
+    if isinstance(node, ast.Constant) and type(node.value) in (str, int, float, bool, type(None)):
+        return True, node.value
+    return False, None
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.strip().replace("_", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def _accepts(kind: str, value: object) -> bool | None:
+    """Whether pydantic (lax mode, as the generated input models use it) takes `value`
+    for the plain type `kind`; None when the rule for `kind` is not known here."""
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "None":
+        return value is None
+    if kind == "int":
+        if isinstance(value, int):
+            return True
+        if isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, str) and _numeric(value)
+    if kind == "float":
+        return isinstance(value, int | float) or (isinstance(value, str) and _numeric(value))
+    if kind == "bool":
+        if isinstance(value, bool):
+            return True
+        if isinstance(value, int | float):
+            return value in (0, 1)
+        return isinstance(value, str) and value.strip().lower() in _BOOL_TEXT
+    return None
+
+
+def _fits(annotation: ast.expr, value: object) -> bool | None:
+    """Whether a parameter annotated `annotation` takes the constant `value` at run time;
+    None when that cannot be told for sure from the annotation alone."""
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        answers = [_fits(annotation.left, value), _fits(annotation.right, value)]
+        if True in answers:
+            return True
+        return False if answers == [False, False] else None
+    if isinstance(annotation, ast.Constant) and annotation.value is None:
+        return value is None
+    if isinstance(annotation, ast.Name):
+        return _accepts(annotation.id, value)
+    if isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name):
+        name = annotation.value.id
+        items = (
+            annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
         )
+        if name == "Literal":
+            options = [item.value for item in items if isinstance(item, ast.Constant)]
+            if len(options) != len(items):
+                return None
+            return any(option == value and type(option) is type(value) for option in options)
+        if name == "Optional" and len(items) == 1:
+            return True if value is None else _fits(items[0], value)
+    return None
+
+
+def _holds_mapping(call: ast.Call, line: int, column: int, lines: Sequence[str]) -> bool:
+    """Whether the keyword argument at this position holds a dict (pydantic makes models of
+    dicts, which a type checker does not know)."""
+    for keyword in call.keywords:
+        if keyword.arg is not None and _inside(_span(keyword, lines), line, column):
+            return any(
+                isinstance(node, ast.Dict | ast.DictComp)
+                or (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "dict"
+                )
+                for node in ast.walk(keyword.value)
+            )
     return False
 
 
-def _argument_at(call: ast.Call, line: int, column: int, lines: Sequence[str]) -> ast.AST | None:
-    """The argument (a keyword's value) of `call` at a position, if one is there."""
+def _wrong_literal(
+    call: ast.Call, line: int, column: int, lines: Sequence[str], function: _Function | None
+) -> bool:
+    """Whether the keyword argument of `call` at this position is a constant that its
+    parameter certainly refuses (`limit="twenty"` for an int; not `limit="20"`,
+    which pydantic converts)."""
+    if function is None:
+        return False
     for keyword in call.keywords:
-        if _inside(_span(keyword, lines), line, column):
-            return keyword.value
-    for argument in call.args:
-        if _inside(_span(argument, lines), line, column):
-            return argument
-    return None
+        if keyword.arg is None or not _inside(_span(keyword, lines), line, column):
+            continue
+        annotation = function.annotations.get(keyword.arg)
+        constant, value = _scalar(keyword.value)
+        return constant and annotation is not None and _fits(annotation, value) is False
+    return False
 
 
 # --- step 3: ty --------------------------------------------------------------------
@@ -651,10 +776,16 @@ class CodeChecker:
                 _, call, (server, tool) = min(
                     containing, key=lambda entry: (entry[0][2] - entry[0][0], -entry[0][1])
                 )
-                certain = True
+                function = self.package.function(server, tool)
+                # `tool(**arguments)` or `tool(*values)` may supply what ty cannot see.
+                unpacked = any(k.arg is None for k in call.keywords) or any(
+                    isinstance(a, ast.Starred) for a in call.args
+                )
+                certain = not unpacked
                 if item.rule == "invalid-argument-type":
-                    argument = _argument_at(call, item.line, item.column, lines)
-                    certain = argument is not None and _is_literal(argument)
+                    if _holds_mapping(call, item.line, item.column, lines):
+                        continue  # dicts for models: pydantic validates them at run time
+                    certain = _wrong_literal(call, item.line, item.column, lines, function)
                 signature = self.package.signature(server, tool)
             yield CheckDiagnostic(
                 line=item.line,

@@ -36,8 +36,10 @@ from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
+from ..sandbox.egress.proxy import Resolver
 from ..sandbox.errors import SandboxError
-from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
+from ..sandbox.executor import Executor, UnsafeLocalExecutor
+from ..sandbox.policy import SandboxPolicy
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
 from .limits import Admission, disconnected
@@ -80,6 +82,11 @@ class ServeSettings:
     """Each session's bounds on disk and memory."""
     limits: ServeLimits = dataclasses.field(default_factory=ServeLimits)
     """What clients may hold: sessions, requests in flight, idle time."""
+    policy: SandboxPolicy = dataclasses.field(default_factory=SandboxPolicy)
+    """The sandbox policy (the config's `sandbox` section with the flags applied); its
+    file-system sizes replace those of `quotas`, `timeout` and `memory_mb` its limits'."""
+    resolver: Resolver | None = None
+    """How the egress proxy resolves names (a hosts file first, for tests)."""
 
     @property
     def skills(self) -> Path:
@@ -102,15 +109,20 @@ class State:
         """An executor of one sandbox sharing the host transport."""
         settings = self.settings
         kind = UnsafeLocalExecutor if settings.unsafe_local else Executor
-        limits = Limits(timeout=settings.timeout, memory_mb=settings.memory_mb)
+        policy = settings.policy
+        limits = dataclasses.replace(
+            policy.limits(), timeout=settings.timeout, memory_mb=settings.memory_mb
+        )
         return kind(
             settings.package.root,
             transport=self.transport,
             limits=limits,
             skills_dir=settings.skills,
             skills_scope="shared" if settings.share_skills else "session",
-            quotas=settings.quotas,
+            quotas=policy.quotas(settings.quotas),
             origin=f"serve-{settings.transport}",
+            policy=policy,
+            resolver=settings.resolver,
         )
 
     def skills(self, key: Hashable | None) -> SkillStore:

@@ -37,6 +37,7 @@ from ..result import NetworkConnection
 from .rules import Address, Allowlist, host_address, normal_name, special
 
 __all__ = [
+    "HOSTS_FILE_ENV",
     "MAX_CONNECTIONS",
     "MAX_LOGGED",
     "SOCKET_NAME",
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 SOCKET_NAME = "egress.sock"
+HOSTS_FILE_ENV = "MCP_CODEGEN_HOSTS_FILE"
+"""A hosts file the commands' egress proxies resolve names from first (for tests)."""
 MAX_CONNECTIONS = 32
 """Connections of one execution open at once; more are refused."""
 MAX_LOGGED = 256
