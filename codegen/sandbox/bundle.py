@@ -8,6 +8,10 @@ What the sandbox sees, and nothing else of the host:
   the base interpreter's `site-packages` hidden under an empty tmpfs;
 - the shared libraries the interpreter and its extension modules link (one bind
   per file; see `libraries`);
+- a few of the host's commands for looking around (`sh`, `cat`, `head`, `tail`,
+  `grep`, `find`, `wc`, `sort`), read-only, and an `ls` of our own (`inside/ls.py`:
+  GNU `ls` asks gVisor for `statx` flags it refuses), so `ls /servers` works as
+  agents expect;
 - the distributions the generated package needs (pydantic and its dependencies),
   each bound read-only under `/opt/mcp-codegen/site`;
 - the distributions the sandbox policy names (`packages`: numpy, pandas...) and
@@ -37,6 +41,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
@@ -88,6 +93,8 @@ SKILLS_MOUNT = "/skills"
 CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 """Where the host's CA certificates appear when the sandbox may reach hosts."""
 _CPU_PERIOD_US = 100_000
+_COMMANDS = ("sh", "cat", "head", "tail", "grep", "find", "wc", "sort")
+"""Commands agents use to look around (`ls /servers`); the host's, bound read-only."""
 _INSIDE_SOURCE = Path(__file__).parent / "inside"
 _CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL"]
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -237,6 +244,30 @@ def import_names(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(name for name in found if name.isidentifier() and not name.startswith("_")))
 
 
+def _write_ls(rootfs: Path, python: Path) -> None:
+    """`/usr/bin/ls` and `/bin/ls` of the bundle's own root: a script running `inside/ls.py`."""
+    script = (
+        f"#!{python} -IS\nimport sys\nsys.path.insert(0, {_OPT + '/inside'!r})\n"
+        f"from {INSIDE_PACKAGE}.ls import main\nmain()\n"
+    )
+    for directory in ("usr/bin", "bin"):
+        target = rootfs / directory / "ls"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(script, encoding="utf-8")
+        target.chmod(0o755)
+
+
+def _commands() -> dict[str, Path]:
+    """The host's `_COMMANDS`: where the sandbox sees each (/usr/bin and /bin) -> real file."""
+    found: dict[str, Path] = {}
+    for name in _COMMANDS:
+        real = shutil.which(name, path="/usr/bin:/bin")
+        if real is not None:
+            for directory in ("/usr/bin", "/bin"):
+                found[f"{directory}/{name}"] = Path(real).resolve()
+    return found
+
+
 def _interpreter() -> tuple[Path, Path]:
     """The real interpreter binary and its standard library directory."""
     executable = Path(os.path.realpath(sys.executable))
@@ -297,13 +328,17 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         bundle.tmpfs(str(stdlib / "site-packages"), ["ro", "mode=755"])
 
     site = distribution_paths(options.distributions)
-    extensions = [*stdlib.glob("lib-dynload/*.so")]
+    commands = _commands()
+    extensions = [*stdlib.glob("lib-dynload/*.so"), *commands.values()]
     extensions += [p for top in site for p in ([top] if top.is_file() else top.rglob("*.so"))]
     for looked_up, real in sorted(needed_libraries(executable, extensions).items()):
         if not str(real).startswith(str(stdlib)):
             bundle.bind(real, looked_up)
     for top in site:
         bundle.bind(top, f"{_OPT}/site/{top.name}")
+    for looked_up, real in sorted(commands.items()):
+        bundle.bind(real, looked_up)
+    _write_ls(bundle.rootfs, executable)
     bundle.bind(_INSIDE_SOURCE, f"{_OPT}/inside/{INSIDE_PACKAGE}")
     if options.bridge_dir is not None:
         bundle.bind(options.bridge_dir, BRIDGE_MOUNT)
