@@ -103,10 +103,10 @@ def syntax_error(code: str, filename: str = "<code>") -> str | None:
     try:
         compile(code, filename, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, True)
     except SyntaxError as exc:
-        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        where = f" (line {exc.lineno}" + (f", column {exc.offset})" if exc.offset else ")")
         line = (exc.text or "").rstrip()
         shown = f"\n    {line}" if line else ""
-        return f"SyntaxError: {exc.msg} ({where}){shown}"
+        return f"SyntaxError: {exc.msg}{where if exc.lineno else ''}{shown}"
     except (ValueError, RecursionError, MemoryError) as exc:  # a NUL byte, absurd nesting
         return f"the code cannot be parsed: {type(exc).__name__}: {exc}"
     return None

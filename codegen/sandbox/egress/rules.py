@@ -159,7 +159,7 @@ def parse_rule(text: str) -> Rule:
         return Rule(text=text, network=network, ports=ports, plain_http=plain_http)
     pattern = host.lower().rstrip(".")
     name = pattern[2:] if pattern.startswith("*.") else pattern
-    if pattern != "*" and normal_name(name) is None:
+    if (pattern != "*" or host != "*") and normal_name(name) is None:
         raise RuleError(
             f"{text!r}: not a host name ('api.example.com'), a pattern ('*.example.com'), "
             "an address or a network ('10.0.0.0/8')"

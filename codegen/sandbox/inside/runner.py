@@ -216,20 +216,54 @@ def _address_space() -> int:
     return 0
 
 
+_WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT
+_written: list[str] = []
+"""The last files the code opened for writing (for the message when a disk is full)."""
+
+
+def _note_write(args: tuple[Any, ...]) -> None:
+    path, mode, flags = [*args, None, None, None][:3]
+    writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+        isinstance(flags, int) and flags & _WRITING
+    )
+    if writing and isinstance(path, str | bytes):
+        text = path.decode("utf-8", "replace") if isinstance(path, bytes) else path
+        _written.append(os.path.abspath(text))
+        del _written[:-16]
+
+
 def _watch_connections(seen: list[DirectConnection]) -> None:
-    """Note each TCP or UDP connection the code starts to an address other than loopback."""
+    """Note each connection the code starts (or name it looks up) other than on loopback,
+    and the files it opens for writing.
+
+    A name is looked up before a connection to it, and with no resolver in the
+    sandbox that fails first, so the lookup is what shows.
+    """
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event != "socket.connect" or len(seen) >= MAX_DIRECT:
+        if event == "open":
+            _note_write(args)
             return
-        address = args[1] if len(args) > 1 else None
-        if not isinstance(address, tuple) or len(address) < 2:
-            return  # a Unix socket: the bridge, the relay
-        host = str(address[0])
-        if host in ("localhost", "::1") or host.startswith("127."):
+        if len(seen) >= MAX_DIRECT:
+            return
+        if event == "socket.connect":
+            address = args[1] if len(args) > 1 else None
+            if not isinstance(address, tuple) or len(address) < 2:
+                return  # a Unix socket: the bridge, the relay
+            host, port = address[0], address[1]
+        elif event == "socket.getaddrinfo" and len(args) > 1:
+            host, port = args[0], args[1]
+            if isinstance(host, bytes):
+                host = host.decode("ascii", "replace")
+        else:
+            return
+        host = str(host)
+        if host in ("", "localhost", "::1", "0.0.0.0") or host.startswith("127."):
             return
         with contextlib.suppress(TypeError, ValueError):
-            seen.append({"host": host[:255], "port": int(address[1])})
+            entry: DirectConnection = {"host": host[:255], "port": int(port or 0)}
+            if not seen or seen[-1] != entry:  # an address is looked up, then connected to
+                seen.append(entry)
 
     sys.addaudithook(hook)
 
@@ -237,26 +271,43 @@ def _watch_connections(seen: list[DirectConnection]) -> None:
 _FULL_BYTES = 1024 * 1024
 
 
+def _mount_of(path: str, disks: dict[str, DiskQuota]) -> str | None:
+    for mount in disks:
+        if path == mount or path.startswith(mount.rstrip("/") + "/"):
+            return mount
+    return None
+
+
 def _disk_hint(disks: dict[str, DiskQuota], exc: OSError) -> str:
-    """Which file system is full, its quota, and what sets it."""
-    full = []
-    for mount, quota in disks.items():
-        in_it = bool(exc.filename) and str(exc.filename).startswith(mount.rstrip("/") + "/")
+    """Which file system is full, its quota, and what sets it.
+
+    The one the failing path is on, else one with no room left, else the one
+    the code last opened a file for writing on (the code may have cleaned up
+    before the error reached us), else all of them.
+    """
+    named = _mount_of(os.path.abspath(str(exc.filename)), disks) if exc.filename else None
+    candidates = [named] if named else []
+    for mount in disks:
         try:
             stats = os.statvfs(mount)
         except OSError:
             continue
-        no_room = stats.f_bavail * stats.f_frsize < _FULL_BYTES or (
+        if stats.f_bavail * stats.f_frsize < _FULL_BYTES or (
             stats.f_files > 0 and stats.f_favail == 0
-        )
-        if in_it or no_room:
-            files = " or of files" if stats.f_files > 0 and stats.f_favail == 0 else ""
-            full.append(
-                f"{mount} is full{files} (its quota is {quota['mb']} MB: {quota['setting']})"
-            )
-    if not full:
-        full = [f"{mount}: {quota['mb']} MB ({quota['setting']})" for mount, quota in disks.items()]
-        return "; a file system of the sandbox is full: " + "; ".join(full)
+        ):
+            candidates.append(mount)
+    if not candidates:
+        recent = [_mount_of(path, disks) for path in reversed(_written)]
+        candidates = [mount for mount in recent if mount][:1]
+    if not candidates:
+        listed = [
+            f"{mount}: {quota['mb']} MB ({quota['setting']})" for mount, quota in disks.items()
+        ]
+        return "; a file system of the sandbox is full: " + "; ".join(listed)
+    full = [
+        f"{mount} is full (its quota is {disks[mount]['mb']} MB: {disks[mount]['setting']})"
+        for mount in dict.fromkeys(candidates)
+    ]
     return "; " + "; ".join(full)
 
 
