@@ -70,7 +70,7 @@ def _handler(record: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             record.append(f"{self.headers.get('Host')}{self.path}")
             if self.path == "/big":
                 body = b"z" * BIG_BYTES
