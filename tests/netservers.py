@@ -74,6 +74,8 @@ def _handler(record: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
             record.append(f"{self.headers.get('Host')}{self.path}")
             if self.path == "/big":
                 body = b"z" * BIG_BYTES
+            elif self.path.startswith("/bytes/") and self.path[7:].isdigit():
+                body = b"z" * min(int(self.path[7:]), 100_000_000)
             else:
                 body = json.dumps({"path": self.path, "host": self.headers.get("Host")}).encode()
             self.send_response(200)

@@ -246,8 +246,10 @@ class EgressProxy:
             self.close_now(token)
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        # Cut connections end their handlers by themselves; cancelling a handler instead
+        # makes Python 3.11's stream callback log the cancellation as an error.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -317,6 +319,7 @@ class EgressProxy:
             await _answer(writer, 502, reason)
             return
         counts = [0, 0]
+        log.writers.add(upstream_writer)  # cut with the execution, like the sandbox's side
         try:
             if request.plain_http:
                 upstream_writer.write(request.forwarded())
@@ -330,6 +333,7 @@ class EgressProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            log.writers.discard(upstream_writer)
             await _close(upstream_writer)
             log.add(
                 entry.model_copy(

@@ -136,8 +136,8 @@ class _Relay:
 def start_relay(socket_path: str, token: str) -> str:
     """Start the relay for this process; return its `http://127.0.0.1:PORT` proxy URL.
 
-    The standard proxy variables are set to it, so `urllib`, `http.client` with a
-    proxy, `requests` and `httpx` use it unchanged.
+    The standard proxy variables are set to it, so `urllib` and the libraries that
+    honour them use it unchanged.
 
     Raises:
         OSError: the loopback cannot be listened on.
