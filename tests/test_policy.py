@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codegen.runtime.errors import ConfigError
-from codegen.sandbox.egress.proxy import Resolver, decide
+from codegen.sandbox.egress.proxy import EgressProxy, Resolver, decide
 from codegen.sandbox.egress.rules import Allowlist, RuleError, parse_rule, special
 from codegen.sandbox.policy import (
     DEFAULT_BANDWIDTH_KBPS,
@@ -267,3 +267,34 @@ def test_exec_refuses_a_bad_policy_before_any_sandbox(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "Traceback" not in done.stderr
+
+
+def test_the_proxy_answers_only_its_executions_and_bounds_what_it_reads(tmp_path: Path) -> None:
+    async def scenario() -> tuple[bytes, bytes, bytes, list[str]]:
+        proxy = EgressProxy(tmp_path / "proxy", Allowlist.of(["api.test:443"]))
+        await proxy.start()
+        log = proxy.open("token-1")
+
+        async def exchange(data: bytes) -> bytes:
+            reader, writer = await asyncio.open_unix_connection(str(proxy.path))
+            writer.write(data)
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return answer
+
+        unknown = await exchange(b"token-2\nCONNECT api.test:443 HTTP/1.1\r\n\r\n")
+        flood = await exchange(b"token-1\nCONNECT x" + b"x" * 40_000 + b":443 HTTP/1.1\r\n\r\n")
+        refused = await exchange(b"token-1\nCONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n")
+        proxy.close_now("token-1")
+        after = await exchange(b"token-1\nCONNECT api.test:443 HTTP/1.1\r\n\r\n")
+        await proxy.aclose()
+        return unknown, flood, refused + after, [str(entry.reason) for entry in log.entries]
+
+    unknown, flood, answers, reasons = asyncio.run(scenario())
+    assert unknown == b"" and flood == b""  # no answer to a stranger, nor to 40 kB of head
+    assert answers.startswith(
+        b"HTTP/1.1 403 Refused by the sandbox: 10.0.0.1:443 is an address that "
+        b"sandbox.network.allow does not list\r\n"
+    )
+    assert answers.endswith(b"does not list\n")  # then the closed token got nothing
+    assert reasons == ["10.0.0.1:443 is an address that sandbox.network.allow does not list"]

@@ -532,8 +532,8 @@ class Executor:
             raise
         duration = (time.perf_counter() - started) * 1000
         self._server.close_now(token)
-        if self._egress is not None:
-            self._egress.close_now(token)
+        if self._egress is not None and connections is not None:
+            await self._egress.close(token, connections)  # every connection in the result
         if raw is None:
             self._retire(sandbox)
             if not self._closed:

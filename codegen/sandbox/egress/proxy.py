@@ -142,6 +142,8 @@ class ConnectionLog:
     dropped: int = 0
     closed: bool = False
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """The handlers of its connections (each logs its connection when it ends)."""
     active: int = 0
 
     def add(self, entry: NetworkConnection) -> None:
@@ -240,6 +242,12 @@ class EgressProxy:
         for writer in list(log.writers):
             writer.transport.abort()
 
+    async def close(self, token: str, log: ConnectionLog) -> None:
+        """`close_now`, then wait (a second at most) until its connections are logged."""
+        self.close_now(token)
+        if log.tasks:
+            await asyncio.wait(list(log.tasks), timeout=1.0)
+
     async def aclose(self) -> None:
         """Stop listening and cut every connection."""
         for token in list(self._logs):
@@ -268,15 +276,25 @@ class EgressProxy:
             if log is None or log.closed:
                 return
             log.writers.add(writer)
+            if task is not None:
+                log.tasks.add(task)
             log.active += 1
             await self._handle(reader, writer, log)
             await _close(writer)
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-            pass  # a relay that went away or spoke nonsense: nothing to answer
+        except (
+            OSError,
+            TimeoutError,
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
+            pass  # a relay that went away or spoke nonsense (or too much): nothing to answer
         finally:
             if log is not None:
                 log.writers.discard(writer)
                 log.active -= 1
+                if task is not None:
+                    log.tasks.discard(task)
             writer.transport.abort()
             if task is not None:
                 self._tasks.discard(task)
