@@ -27,8 +27,9 @@ exist. Those carry the
 tool's signature. With `check_code: block` certain errors stop the execution
 before anything runs; everything else comes back as warnings beside the result.
 
-If ty is missing, fails or takes longer than `_TY_SECONDS`, the code still runs
-and the report says why it was not type-checked.
+ty runs with limits (10 s, 8 s of CPU, 1 GiB of address space, two at a time per
+event loop); if it is missing, fails or passes a limit, the code still runs and
+the report says why it was not type-checked.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ MAX_WARNINGS = 20
 _INJECTED = ("save_skill", "search_tools")
 _TY_SECONDS = 10.0
 _TY_CPU_SECONDS = 8
+_TY_MEMORY_MB = 1024  # ty checks typical agent code in under 256 MB of address space
 _CHECKS_AT_ONCE = 2
 _MAX_NODES = 100_000
 _MESSAGE_CHARS = 400
@@ -611,6 +613,7 @@ _reaping: set[asyncio.Task[int]] = set()
 
 def _limit_checker() -> None:  # pragma: no cover - runs in the child before exec
     resource.setrlimit(resource.RLIMIT_CPU, (_TY_CPU_SECONDS, _TY_CPU_SECONDS + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (_TY_MEMORY_MB << 20, _TY_MEMORY_MB << 20))
 
 
 @dataclass(frozen=True)
@@ -821,7 +824,12 @@ class CodeChecker:
             name,
         ]
         # No host environment: ty must not find a virtual environment or a config of its own.
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.root),
+            "LANG": "C.UTF-8",
+            "TY_MAX_PARALLELISM": "2",  # one file: more threads only cost memory
+        }
         try:
             async with _checks.get():
                 process = await asyncio.create_subprocess_exec(
