@@ -194,3 +194,23 @@ def test_a_missing_or_failing_checker_lets_the_code_run(tmp_path: Path) -> None:
     report = asyncio.run(checker.check("print(1)", "block"))
     assert report.certain == [] and report.note is not None
     assert "the type checker failed (status 2: boom)" in report.note
+
+
+@pytest.mark.parametrize(
+    ("arguments", "certain"),
+    [
+        ("city=5", True),  # an int is never a str to pydantic
+        ("limit=2.5", True),  # a fraction is never an int
+        ("limit='ten'", True),
+        ("limit=2.0", False),  # pydantic takes a whole float
+        ("limit='10'", False),  # and a numeric string
+        ("limit=True", False),  # and a bool
+        ("city=None", False),  # str | None
+    ],
+)
+def test_constants_follow_pydantics_lax_rules(
+    checker: CodeChecker, arguments: str, certain: bool
+) -> None:
+    code = f"from servers.crm import list_customers\nawait list_customers({arguments})"
+    report = check(checker, code)
+    assert bool(report.certain) is certain, [str(item) for item in report.diagnostics]

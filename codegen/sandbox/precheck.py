@@ -555,6 +555,8 @@ def _fits(annotation: ast.expr, value: object) -> bool | None:
             return any(option == value and type(option) is type(value) for option in options)
         if name == "Optional" and len(items) == 1:
             return True if value is None else _fits(items[0], value)
+        if name == "Annotated" and items:
+            return _fits(items[0], value)  # constraints only refuse more
     return None
 
 
