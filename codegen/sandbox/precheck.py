@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .concurrency import PerLoopLimit
 from .policy import CheckMode
 from .result import CheckDiagnostic
 
@@ -597,19 +598,7 @@ def _wrong_literal(
 # --- step 3: ty --------------------------------------------------------------------
 
 
-class _Limiter:
-    """At most `size` checks at once per event loop (the machine's cores are shared)."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def get(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        return self._semaphores.setdefault(loop, asyncio.Semaphore(self.size))
-
-
-_checks = _Limiter(_CHECKS_AT_ONCE)
+_checks = PerLoopLimit(_CHECKS_AT_ONCE)
 _reaping: set[asyncio.Task[int]] = set()
 
 

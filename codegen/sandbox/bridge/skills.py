@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
+from ..concurrency import PerLoopLimit
 from ..quotas import Quotas
 from . import skillcheck
 from .skillsessions import SessionSkills, live_sessions
@@ -240,21 +241,7 @@ def _with_imports(
     return [*report["problems"], *problems], missing
 
 
-class _Limiter:
-    """At most N checker processes at once in this process, per event loop."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def get(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        for known in [known for known in self._semaphores if known.is_closed()]:
-            del self._semaphores[known]
-        return self._semaphores.setdefault(loop, asyncio.Semaphore(self.size))
-
-
-_checks = _Limiter(_CHECKS_AT_ONCE)
+_checks = PerLoopLimit(_CHECKS_AT_ONCE)
 _reaping: set[asyncio.Task[int]] = set()
 
 
