@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/search_bench.py
 	$(PY) bench/sandbox_bench.py
 	$(PY) bench/token_bench.py
+	$(PY) bench/policy_bench.py --compare
 
 clean:
 	rm -rf .demo/build .pytest_cache .mypy_cache .ruff_cache

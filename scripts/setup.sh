@@ -6,7 +6,7 @@
 # Idempotent: every step is keyed on a stamp file holding the hash of its
 # inputs, so a second run does (almost) nothing. Every version is pinned:
 #   - system packages  : apt (runsc = Debian's gVisor; git/node/npm if missing)
-#   - project venv     : .venv            <- pyproject.toml  ('.[dev]', editable)
+#   - project venv     : .venv            <- pyproject.toml  ('.[dev,sandbox]', editable)
 #   - demo server venvs: .demo/venvs/<n>  <- demo/requirements/<n>.txt (pip freeze)
 #   - demo npm servers : .demo/node       <- demo/node/package{,-lock}.json (npm ci)
 #   - demo data        : .demo/repo (git, fixed hashes), .demo/files,
@@ -60,7 +60,7 @@ if stamp_ok .venv/.setup-stamp "$key" && [[ -x .venv/bin/python ]]; then
 else
     log "installing project into .venv"
     "$PYTHON" -m venv .venv
-    .venv/bin/pip install -qq -e '.[dev]'
+    .venv/bin/pip install -qq -e '.[dev,sandbox]'
     printf '%s' "$key" > .venv/.setup-stamp
 fi
 

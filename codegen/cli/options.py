@@ -15,6 +15,7 @@ import click
 
 from ..introspect import DEFAULT_SERVER_TIMEOUT
 from ..runtime.config import CONFIG_ENV
+from ..sandbox.policy import SandboxPolicy
 from .errors import set_verbose
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "keep_going_option",
     "memory_option",
     "package_option",
+    "policy_options",
     "server_timeout_option",
     "skills_option",
     "unsafe_local_option",
@@ -99,25 +101,76 @@ def jobs_option() -> Callable[[_F], _F]:
 
 
 def execution_timeout_option(help: str, *, maximum: float | None = None) -> Callable[[_F], _F]:
-    """`--timeout SECONDS` of one execution in the sandbox (default 30)."""
+    """`--timeout SECONDS` of one execution in the sandbox (None: the policy's)."""
     return click.option(
         "--timeout",
-        default=30.0,
-        show_default=True,
+        default=None,
         type=click.FloatRange(min=0.1, max=maximum),
-        help=help,
+        help=f"{help} [default: sandbox.limits.timeout_s, else {SandboxPolicy.timeout:g}]",
     )
 
 
 def memory_option(help: str) -> Callable[[_F], _F]:
-    """`--memory MB` one execution may allocate (default 512)."""
+    """`--memory MB` one execution may allocate (None: the policy's)."""
     return click.option(
         "--memory",
-        default=512,
-        show_default=True,
+        default=None,
         type=click.IntRange(min=16),
-        help=help,
+        help=f"{help} [default: sandbox.limits.memory_mb, else {SandboxPolicy.memory_mb}]",
     )
+
+
+def policy_options() -> Callable[[_F], _F]:
+    """The flags that override the config's `sandbox` section (besides --timeout, --memory).
+
+    Each is passed under the name of the `SandboxPolicy` field it sets (None when
+    not given); `--with` and `--allow` add to the config's lists.
+    """
+
+    def field(flag: str, name: str, kind: click.ParamType[Any], help: str) -> Callable[[_F], _F]:
+        return click.option(flag, name, default=None, type=kind, help=help)
+
+    options = [
+        field("--cpu", "cpu", click.FloatRange(min=0.01), "CPUs the sandbox may use (a quota)."),
+        field("--processes", "processes", click.IntRange(min=1), "Processes at once."),
+        field("--tmp-mb", "tmp_mb", click.IntRange(min=1), "Size of /tmp, MB."),
+        field("--workspace-mb", "workspace_mb", click.IntRange(min=1), "Size of /workspace, MB."),
+        field("--state-mb", "state_mb", click.IntRange(min=1), "Size of /state, MB."),
+        field("--output-kb", "output_kb", click.IntRange(min=1), "kB of stdout and stderr kept."),
+        click.option(
+            "--with",
+            "with_packages",
+            multiple=True,
+            metavar="DIST",
+            help="Also mount this installed distribution (e.g. pandas) in the sandbox.",
+        ),
+        click.option(
+            "--allow",
+            "allow",
+            multiple=True,
+            metavar="HOST[:PORT]",
+            help="Also let the code reach this host through the proxy (see README).",
+        ),
+        field(
+            "--bandwidth-kbps",
+            "bandwidth_kbps",
+            click.IntRange(min=8),
+            "Egress cap in kilobits per second.",
+        ),
+        field(
+            "--check-code",
+            "check_code",
+            click.Choice(["block", "warn", "off"]),
+            "Check code before it runs: block certain errors, warn, or off.",
+        ),
+    ]
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def skills_option(help: str) -> Callable[[_F], _F]:

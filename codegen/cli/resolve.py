@@ -8,9 +8,11 @@ beside it, as `build` writes it there.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,12 +21,18 @@ from ..runtime.config import CONFIG_ENV, Config, InputSpec, load_config, set_inp
 from ..runtime.errors import ConfigError
 from .errors import fail, note
 
+if TYPE_CHECKING:
+    from ..sandbox.egress.proxy import Resolver
+    from ..sandbox.policy import SandboxPolicy
+
 __all__ = [
     "CONFIG_MISSING_HINT",
     "command_line",
     "find_package",
     "load_cli_config",
     "read_config",
+    "read_policy",
+    "read_resolver",
     "rebuild_command",
 ]
 
@@ -71,6 +79,67 @@ def read_config(command: str, config_path: Path, *, prompt: bool = True) -> Conf
         return load_cli_config(config_path, prompt=prompt)
     except ConfigError as exc:
         fail(command, "config", str(exc))
+
+
+def read_policy(command: str, config: Config, flags: dict[str, Any]) -> SandboxPolicy:
+    """The config's `sandbox` policy with the command's flags applied, its packages installed.
+
+    `flags` are the command's options (`policy_options`, `--timeout`, `--memory`):
+    a flag given replaces the config's value; `--with` and `--allow` add to its lists.
+
+    Raises:
+        SystemExit: the section or a flag is invalid, or a package is not installed
+            (`fail(command, "config")`).
+    """
+    from ..sandbox.policy import (
+        DEFAULT_BANDWIDTH_KBPS,
+        check_packages,
+        network_policy,
+        parse_sandbox_policy,
+    )
+
+    try:
+        policy = parse_sandbox_policy(config.sandbox, config.path)
+        fields = {
+            name: flags.get(name)
+            for name in ("cpu", "processes", "tmp_mb", "workspace_mb", "state_mb", "output_kb")
+        }
+        fields["check_code"] = flags.get("check_code")
+        fields["timeout"] = flags.get("timeout")
+        fields["memory_mb"] = flags.get("memory")
+        added = tuple(flags.get("with_packages") or ())
+        if added:
+            fields["packages"] = tuple(dict.fromkeys((*policy.packages, *added)))
+        allow = list(flags.get("allow") or ())
+        bandwidth = flags.get("bandwidth_kbps")
+        network = policy.network
+        if allow or (bandwidth is not None and network is not None):
+            entries = [rule.text for rule in network.allow.rules] if network else []
+            cap = bandwidth or (network.bandwidth_kbps if network else DEFAULT_BANDWIDTH_KBPS)
+            fields["network"] = network_policy([*entries, *allow], cap)
+        policy = policy.override(**fields)
+        where = f"{config.path}: sandbox.packages" + (" (with --with)" if added else "")
+        check_packages(policy.packages, where)
+    except ConfigError as exc:
+        fail(command, "config", str(exc))
+    return policy
+
+
+def read_resolver(command: str) -> Resolver | None:
+    """The egress proxy's resolver: `$MCP_CODEGEN_HOSTS_FILE` first when set (for tests).
+
+    Raises:
+        SystemExit: that file cannot be read (`fail(command, "config")`).
+    """
+    from ..sandbox.egress.proxy import HOSTS_FILE_ENV, Resolver
+
+    hosts = os.environ.get(HOSTS_FILE_ENV)
+    if not hosts:
+        return None
+    try:
+        return Resolver(hosts)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(command, "config", f"{HOSTS_FILE_ENV}={hosts}: cannot read ({exc})")
 
 
 def find_package(

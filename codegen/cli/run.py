@@ -3,8 +3,9 @@
 Without `--json`, the code's stdout and stderr are replayed on ours, then the
 value of its last expression (like a REPL), then its error; the exit status is 1
 when the code failed. With `--json`, the whole `ExecutionResult` is printed.
-`run -` and `exec -c -` read the code from stdin. The config and the package are
-checked before any sandbox starts.
+`run -` and `exec -c -` read the code from stdin. The config (with its `sandbox`
+policy, which the flags override) and the package are checked before any
+sandbox starts.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import click
 
 from ..runtime.config import Config
 from ..runtime.errors import ConfigError
+from ..sandbox.egress.proxy import Resolver
 from ..sandbox.errors import SandboxError
-from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
+from ..sandbox.executor import Executor, UnsafeLocalExecutor
+from ..sandbox.policy import SandboxPolicy
 from ..sandbox.result import ExecutionResult
 from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
@@ -29,11 +32,12 @@ from .options import (
     json_option,
     memory_option,
     package_option,
+    policy_options,
     skills_option,
     unsafe_local_option,
     verbose_option,
 )
-from .resolve import find_package, read_config
+from .resolve import find_package, read_config, read_policy, read_resolver
 
 __all__ = ["exec_command", "run_command"]
 
@@ -44,6 +48,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         package_option("The built package the code imports tools from."),
         execution_timeout_option("Wall-clock limit in seconds."),
         memory_option("Memory the code may allocate, in MB."),
+        policy_options(),
         skills_option("The skills directory (default: .mcp-codegen/skills beside the config)."),
         click.option(
             "--state",
@@ -63,13 +68,15 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
-    limits = Limits(timeout=options["timeout"], memory_mb=options["memory"])
+async def _execute(
+    code: str, filename: str, policy: SandboxPolicy, resolver: Resolver | None, **options: Any
+) -> ExecutionResult:
     kind = UnsafeLocalExecutor if options["unsafe_local"] else Executor
     executor = kind(
         options["package"],
         config=options["config_path"],
-        limits=limits,
+        policy=policy,
+        resolver=resolver,
         skills_dir=options["skills_dir"],
         skills_scope=_skills_scope(options["config_path"]),
         state_dir=options["state_dir"],
@@ -112,6 +119,14 @@ def _show(result: ExecutionResult, as_json: bool) -> None:
     if result.error is not None:
         error = result.error
         sys.stderr.write(error.traceback or f"{error.type}: {error.message}\n")
+    elif result.diagnostics:
+        for diagnostic in result.diagnostics:
+            print_warning(str(diagnostic))
+    for connection in result.connections:
+        if not connection.allowed:
+            print_warning(
+                f"connection refused: {connection.host}:{connection.port}: {connection.reason}"
+            )
     sys.stdout.flush()
     sys.stderr.flush()
 
@@ -128,12 +143,13 @@ def _ask_inputs(config: Config) -> None:
 
 def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> None:
     config = read_config(command, options["config_path"])
+    policy = read_policy(command, config, options)
     options["package"] = find_package(command, options["package"], options["config_path"]).root
     _ask_inputs(config)
     if options["unsafe_local"]:
         print_warning("--unsafe-local runs the code WITHOUT any isolation")
     try:
-        result = asyncio.run(_execute(code, filename, **options))
+        result = asyncio.run(_execute(code, filename, policy, read_resolver(command), **options))
     except ConfigError as exc:
         fail(command, "config", str(exc))
     except SandboxError as exc:

@@ -30,11 +30,12 @@ from .options import (
     execution_timeout_option,
     memory_option,
     package_option,
+    policy_options,
     skills_option,
     unsafe_local_option,
     verbose_option,
 )
-from .resolve import find_package, read_config, rebuild_command
+from .resolve import find_package, read_config, read_policy, read_resolver, rebuild_command
 from .serve_auth import LOOPBACK, auth_options, serve_auth
 
 __all__ = ["serve_command", "stale_servers"]
@@ -137,6 +138,7 @@ def _build(package_dir: Path | None, config: Path) -> None:
 @click.option("--build", "build_first", is_flag=True, help="Build or refresh the package first.")
 @execution_timeout_option("Default time limit of one execute_code, in seconds.", maximum=300)
 @memory_option("MB per execution.")
+@policy_options()
 @click.option(
     "--max-output",
     default=20_000,
@@ -182,8 +184,8 @@ def serve_command(
     host: str,
     port: int,
     build_first: bool,
-    timeout: float,
-    memory: int,
+    timeout: float | None,
+    memory: int | None,
     max_output: int,
     max_sessions: int,
     sessions_per_client: int,
@@ -191,15 +193,26 @@ def serve_command(
     skills_dir: Path | None,
     preconnect: bool,
     unsafe_local: bool,
-    **auth_settings: Any,
+    **options: Any,
 ) -> None:
     """Serve the package's tools to agents as an MCP server: search, read, execute code."""
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
+    from ..serve.tools import MAX_TIMEOUT
 
-    auth = serve_auth(transport, host, auth_settings)  # usage errors before any file is read
+    # `options` holds the --auth options and the sandbox policy's flags; each reader takes its own.
+    auth = serve_auth(transport, host, options)  # usage errors before any file is read
     config = read_config("serve", config_path, prompt=False)
+    policy = read_policy("serve", config, {**options, "timeout": timeout, "memory": memory})
+    if policy.timeout > MAX_TIMEOUT:
+        fail(
+            "serve",
+            "config",
+            f"{config_path}: sandbox.limits.timeout_s: serve allows at most {MAX_TIMEOUT:g} s "
+            f"per execution, not {policy.timeout:g}",
+        )
+    resolver = read_resolver("serve")
     if build_first:
         _build(package, config_path)
     built = find_package(
@@ -228,8 +241,6 @@ def serve_command(
         package=built,
         config=config_path,
         transport="http" if transport == "http" else "stdio",
-        timeout=timeout,
-        memory_mb=memory,
         max_output=max_output,
         unsafe_local=unsafe_local,
         skills_dir=skills_dir,
@@ -240,6 +251,8 @@ def serve_command(
             idle_timeout=idle_timeout,
         ),
         preconnect=preconnect,
+        policy=policy,
+        resolver=resolver,
     )
     try:
         server = build_server(settings)  # reads the config's privacy section

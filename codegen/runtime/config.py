@@ -69,7 +69,7 @@ _OAUTH_KEYS = {
 }
 _GRANTS = ("authorization_code", "client_credentials")
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
-_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills"}
+_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills", "sandbox"}
 CLIENT_KEYS = frozenset(
     {"autoApprove", "alwaysAllow", "disabledTools", "dev", "gallery", "version", "icon"}
 )
@@ -270,6 +270,8 @@ class Config:
     """The raw `privacy` section (checked by the host's privacy module, not needed here)."""
     skills: Any = None
     """The raw `skills` section (who shares skills; checked by the host's skills module)."""
+    sandbox: Any = None
+    """The raw `sandbox` section (limits, packages, network; checked by the host's policy module)."""
     disabled: tuple[str, ...] = ()
     """The servers marked `"disabled": true`, left out of `servers`."""
     notes: tuple[str, ...] = ()
@@ -366,6 +368,7 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         servers=tuple(servers),
         privacy=data.get("privacy"),
         skills=data.get("skills"),
+        sandbox=data.get("sandbox"),
         disabled=tuple(disabled),
         notes=tuple(notes),
         inputs=tuple(inputs.values()),

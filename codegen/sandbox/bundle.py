@@ -8,16 +8,28 @@ What the sandbox sees, and nothing else of the host:
   the base interpreter's `site-packages` hidden under an empty tmpfs;
 - the shared libraries the interpreter and its extension modules link (one bind
   per file; see `libraries`);
+- a few of the host's commands for looking around (`sh`, `cat`, `head`, `tail`,
+  `grep`, `find`, `wc`, `sort`), read-only, and an `ls` of our own (`inside/ls.py`:
+  GNU `ls` asks gVisor for `statx` flags it refuses), so `ls /servers` works as
+  agents expect;
 - the distributions the generated package needs (pydantic and its dependencies),
   each bound read-only under `/opt/mcp-codegen/site`;
-- the generated import package, read-only at `/opt/mcp-codegen/pkg/<name>`;
+- the distributions the sandbox policy names (`packages`: numpy, pandas...) and
+  their dependencies, the same way;
+- the generated import package, read-only at `/opt/mcp-codegen/pkg/<name>`, and
+  its `servers` directory again at `/servers`, where agents look (`ls /servers`);
 - the worker and runner (`codegen/sandbox/inside`), read-only;
 - the directory of the host's bridge socket, read-only at `/run/mcp-codegen`
   (connecting to it needs `runsc --host-uds=open`);
 - the shared skills directory and the session's own, read-only, together the
   namespace package `skills` (both on `sys.path`, the shared one first);
+- `/skills`: a read-only directory of links to every skill the session imports;
 - the session's state directory, read-write at `/state`;
-- `/workspace` and `/tmp`, tmpfs private to this sandbox.
+- `/workspace` and `/tmp`, tmpfs private to this sandbox;
+- with a network policy, the host's CA certificates at `/etc/ssl/certs/ca-certificates.crt`.
+
+The sandbox's cgroup limits its memory and threads, and with `cpu` its CPU time
+(a CFS quota: `cpu` CPUs' worth of each 100 ms period).
 
 The process starts as the sandbox's own root with only the capabilities to drop
 privileges and to kill its children; the agent's code runs as uid 65534.
@@ -29,6 +41,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
@@ -44,15 +57,19 @@ from .quotas import Quotas
 
 __all__ = [
     "BRIDGE_MOUNT",
+    "CA_FILE",
     "INSIDE_PACKAGE",
     "SANDBOX_USER",
+    "SERVERS_MOUNT",
     "SESSION_SKILLS_PATH",
+    "SKILLS_MOUNT",
     "SKILLS_PATH",
     "STATE_MOUNT",
     "BundleOptions",
     "Layout",
     "build_bundle",
     "distribution_paths",
+    "import_names",
     "worker_command",
 ]
 
@@ -69,6 +86,15 @@ SESSION_SKILLS_PATH = f"{_OPT}/sessionskills"
 """On `sys.path` after `SKILLS_PATH`; the session's own skills are at `SESSION_SKILLS_PATH/skills`."""
 STATE_MOUNT = "/state"
 """Where the session's state directory appears inside the sandbox."""
+SERVERS_MOUNT = "/servers"
+"""Where the package's `servers` directory appears again, for `ls` and `cat`."""
+SKILLS_MOUNT = "/skills"
+"""Where the links to the session's skills appear."""
+CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+"""Where the host's CA certificates appear when the sandbox may reach hosts."""
+_CPU_PERIOD_US = 100_000
+_COMMANDS = ("sh", "cat", "head", "tail", "grep", "find", "wc", "sort")
+"""Commands agents use to look around (`ls /servers`); the host's, bound read-only."""
 _INSIDE_SOURCE = Path(__file__).parent / "inside"
 _CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL"]
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -99,6 +125,16 @@ class BundleOptions:
     """The session's own skills directory (bound read-only), or None."""
     state_dir: Path | None = None
     """The session's state directory (bound read-write at `/state`), or None."""
+    skills_view: Path | None = None
+    """A host directory of links to the session's skills (bound read-only at `/skills`)."""
+    cpu: float | None = None
+    """CPUs the sandbox may use (its cgroup's CFS quota); None for no quota."""
+    modules: tuple[str, ...] = ()
+    """Modules the worker imports once, besides pydantic and the package (policy packages)."""
+    ca_file: Path | None = None
+    """The host's CA certificates, bound at `CA_FILE` (with a network policy)."""
+    env: tuple[str, ...] = ()
+    """More `NAME=value` variables for the sandbox's processes."""
 
 
 @dataclass(frozen=True)
@@ -112,16 +148,20 @@ class Layout:
     workspace: str
     user: tuple[int, int] | None
     preload: bool = True
+    modules: tuple[str, ...] = ()
 
     def settings(self) -> Settings:
         """The worker's JSON settings."""
-        return {
+        settings: Settings = {
             "sys_path": list(self.sys_path),
             "package": self.package,
             "workspace": self.workspace,
             "user": list(self.user) if self.user else None,
             "preload": self.preload,
         }
+        if self.modules:
+            settings["modules"] = list(self.modules)
+        return settings
 
 
 def worker_command(layout: Layout) -> list[str]:
@@ -177,6 +217,55 @@ def distribution_paths(names: Iterable[str]) -> list[Path]:
                 paths.add(top)
         todo.extend(_requirement_names(dist))
     return sorted(paths)
+
+
+def import_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The top-level modules the distributions `names` provide (`python-dateutil`: `dateutil`).
+
+    Private ones (`_cffi_backend`) are left out; a distribution that is not
+    installed gives nothing.
+    """
+    found: set[str] = set()
+    for name in names:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        listed = dist.read_text("top_level.txt")
+        if listed:
+            found.update(line.strip() for line in listed.splitlines() if line.strip())
+            continue
+        for file in dist.files or ():
+            parts = Path(file).parts
+            if len(parts) == 2 and parts[1] == "__init__.py":
+                found.add(parts[0])
+            elif len(parts) == 1 and parts[0].endswith(".py"):
+                found.add(parts[0][:-3])
+    return tuple(sorted(name for name in found if name.isidentifier() and not name.startswith("_")))
+
+
+def _write_ls(rootfs: Path, python: Path) -> None:
+    """`/usr/bin/ls` and `/bin/ls` of the bundle's own root: a script running `inside/ls.py`."""
+    script = (
+        f"#!{python} -IS\nimport sys\nsys.path.insert(0, {_OPT + '/inside'!r})\n"
+        f"from {INSIDE_PACKAGE}.ls import main\nmain()\n"
+    )
+    for directory in ("usr/bin", "bin"):
+        target = rootfs / directory / "ls"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(script, encoding="utf-8")
+        target.chmod(0o755)
+
+
+def _commands() -> dict[str, Path]:
+    """The host's `_COMMANDS`: where the sandbox sees each (/usr/bin and /bin) -> real file."""
+    found: dict[str, Path] = {}
+    for name in _COMMANDS:
+        real = shutil.which(name, path="/usr/bin:/bin")
+        if real is not None:
+            for directory in ("/usr/bin", "/bin"):
+                found[f"{directory}/{name}"] = Path(real).resolve()
+    return found
 
 
 def _interpreter() -> tuple[Path, Path]:
@@ -239,13 +328,17 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         bundle.tmpfs(str(stdlib / "site-packages"), ["ro", "mode=755"])
 
     site = distribution_paths(options.distributions)
-    extensions = [*stdlib.glob("lib-dynload/*.so")]
+    commands = _commands()
+    extensions = [*stdlib.glob("lib-dynload/*.so"), *commands.values()]
     extensions += [p for top in site for p in ([top] if top.is_file() else top.rglob("*.so"))]
     for looked_up, real in sorted(needed_libraries(executable, extensions).items()):
         if not str(real).startswith(str(stdlib)):
             bundle.bind(real, looked_up)
     for top in site:
         bundle.bind(top, f"{_OPT}/site/{top.name}")
+    for looked_up, real in sorted(commands.items()):
+        bundle.bind(real, looked_up)
+    _write_ls(bundle.rootfs, executable)
     bundle.bind(_INSIDE_SOURCE, f"{_OPT}/inside/{INSIDE_PACKAGE}")
     if options.bridge_dir is not None:
         bundle.bind(options.bridge_dir, BRIDGE_MOUNT)
@@ -259,6 +352,8 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         package = package_dir.name
         bundle.bind(package_dir, f"{_OPT}/pkg/{package}")
         sys_path.insert(0, f"{_OPT}/pkg")
+        if (package_dir / "servers").is_dir():
+            bundle.bind(package_dir / "servers", SERVERS_MOUNT)
     if options.skills_dir is not None:
         bundle.bind(options.skills_dir, f"{SKILLS_PATH}/skills")
         sys_path.append(SKILLS_PATH)
@@ -267,6 +362,10 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         sys_path.append(SESSION_SKILLS_PATH)
     if options.state_dir is not None:
         bundle.bind(options.state_dir, STATE_MOUNT, writable=True)
+    if options.skills_view is not None:
+        bundle.bind(options.skills_view, SKILLS_MOUNT)
+    if options.ca_file is not None:
+        bundle.bind(options.ca_file.resolve(), CA_FILE)
 
     etc = bundle.rootfs / "etc"
     etc.mkdir(exist_ok=True)
@@ -285,6 +384,7 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         workspace="/workspace",
         user=SANDBOX_USER,
         preload=options.preload,
+        modules=options.modules,
     )
     spec = _spec(layout, bundle.mounts, options)
     (directory / "config.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
@@ -300,6 +400,18 @@ def _spec(layout: Layout, mounts: list[dict[str, Any]], options: BundleOptions) 
         env.append(f"{SKILLS_DIR_ENV}={os.pathsep.join(skill_dirs)}")
     if options.state_dir is not None:
         env.append(f"{STATE_DIR_ENV}={STATE_MOUNT}")
+    if options.ca_file is not None:
+        env.append(f"SSL_CERT_FILE={CA_FILE}")
+    env.extend(options.env)
+    resources: dict[str, Any] = {
+        "memory": {"limit": options.memory_limit_mb * 1024 * 1024},
+        "pids": {"limit": options.pids_limit},
+    }
+    if options.cpu is not None:
+        resources["cpu"] = {
+            "quota": max(1000, round(options.cpu * _CPU_PERIOD_US)),
+            "period": _CPU_PERIOD_US,
+        }
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -329,9 +441,6 @@ def _spec(layout: Layout, mounts: list[dict[str, Any]], options: BundleOptions) 
                 {"type": "uts"},
                 {"type": "mount"},
             ],
-            "resources": {
-                "memory": {"limit": options.memory_limit_mb * 1024 * 1024},
-                "pids": {"limit": options.pids_limit},
-            },
+            "resources": resources,
         },
     }

@@ -21,6 +21,12 @@ no further tool call of it leaves the bridge, calls in flight are cancelled
 (upstream too), and the worker kills every process of the job; the sandbox is
 then back in the pool, fresh, or replaced if it did not answer within a second.
 
+A `SandboxPolicy` (the `sandbox` section of `mcp.json`) sets the limits and
+quotas, the CPUs of the sandbox, the libraries mounted in it, the hosts it may
+reach through the host's egress proxy (`egress`), and whether code is checked
+before it runs (`precheck`): certain errors then come back as the result, and
+nothing runs. Without a policy the defaults hold, and only the syntax is checked.
+
 `UnsafeLocalExecutor` is the same with plain processes and NO isolation, for
 development on machines without gVisor; it is never chosen silently.
 """
@@ -30,8 +36,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import math
 import os
 import shutil
+import ssl
 import tempfile
 import time
 from collections.abc import Coroutine
@@ -56,14 +64,18 @@ from .bridge.privacy import Tokenizer, parse_policy
 from .bridge.server import BridgeServer
 from .bridge.skills import SkillStore, skills_disabled
 from .bridge.skillsessions import SessionSkills, close_session, open_session
-from .bundle import BundleOptions
+from .bundle import BundleOptions, distribution_paths, import_names
 from .channel import WorkerDied, WorkerProcess
+from .egress.proxy import EgressProxy, Resolver
 from .errors import SandboxError, SandboxUnavailableError
-from .inside.protocol import FAILED_TO_REPORT, Job, Outcome, ResultMessage
+from .inside.protocol import FAILED_TO_REPORT, DiskQuota, Job, Outcome, ResultMessage
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .owner import stale, write_marker
+from .policy import SandboxPolicy
+from .precheck import CheckReport, CodeChecker
 from .quotas import Quotas, TmpfsBudget, tmpfs_budget
-from .result import ExecutionError, ExecutionResult
+from .result import ExecutionError, ExecutionResult, NetworkConnection
+from .skillsview import refresh_skills_view
 from .state import StateDir, close_state, open_state, unmount
 
 __all__ = ["Executor", "Limits", "UnsafeLocalExecutor", "sweep_stale_workdirs"]
@@ -73,19 +85,28 @@ _GRACE = 5.0
 _CANCEL_GRACE = 1.0
 """Seconds a cancelled execution's worker has to answer before its sandbox is killed."""
 _WORKDIR_PREFIX = "mcp-codegen-sandbox-"
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-execution limits; each ends the execution with an error the code's author can read."""
+    """Per-execution limits; each ends the execution with an error the code's author can read.
 
-    timeout: float = 30.0
+    The defaults are `SandboxPolicy`'s (the one table of them).
+    """
+
+    timeout: float = SandboxPolicy.timeout
     """Wall-clock seconds."""
-    memory_mb: int = 512
+    memory_mb: int = SandboxPolicy.memory_mb
     """Address space the code may add (RLIMIT_AS per process: a clean MemoryError)."""
-    max_processes: int = 32
+    max_processes: int = SandboxPolicy.processes
     """Processes of the code at once (RLIMIT_NPROC)."""
-    max_output_bytes: int = 100_000
+    max_output_bytes: int = SandboxPolicy.output_kb * 1000
     """Bytes of stdout, and of stderr, kept; the rest is cut with a marker."""
     output_kill_bytes: int = 16 * 1024 * 1024
     """Output past which the execution is stopped."""
@@ -123,8 +144,12 @@ class Executor:
             `/tmp`, skills).
         origin: what runs this session (`run`, `serve-http`...), for `skills promote`.
         max_result_bytes: the largest tool result (refused while it streams in).
-        cpu_budget: the host CPU the session's calls may use (scans, validation);
-            by default one of its own.
+        cpu_budget: the host CPU the session's work may use (scans, validation, the
+            check of its code); by default one of its own.
+        policy: the sandbox policy (limits, quotas, cpu, packages, network, check);
+            `limits` and `quotas`, when given, take the place of the policy's.
+            Without one: the defaults, no network, and only a syntax check.
+        resolver: how the egress proxy resolves host names (a hosts file, for tests).
     """
 
     unsafe = False
@@ -150,12 +175,16 @@ class Executor:
         origin: str = "api",
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         cpu_budget: CpuBudget | None = None,
+        policy: SandboxPolicy | None = None,
+        resolver: Resolver | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
         self.config = config
         self.privacy = _tokenizer(privacy, config)
-        self.limits = limits or Limits()
-        self.quotas = quotas or Quotas()
+        self.policy = policy or SandboxPolicy(check_code="off")
+        self.limits = limits or self.policy.limits()
+        self.quotas = quotas or self.policy.quotas()
+        self.resolver = resolver
         self.origin = origin
         self.pool_size = max(1, pool_size)
         self.start_timeout = start_timeout
@@ -178,19 +207,38 @@ class Executor:
         self._launcher: Launcher = self._make_launcher(runsc, runsc_flags)
         self._workdir: Path | None = None
         self._server: BridgeServer | None = None
+        self._egress: EgressProxy | None = None
+        self._checker: CodeChecker | None = None
+        self._skills_view: Path | None = None
         self._idle: asyncio.Queue[_Sandbox | BaseException] = asyncio.Queue()
         self._live: set[_Sandbox] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
 
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        """The distributions mounted in the sandbox: pydantic and the policy's packages."""
+        return ("pydantic", *(name for name in self.policy.packages if name != "pydantic"))
+
     def _make_launcher(self, runsc: str | None, flags: tuple[str, ...]) -> Launcher:
         memory = max(2048, 3 * self.limits.memory_mb + 512)
+        policy = self.policy
+        env: tuple[str, ...] = ()
+        if policy.cpu is not None:
+            # Libraries size their thread pools by the host's CPUs; the quota is what counts.
+            threads = str(max(1, math.ceil(policy.cpu)))
+            env = tuple(f"{name}={threads}" for name in _THREAD_VARIABLES)
         options = BundleOptions(
             package_dir=self.package_dir,
+            distributions=self.distributions,
             memory_limit_mb=memory,
             tmp_mb=self.quotas.tmp_mb,
             workspace_mb=self.quotas.workspace_mb,
+            cpu=policy.cpu,
+            modules=import_names(policy.packages),
+            ca_file=_ca_file() if policy.network is not None else None,
+            env=env,
         )
         return GvisorLauncher(options, runsc=runsc, flags=flags)
 
@@ -268,7 +316,18 @@ class Executor:
             self._workdir / "bridge", bridge, max_request_bytes=self.max_request_bytes
         )
         await self._server.start()
+        network = self.policy.network
+        if network is not None:
+            # Beside the bridge's socket, in the directory bound into the sandbox.
+            self._egress = EgressProxy(
+                self._server.directory,
+                network.allow,
+                bandwidth_kbps=network.bandwidth_kbps,
+                resolver=self.resolver,
+            )
+            await self._egress.start()
         shared = await asyncio.to_thread(self._shared_dirs, self._workdir)
+        self._checker = await asyncio.to_thread(self._make_checker, self._workdir, shared)
         if self.skills is not None:
             bridge.special[SAVE_SERVER] = self.skills.handle
         await asyncio.to_thread(
@@ -313,11 +372,44 @@ class Executor:
             bounded=not self.unsafe,
         )
         self.state_dir = self._state.path
-        return SharedDirs(
+        self._skills_view = workdir / "skills-view"
+        self._skills_view.mkdir(mode=0o755, exist_ok=True)
+        shared = SharedDirs(
             skills=self.skills_dir,
             session_skills=self._session.skills if self._session else None,
             state=self.state_dir,
+            skills_view=self._skills_view,
         )
+        self._refresh_skills_view(shared)
+        return shared
+
+    def _refresh_skills_view(self, shared: SharedDirs | None = None) -> None:
+        """Point `/skills` at the skills the session imports now (saved or promoted since)."""
+        if self._skills_view is None:
+            return
+        session = self._session.skills if self._session else None
+        with contextlib.suppress(OSError):
+            refresh_skills_view(self._skills_view, self.skills_dir, session)
+
+    def _make_checker(self, workdir: Path, shared: SharedDirs) -> CodeChecker:
+        """The checker of this session's code: the package, the mounted libraries, the skills.
+
+        Raises:
+            SandboxError: a distribution is missing, or the checker's directory cannot be made.
+        """
+        skill_dirs = [d for d in (shared.skills, shared.session_skills) if d is not None]
+        checker = CodeChecker(
+            self.package_dir,
+            workdir / "check",
+            site=distribution_paths(self.distributions),
+            skill_dirs=skill_dirs,
+        )
+        if self.policy.check_code != "off":
+            try:
+                checker.prepare()
+            except OSError as exc:
+                raise SandboxError(f"the code checker's directory: {exc}") from None
+        return checker
 
     @property
     def session_id(self) -> str | None:
@@ -420,9 +512,20 @@ class Executor:
         limits = self.limits
         timeout = limits.timeout if timeout is None else timeout
         memory = limits.memory_mb if memory_mb is None else memory_mb
+        checking = time.perf_counter()
+        report = CheckReport()
+        if self._checker is not None:
+            report = await self._checker.check(
+                code, self.policy.check_code, filename, budget=self.cpu_budget
+            )
+            stopped = _stopped(report, self.policy.check_code, checking)
+            if stopped is not None:
+                return stopped
+        await asyncio.to_thread(self._refresh_skills_view)
         sandbox = await self._acquire()
         assert self._server is not None
         token, log = self._server.open()
+        connections = self._egress.open(token) if self._egress is not None else None
         job: Job = {
             "id": token[:8],
             "code": code,
@@ -433,7 +536,10 @@ class Executor:
             "max_output": limits.max_output_bytes,
             "output_kill_bytes": limits.output_kill_bytes,
             "bridge": {"socket": self._launcher.bridge_socket(), "token": token},
+            "disks": self._disks(),
         }
+        if self._egress is not None:
+            job["egress"] = {"socket": self._launcher.egress_socket(), "token": token}
         started = time.perf_counter()
         raw: ResultMessage | None = None
         crash: str | None = None
@@ -442,10 +548,14 @@ class Executor:
         except WorkerDied as exc:
             crash = str(exc)
         except BaseException:
+            if self._egress is not None:
+                self._egress.close_now(token)
             self._abandon(sandbox, token)  # cancelled: the job must not run on
             raise
         duration = (time.perf_counter() - started) * 1000
         self._server.close_now(token)
+        if self._egress is not None and connections is not None:
+            await self._egress.close(token, connections)  # every connection in the result
         if raw is None:
             self._retire(sandbox)
             if not self._closed:
@@ -454,9 +564,29 @@ class Executor:
             self._idle.put_nowait(sandbox)
         await log.cancel()  # calls a process of the job left running end with it
         result = _result(raw, crash, log, duration, timeout, memory, limits)
+        direct = _direct_connections(raw)
+        logged = connections.entries if connections is not None else []
+        result = result.model_copy(
+            update={
+                "connections": [*logged, *direct],
+                "connections_dropped": connections.dropped if connections is not None else 0,
+                "diagnostics": list(report.diagnostics),
+            }
+        )
         if self.privacy is not None:
             result = await self.cpu_budget.run(_hide_known, self.privacy, result)
         return result
+
+    def _disks(self) -> dict[str, DiskQuota]:
+        """The sandbox's file systems and what sets their sizes, for a message when one is full."""
+        quotas = self.quotas
+        disks: dict[str, DiskQuota] = {
+            "/tmp": {"mb": quotas.tmp_mb, "setting": "sandbox.limits.tmp_mb"},
+            "/workspace": {"mb": quotas.workspace_mb, "setting": "sandbox.limits.workspace_mb"},
+        }
+        if self.state_dir is not None:
+            disks["/state"] = {"mb": quotas.state_mb, "setting": "sandbox.limits.state_mb"}
+        return disks
 
     async def aclose(self) -> None:
         """Stop every sandbox and wait until each is deleted; close the host transport."""
@@ -471,6 +601,8 @@ class Executor:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         if self._server is not None:
             await self._server.aclose()
+        if self._egress is not None:
+            await self._egress.aclose()
         if self._owns_transport and self._transport is not None:
             with contextlib.suppress(Exception):
                 await self._transport.aclose()
@@ -634,6 +766,55 @@ def _result(
         stdout_cut_bytes=int(raw.get("stdout_cut", 0)),
         stderr_cut_bytes=int(raw.get("stderr_cut", 0)),
     )
+
+
+def _stopped(report: CheckReport, mode: str, started: float) -> ExecutionResult | None:
+    """The result of an execution the check stops before anything runs, else None."""
+    elapsed = (time.perf_counter() - started) * 1000
+    if report.syntax_error is not None:
+        return ExecutionResult(
+            error=ExecutionError(
+                type="SyntaxError", message=f"{report.syntax_error}\nNothing was run."
+            ),
+            duration_ms=elapsed,
+        )
+    if mode == "block" and report.certain:
+        return ExecutionResult(
+            error=ExecutionError(type="CheckError", message=report.blocking_message()),
+            duration_ms=elapsed,
+            diagnostics=list(report.diagnostics),
+        )
+    return None
+
+
+def _direct_connections(raw: ResultMessage | None) -> list[NetworkConnection]:
+    """The connections the code tried without the proxy (reported from inside: read defensively)."""
+    outcome: Any = raw.get("outcome") if raw is not None else None
+    found = outcome.get("connections") if isinstance(outcome, dict) else None
+    connections = []
+    for item in found if isinstance(found, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("port"), int):
+            continue
+        connections.append(
+            NetworkConnection(
+                host=str(item.get("host", ""))[:255],
+                port=max(0, min(65535, item["port"])),
+                kind="direct",
+                allowed=False,
+                reason="the sandbox has no network; connections go through the proxy "
+                "(HTTP(S)_PROXY) to hosts in sandbox.network.allow",
+            )
+        )
+    return connections[:100]
+
+
+def _ca_file() -> Path | None:
+    """The host's bundle of CA certificates (for HTTPS from the sandbox), if it has one."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            return Path(candidate)
+    return None
 
 
 def sweep_stale_workdirs() -> None:

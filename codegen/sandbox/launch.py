@@ -27,6 +27,7 @@ from .bundle import (
     distribution_paths,
     worker_command,
 )
+from .egress.proxy import SOCKET_NAME as EGRESS_SOCKET
 
 __all__ = ["GvisorLauncher", "Launcher", "SharedDirs", "UnsafeLocalLauncher", "WorkerSpec"]
 
@@ -53,6 +54,8 @@ class SharedDirs:
     """The session's own skills directory (read-only, the rest of the package `skills`)."""
     state: Path | None = None
     """The session's state directory (read-write, `$MCP_CODEGEN_STATE_DIR`)."""
+    skills_view: Path | None = None
+    """A directory of links to the session's skills (read-only at `/skills`)."""
 
 
 class Launcher(Protocol):
@@ -72,6 +75,10 @@ class Launcher(Protocol):
 
     def bridge_socket(self) -> str:
         """The bridge socket's path as the code sees it."""
+        ...
+
+    def egress_socket(self) -> str:
+        """The egress proxy's socket path as the code sees it (beside the bridge's)."""
         ...
 
     def spec(self) -> WorkerSpec:
@@ -122,12 +129,17 @@ class GvisorLauncher:
             skills_dir=shared.skills,
             session_skills_dir=shared.session_skills,
             state_dir=shared.state,
+            skills_view=shared.skills_view,
         )
         self.layout = build_bundle(self.bundle, options)
 
     def bridge_socket(self) -> str:
         """The socket under the bridge directory's mount point."""
         return f"{BRIDGE_MOUNT}/{SOCKET_NAME}"
+
+    def egress_socket(self) -> str:
+        """The egress socket under the bridge directory's mount point."""
+        return f"{BRIDGE_MOUNT}/{EGRESS_SOCKET}"
 
     def spec(self) -> WorkerSpec:
         """`runsc run` of the bundle under a fresh container id."""
@@ -168,6 +180,11 @@ class UnsafeLocalLauncher:
         """The socket's host path."""
         assert self.bridge_dir is not None
         return str(self.bridge_dir / SOCKET_NAME)
+
+    def egress_socket(self) -> str:
+        """The egress socket's host path."""
+        assert self.bridge_dir is not None
+        return str(self.bridge_dir / EGRESS_SOCKET)
 
     def prepare(self, workdir: Path, bridge_dir: Path, shared: SharedDirs | None = None) -> None:
         """Link the inside code and make a workspace directory.

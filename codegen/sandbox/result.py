@@ -1,12 +1,18 @@
-"""What one execution gives back: output, value or error, timing, and each tool call."""
+"""What one execution gives back: output, value or error, timing, each tool call and connection."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ExecutionError", "ExecutionResult", "ToolCall"]
+__all__ = [
+    "CheckDiagnostic",
+    "ExecutionError",
+    "ExecutionResult",
+    "NetworkConnection",
+    "ToolCall",
+]
 
 
 class ToolCall(BaseModel):
@@ -25,13 +31,60 @@ class ToolCall(BaseModel):
     error: str | None = None
 
 
+class NetworkConnection(BaseModel):
+    """One connection the code asked for, as the host's egress proxy (or the sandbox) saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    """The host name or address the code asked for."""
+    port: int
+    kind: Literal["https", "http", "direct"]
+    """`https`: a CONNECT tunnel through the proxy (not inspected); `http`: a plain HTTP
+    request forwarded by the proxy; `direct`: a connection the code tried without the
+    proxy, which the sandbox has no route for."""
+    allowed: bool
+    address: str | None = None
+    """The address the host connected to (after its own resolution)."""
+    reason: str | None = None
+    """Why it was refused or failed."""
+    bytes_sent: int = 0
+    """Bytes from the code to the host it reached."""
+    bytes_received: int = 0
+    duration_ms: float = 0.0
+
+
+class CheckDiagnostic(BaseModel):
+    """What the check before an execution found at one place of the code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    column: int
+    rule: str
+    """The checker's rule (`unknown-argument`, `missing-argument`...)."""
+    message: str
+    certain: bool = False
+    """An error the code would certainly hit (these stop an execution under `block`)."""
+    signature: str | None = None
+    """The signature of the tool the code calls there, when it is one."""
+
+    def __str__(self) -> str:
+        text = f"line {self.line}: {self.message} [{self.rule}]"
+        if self.signature:
+            text += f"\n    {self.signature}"
+        return text
+
+
 class ExecutionError(BaseModel):
     """Why the execution did not end normally.
 
     `type` is the exception's class name for errors of the code (`ZeroDivisionError`,
     `MemoryError`), or one of the sandbox's own: `TimeoutError` (the wall-clock limit),
     `OutputLimitError` (output flood), `SandboxCrashed` (the sandbox died, e.g. at its
-    memory backstop), `ProcessDied` (the process ended without a result).
+    memory backstop), `ProcessDied` (the process ended without a result), `CheckError`
+    (the check before the execution found errors it is certain of: nothing ran),
+    `SyntaxError` (the code does not parse: nothing ran).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -56,6 +109,13 @@ class ExecutionResult(BaseModel):
     calls: list[ToolCall] = Field(default_factory=list)
     stdout_cut_bytes: int = 0
     stderr_cut_bytes: int = 0
+    connections: list[NetworkConnection] = Field(default_factory=list)
+    """Every connection the code asked for, allowed or refused, in the order they ended."""
+    connections_dropped: int = 0
+    """Connections past the log's bound, counted but not listed."""
+    diagnostics: list[CheckDiagnostic] = Field(default_factory=list)
+    """What the check before the execution found: the errors that stopped it (`certain`),
+    or warnings beside a result."""
 
     @property
     def ok(self) -> bool:

@@ -42,8 +42,10 @@ from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
 from ..sandbox.bridge.limits import CpuBudget
 from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
+from ..sandbox.egress.proxy import Resolver
 from ..sandbox.errors import SandboxError
-from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
+from ..sandbox.executor import Executor, UnsafeLocalExecutor
+from ..sandbox.policy import SandboxPolicy
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
 from .limits import Admission, disconnected
@@ -77,9 +79,6 @@ class ServeSettings:
     package: BuiltPackage
     config: Path
     transport: Literal["stdio", "http"] = "stdio"
-    timeout: float = 30.0
-    """Default wall-clock limit of one `execute_code`, in seconds."""
-    memory_mb: int = 512
     max_output: int = 20_000
     """Characters of stdout a result shows before the middle is cut."""
     unsafe_local: bool = False
@@ -94,6 +93,12 @@ class ServeSettings:
     """What clients may hold: sessions, requests in flight, idle time."""
     preconnect: bool = True
     """Start every configured server when serving starts, not at its first tool call."""
+    policy: SandboxPolicy = dataclasses.field(default_factory=SandboxPolicy)
+    """The sandbox policy (the config's `sandbox` section with the flags applied): the
+    limits of an execution (`timeout` is `execute_code`'s default), and the file-system
+    sizes, which replace those of `quotas`."""
+    resolver: Resolver | None = None
+    """How the egress proxy resolves names (a hosts file first, for tests)."""
 
     @property
     def skills(self) -> Path:
@@ -126,17 +131,18 @@ class State:
         """An executor of one sandbox sharing the host transport, for session `key`."""
         settings = self.settings
         kind = UnsafeLocalExecutor if settings.unsafe_local else Executor
-        limits = Limits(timeout=settings.timeout, memory_mb=settings.memory_mb)
+        policy = settings.policy
         return kind(
             settings.package.root,
             transport=self.transport,
-            limits=limits,
             skills_dir=settings.skills,
             skills_scope="shared" if settings.share_skills else "session",
-            quotas=settings.quotas,
+            quotas=policy.quotas(settings.quotas),
             origin=f"serve-{settings.transport}",
             privacy=Tokenizer(self.privacy),
             cpu_budget=self.budget(key),
+            policy=policy,
+            resolver=settings.resolver,
         )
 
     def skills(self, key: Hashable | None) -> SkillStore:
@@ -169,7 +175,7 @@ def build_server(settings: ServeSettings) -> Server[State]:
     tool_paths = sorted(name for name in catalogue.files if name.count(".") == 2)
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
     example = example or (tool_paths[0] if tool_paths else "servers.example.tool")
-    tools = tool_list(settings.timeout)
+    tools = tool_list(settings.policy.timeout)
     policy = _privacy_policy(settings.config)
 
     @contextlib.asynccontextmanager
@@ -396,7 +402,7 @@ async def _execute(
         return text_result(problem, error=True)
     given = arguments or {}
     code: str = given["code"]
-    timeout = float(given.get("timeout", state.settings.timeout))
+    timeout = float(given.get("timeout", state.settings.policy.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
     invalid = await state.budget(key).run(check_code, code)

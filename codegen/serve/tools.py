@@ -7,12 +7,12 @@ and no more.
 
 from __future__ import annotations
 
-import ast
 from collections import Counter
 from typing import Any
 
 import mcp_types as types
 
+from ..sandbox.precheck import syntax_error
 from ..sandbox.result import ExecutionResult
 
 __all__ = [
@@ -38,8 +38,9 @@ MAX_NAMED_SERVERS = 12
 MAX_CODE_CHARS = 512 * 1024
 """The longest code `execute_code` accepts."""
 MAX_PARSED_CHARS = 64 * 1024
-"""Code up to this long is parsed on the host for a quick syntax error (CPython's parser
-takes ~1 ms per KB of its worst cases); longer code is compiled only in the sandbox."""
+"""Code up to this long is parsed on the event loop for a quick syntax error (CPython's
+parser takes ~1 ms per KB of its worst cases); longer code is compiled off the loop, by
+the executor's check (up to `precheck.MAX_CHECK_BYTES`) or the sandbox."""
 MAX_TEXT_CHARS = 200_000
 """The most characters `search_tools` or `read_module` returns (the rest is cut)."""
 MAX_QUERY_CHARS = 2000
@@ -132,8 +133,10 @@ def tool_list(default_timeout: float) -> list[types.Tool]:
 def check_code(code: str) -> str | None:
     """Why `code` cannot run (empty, too long, or a syntax error with its place), else None.
 
-    Code longer than `MAX_PARSED_CHARS` is not parsed here: the sandbox compiles it
-    and reports its syntax errors the same way.
+    Code longer than `MAX_PARSED_CHARS` is not parsed here, on the event loop: the
+    executor's check (off the loop, charged to the session's CPU budget) or the
+    sandbox compiles it and reports its syntax errors the same way. The rest of
+    the check (imports, types) is the executor's, before it runs the code.
     """
     if not code.strip():
         return "code is empty; pass the Python to run"
@@ -144,18 +147,8 @@ def check_code(code: str) -> str | None:
         )
     if len(code) > MAX_PARSED_CHARS:
         return None
-    try:
-        compile(code, "<code>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, True)
-    except SyntaxError as exc:
-        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
-        line = (exc.text or "").rstrip()
-        shown = f"\n    {line}" if line else ""
-        return f"SyntaxError: {exc.msg} ({where}){shown}\nNothing was run."
-    except ValueError as exc:  # e.g. a NUL byte in the source
-        return f"the code cannot be parsed: {exc}"
-    except (RecursionError, MemoryError):  # CPython's guards against deep nesting
-        return "the code is nested too deeply to parse; split it into functions\nNothing was run."
-    return None
+    problem = syntax_error(code)
+    return f"{problem}\nNothing was run." if problem else None
 
 
 def cut(text: str, limit: int) -> str:
@@ -199,8 +192,28 @@ def format_result(result: ExecutionResult, limit: int) -> str:
         error = result.error
         text = error.traceback.rstrip("\n") if error.traceback else f"{error.type}: {error.message}"
         parts.append("error: " + cut(text, limit // 4))
+    if (result.diagnostics and result.error is None) or (
+        result.error is not None and result.error.type != "CheckError" and result.diagnostics
+    ):
+        shown = [str(item) for item in result.diagnostics[:10]]
+        parts.append("warnings (code check):\n" + cut("\n".join(shown), limit // 4))
     parts.append(_calls_line(result))
+    if result.connections or result.connections_dropped:
+        parts.append(_connections_line(result))
     return "\n".join(parts)
+
+
+def _connections_line(result: ExecutionResult) -> str:
+    allowed = [c for c in result.connections if c.allowed]
+    refused = [c for c in result.connections if not c.allowed]
+    line = f"connections: {len(allowed)} allowed"
+    if refused:
+        shown = "; ".join(f"{c.host}:{c.port} ({c.reason})" for c in refused[:3])
+        more = f"; {len(refused) - 3} more" if len(refused) > 3 else ""
+        line += f", {len(refused)} refused: {shown}{more}"
+    if result.connections_dropped:
+        line += f"; {result.connections_dropped} more not listed"
+    return line
 
 
 def text_result(text: str, *, error: bool = False) -> types.CallToolResult:

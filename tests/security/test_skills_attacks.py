@@ -8,6 +8,7 @@ is never stalled), and must never see A's skills until a person promotes one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import subprocess
@@ -359,7 +360,9 @@ async def line(customer_id: str) -> Line:
 
 
 def test_the_checker_process_is_killed_at_its_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(skills_module, "_CHECK_SECONDS", 0.001)
+    monkeypatch.setattr(
+        skills_module, "_CHECK", dataclasses.replace(skills_module._CHECK, seconds=0.001)
+    )
     report = asyncio.run(check_isolated("f", 'def f():\n    """D."""\n', None))
     assert report == {"problems": ["checking the skill took more than 0.001 s"]}
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
+from ..concurrency import SKILL_CHECK, run_checker
 from ..quotas import Quotas
 from . import skillcheck
 from .skillsessions import SessionSkills, live_sessions
@@ -62,10 +63,7 @@ SHARE_ORIGINS = ("run", "stdio", "http")
 """Who a policy may let save straight into the shared directory."""
 _DEFAULT_SHARE = frozenset({"run"})
 _CHECKER = Path(skillcheck.__file__)
-_CHECK_SECONDS = 10.0
-_CHECK_CPU_SECONDS = 5
-_CHECK_MEMORY_MB = 512
-_CHECKS_AT_ONCE = 2
+_CHECK = SKILL_CHECK
 
 
 class SkillError(Exception):
@@ -240,71 +238,33 @@ def _with_imports(
     return [*report["problems"], *problems], missing
 
 
-class _Limiter:
-    """At most N checker processes at once in this process, per event loop."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def get(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        for known in [known for known in self._semaphores if known.is_closed()]:
-            del self._semaphores[known]
-        return self._semaphores.setdefault(loop, asyncio.Semaphore(self.size))
-
-
-_checks = _Limiter(_CHECKS_AT_ONCE)
-_reaping: set[asyncio.Task[int]] = set()
-
-
 async def check_isolated(name: str, source: str, package: str | None) -> dict[str, Any]:
     """`skillcheck` of `source` in a process of its own, with limits; its report.
 
-    The process gets `_CHECK_MEMORY_MB` of address space and `_CHECK_CPU_SECONDS`
-    of CPU, and is killed after `_CHECK_SECONDS` or when the caller is cancelled;
-    at most `_CHECKS_AT_ONCE` run at a time. A crash, a limit or an unreadable
-    answer is a report with one problem, never an exception.
+    The process gets the address space and CPU of `concurrency.SKILL_CHECK`, and is
+    killed past its seconds or when the caller is cancelled; checker processes share
+    one bound on how many run at once (`concurrency.run_checker`). A crash, a limit
+    or an unreadable answer is a report with one problem, never an exception.
     """
     if len(source) > skillcheck.MAX_SOURCE_BYTES:
         return {"problems": [f"the skill is over {skillcheck.MAX_SOURCE_BYTES} bytes"]}
     request = json.dumps({"name": name, "source": source, "package": package}).encode("utf-8")
-    async with _checks.get():
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-S",
-            str(_CHECKER),
-            str(_CHECK_MEMORY_MB),
-            str(_CHECK_CPU_SECONDS),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(request), _CHECK_SECONDS)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            return {"problems": [f"checking the skill took more than {_CHECK_SECONDS:g} s"]}
-        except BaseException:  # cancelled: the execution that asked is over
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            # Reaped in the background: a task being cancelled may not await.
-            _reaping.add(task := asyncio.get_running_loop().create_task(process.wait()))
-            task.add_done_callback(_reaping.discard)
-            raise
+    bounds = _CHECK
+    command = [sys.executable, "-I", "-S", str(_CHECKER)]
+    command += [str(bounds.memory_mb), str(bounds.cpu_seconds)]  # it limits itself first
+    finished = await run_checker(command, bounds.seconds, input=request)
+    if finished is None:
+        return {"problems": [f"checking the skill took more than {bounds.seconds:g} s"]}
+    output = finished.stdout
     try:
         report = json.loads(output[: 4 * 1024 * 1024])
     except ValueError:
         report = None
-    if process.returncode != 0 or not isinstance(report, dict):
+    if finished.returncode != 0 or not isinstance(report, dict):
         return {
             "problems": [
                 f"the skill could not be checked (the checker ended with status "
-                f"{process.returncode}): it is too large or too deeply nested"
+                f"{finished.returncode}): it is too large or too deeply nested"
             ]
         }
     return _well_formed(report)

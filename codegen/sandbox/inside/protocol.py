@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, Required, TypedDict, cast
+from typing import Any, Literal, NotRequired, Required, TypedDict, cast
 
 __all__ = [
     "FAILED_TO_REPORT",
     "LINE_PREFIX",
+    "MAX_DIRECT",
     "VALUE_LIMIT",
     "BridgeAddress",
     "CancelMessage",
     "Died",
+    "DirectConnection",
+    "DiskQuota",
     "ErrorInfo",
     "ExecMessage",
     "FailedMessage",
@@ -46,6 +49,9 @@ LINE_PREFIX = b"W"
 FAILED_TO_REPORT = 86
 """Exit status of a child that could not even write its outcome (e.g. out of memory)."""
 
+MAX_DIRECT = 100
+"""Direct connection attempts an outcome lists."""
+
 VALUE_LIMIT = 100_000
 """Characters of a value's repr (or JSON), a message or a traceback kept in an outcome."""
 
@@ -62,6 +68,8 @@ class Settings(TypedDict):
     """[uid, gid] the child drops to, or None to stay."""
     preload: bool
     """Import every server module before the first job."""
+    modules: NotRequired[list[str]]
+    """More modules to import before the first job (the policy's packages)."""
 
 
 class BridgeAddress(TypedDict):
@@ -69,6 +77,14 @@ class BridgeAddress(TypedDict):
 
     socket: str
     token: str
+
+
+class DiskQuota(TypedDict):
+    """The size of one of the sandbox's file systems, for the message when it is full."""
+
+    mb: int
+    setting: str
+    """What sets it (`sandbox.limits.tmp_mb`)."""
 
 
 class Job(TypedDict):
@@ -85,6 +101,10 @@ class Job(TypedDict):
     output_kill_bytes: int
     """Output past which the child is killed."""
     bridge: BridgeAddress
+    egress: NotRequired[BridgeAddress]
+    """The host's egress proxy and this execution's token, when the policy allows hosts."""
+    disks: NotRequired[dict[str, DiskQuota]]
+    """The quotas of the sandbox's file systems, by mount point."""
 
 
 class ExecMessage(Job):
@@ -127,6 +147,13 @@ class ErrorInfo(TypedDict):
     traceback: str
 
 
+class DirectConnection(TypedDict):
+    """A connection the code tried without the proxy (the sandbox has no route for it)."""
+
+    host: str
+    port: int
+
+
 class Outcome(TypedDict, total=False):
     """Child -> worker: the value of the code's last expression, or its error; {} for none."""
 
@@ -134,6 +161,8 @@ class Outcome(TypedDict, total=False):
     value: Any
     """The value as JSON, when it is JSON-able and small enough."""
     error: ErrorInfo
+    connections: list[DirectConnection]
+    """Connections the code tried to open directly (at most `MAX_DIRECT`)."""
 
 
 class Died(TypedDict, total=False):

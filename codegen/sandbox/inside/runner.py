@@ -7,6 +7,12 @@ libraries are dropped. `servers.<server>` is an alias of
 `<package>.servers.<server>`: both spellings give the same module objects.
 `save_skill` (from `<package>._runtime.skills`) is in the code's namespace, and a
 skill that fails to import raises an ImportError naming it.
+
+Connections the code opens directly (not through the proxy) are noted by an
+audit hook, so the result lists them as refused: the sandbox has no route but
+its loopback. When the policy allows hosts, the egress relay (see `relay`) is
+started first, and `HTTP(S)_PROXY` name it. A write that fails because a file
+system is full says which one and what sets its size.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from .protocol import VALUE_LIMIT, Job, Outcome
+from .protocol import MAX_DIRECT, VALUE_LIMIT, DirectConnection, DiskQuota, Job, Outcome
 
 __all__ = ["ServersAlias", "install_alias", "install_skills", "outcome_of", "run_job"]
 
@@ -210,6 +216,101 @@ def _address_space() -> int:
     return 0
 
 
+_WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT
+_written: list[str] = []
+"""The last files the code opened for writing (for the message when a disk is full)."""
+
+
+def _note_write(args: tuple[Any, ...]) -> None:
+    path, mode, flags = [*args, None, None, None][:3]
+    writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+        isinstance(flags, int) and flags & _WRITING
+    )
+    if writing and isinstance(path, str | bytes):
+        text = path.decode("utf-8", "replace") if isinstance(path, bytes) else path
+        _written.append(os.path.abspath(text))
+        del _written[:-16]
+
+
+def _watch_connections(seen: list[DirectConnection]) -> None:
+    """Note each connection the code starts (or name it looks up) other than on loopback,
+    and the files it opens for writing.
+
+    A name is looked up before a connection to it, and with no resolver in the
+    sandbox that fails first, so the lookup is what shows.
+    """
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            _note_write(args)
+            return
+        if len(seen) >= MAX_DIRECT:
+            return
+        if event == "socket.connect":
+            address = args[1] if len(args) > 1 else None
+            if not isinstance(address, tuple) or len(address) < 2:
+                return  # a Unix socket: the bridge, the relay
+            host, port = address[0], address[1]
+        elif event == "socket.getaddrinfo" and len(args) > 1:
+            host, port = args[0], args[1]
+            if isinstance(host, bytes):
+                host = host.decode("ascii", "replace")
+        else:
+            return
+        host = str(host)
+        if host in ("", "localhost", "::1", "0.0.0.0") or host.startswith("127."):
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            entry: DirectConnection = {"host": host[:255], "port": int(port or 0)}
+            if not seen or seen[-1] != entry:  # an address is looked up, then connected to
+                seen.append(entry)
+
+    sys.addaudithook(hook)
+
+
+_FULL_BYTES = 1024 * 1024
+
+
+def _mount_of(path: str, disks: dict[str, DiskQuota]) -> str | None:
+    for mount in disks:
+        if path == mount or path.startswith(mount.rstrip("/") + "/"):
+            return mount
+    return None
+
+
+def _disk_hint(disks: dict[str, DiskQuota], exc: OSError) -> str:
+    """Which file system is full, its quota, and what sets it.
+
+    The one the failing path is on, else one with no room left, else the one
+    the code last opened a file for writing on (the code may have cleaned up
+    before the error reached us), else all of them.
+    """
+    named = _mount_of(os.path.abspath(str(exc.filename)), disks) if exc.filename else None
+    candidates = [named] if named else []
+    for mount in disks:
+        try:
+            stats = os.statvfs(mount)
+        except OSError:
+            continue
+        if stats.f_bavail * stats.f_frsize < _FULL_BYTES or (
+            stats.f_files > 0 and stats.f_favail == 0
+        ):
+            candidates.append(mount)
+    if not candidates:
+        recent = [_mount_of(path, disks) for path in reversed(_written)]
+        candidates = [mount for mount in recent if mount][:1]
+    if not candidates:
+        listed = [
+            f"{mount}: {quota['mb']} MB ({quota['setting']})" for mount, quota in disks.items()
+        ]
+        return "; a file system of the sandbox is full: " + "; ".join(listed)
+    full = [
+        f"{mount} is full (its quota is {disks[mount]['mb']} MB: {disks[mount]['setting']})"
+        for mount in dict.fromkeys(candidates)
+    ]
+    return "; " + "; ".join(full)
+
+
 def run_job(job: Job, package: str | None) -> Outcome:
     """Apply the job's limits, run its code, and return the outcome.
 
@@ -231,8 +332,25 @@ def run_job(job: Job, package: str | None) -> Outcome:
     os.environ["MCP_CODEGEN_TRANSPORT"] = "bridge"
     os.environ["MCP_CODEGEN_BRIDGE_SOCKET"] = str(bridge.get("socket", ""))
     os.environ["MCP_CODEGEN_BRIDGE_TOKEN"] = str(bridge.get("token", ""))
+    direct: list[DirectConnection] = []
+    _watch_connections(direct)
+    egress = job.get("egress")
+    if egress:
+        from .relay import start_relay
+
+        with contextlib.suppress(OSError):  # then every connection fails, and says so
+            start_relay(str(egress.get("socket", "")), str(egress.get("token", "")))
     namespace = _namespace(package, filename)
     sys.argv = [filename]
+    outcome = _run(source, filename, namespace, job, processes)
+    if direct:
+        outcome["connections"] = list(direct)
+    return outcome
+
+
+def _run(
+    source: str, filename: str, namespace: dict[str, Any], job: Job, processes: int
+) -> Outcome:
     try:
         value = _execute(source, filename, namespace)
     except BaseException as exc:
@@ -246,5 +364,9 @@ def run_job(job: Job, package: str | None) -> Outcome:
             outcome["error"]["message"] += (
                 f" (an execution may run at most {processes} processes at once)"
             )
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = _disk_hint(job.get("disks") or {}, exc)
+            outcome["error"]["message"] += hint
+            outcome["error"]["traceback"] = outcome["error"]["traceback"].rstrip("\n") + hint + "\n"
         return outcome
     return outcome_of(value, None, filename)

@@ -190,8 +190,8 @@ def _fork_spare(settings: Settings, close_in_child: list[int]) -> _Child:
 
 def _preload(settings: Settings) -> None:
     """Import what every execution needs, once, so forked children start warm."""
-    for name in ("pydantic", "asyncio", "json"):
-        with contextlib.suppress(ImportError):
+    for name in ("pydantic", "asyncio", "json", *settings.get("modules", ())):
+        with contextlib.suppress(Exception):  # a policy package that fails raises in the code
             importlib.import_module(name)
     package = settings.get("package")
     if not package:
