@@ -19,6 +19,7 @@ from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
+from .telemetry import traced_build, traced_progress
 from .versioning import next_version
 from .write import check_output_dir, write_package
 
@@ -72,6 +73,7 @@ def introspect_snapshot(
     return Snapshot(servers=servers), failed
 
 
+@traced_build  # telemetry: a `build` span, with one per stage below it
 def build_package(
     *,
     options: PackageOptions,
@@ -97,7 +99,7 @@ def build_package(
             occurred (with `fail_on_warning`), or the generated code failed
             verification. Nothing was written.
     """
-    progress = progress or QuietProgress()
+    progress = traced_progress(progress or QuietProgress())  # telemetry: a span per stage
     out = out or DEFAULT_OUT_ROOT / options.name
     cache = BuildCache(out)
     check_output_dir(out, cache.written)

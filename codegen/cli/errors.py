@@ -115,9 +115,10 @@ COMMAND_REASONS: Final[Mapping[str, Sequence[ExitReason]]] = {
     "diff": ("usage", "snapshot", "drift-text", "drift-compatible", "drift-breaking"),
     "search": ("usage", "package", "search"),
     "skills": ("skill", "usage", "config", "package"),
-    "run": ("code", "usage", "config", "package", "snapshot", "sandbox"),
-    "exec": ("code", "usage", "config", "package", "snapshot", "sandbox"),
+    "run": ("code", "usage", "config", "package", "snapshot", "output", "sandbox"),
+    "exec": ("code", "usage", "config", "package", "snapshot", "output", "sandbox"),
     "serve": ("build", "usage", "config", "package", "snapshot", "output", "sandbox"),
+    "audit": ("usage", "input"),
     "login": ("servers", "usage", "config", "auth"),
     "logout": ("usage", "config", "auth"),
 }

@@ -22,8 +22,10 @@ from ..runtime.errors import ConfigError
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
+from .audit import start_audit
 from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
+    audit_option,
     config_option,
     execution_timeout_option,
     json_option,
@@ -53,6 +55,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Keep /state in DIR, for a later run to resume from (default: discarded).",
         ),
         json_option("Print the result as JSON."),
+        audit_option("execution and tool call"),
         unsafe_local_option(
             "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
@@ -132,6 +135,7 @@ def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> No
     _ask_inputs(config)
     if options["unsafe_local"]:
         print_warning("--unsafe-local runs the code WITHOUT any isolation")
+    start_audit(command, options.pop("audit"), options.pop("audit_max_mb"))
     try:
         result = asyncio.run(_execute(code, filename, **options))
     except ConfigError as exc:

@@ -22,8 +22,10 @@ from ..runtime.errors import ConfigError
 from ..sandbox.quotas import ServeLimits
 from ..snapshot import Snapshot, SnapshotError
 from ..write import OutputError
+from .audit import start_audit
 from .errors import Command, exit_codes_help, fail, print_diagnostics, print_warning
 from .options import (
+    audit_option,
     config_option,
     execution_timeout_option,
     memory_option,
@@ -164,6 +166,14 @@ def _build(package_dir: Path | None, config: Path) -> None:
     help="HTTP: seconds after which an idle session ends, with its sandbox and files.",
 )
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
+@audit_option("execution and tool call of every session")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Events on stderr, one line each: info adds sessions and executions, debug tool calls.",
+)
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 @verbose_option()
 @auth_options
@@ -181,6 +191,9 @@ def serve_command(
     sessions_per_client: int,
     idle_timeout: float,
     skills_dir: Path | None,
+    audit: Path | None,
+    audit_max_mb: int,
+    log_level: str,
     unsafe_local: bool,
     **auth_settings: Any,
 ) -> None:
@@ -188,8 +201,12 @@ def serve_command(
     from ..sandbox.errors import SandboxUnavailableError
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
+    from ..telemetry import configure, configure_from_environment
 
     auth = serve_auth(transport, host, auth_settings)  # usage errors before any file is read
+    configure_from_environment()  # also when started as `python -m codegen.serve`
+    configure(log_level=log_level)
+    start_audit("serve", audit, audit_max_mb)
     config = read_config("serve", config_path, prompt=False)
     if build_first:
         _build(package, config_path)

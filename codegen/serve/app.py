@@ -45,6 +45,7 @@ from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
+from ..telemetry import request, session_closed, session_opened
 from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
@@ -179,9 +180,13 @@ def build_server(settings: ServeSettings) -> Server[State]:
             transport,
             privacy=policy,
         )
+        if settings.transport == "stdio":
+            session_opened("stdio", "stdio")  # telemetry
         try:
             yield state
         finally:
+            if settings.transport == "stdio":
+                session_closed("stdio")  # telemetry
             # Shielded: when the client is gone, this scope is being cancelled, and the
             # sandboxes and their /state mounts must still be removed.
             with anyio.CancelScope(shield=True):
@@ -208,17 +213,24 @@ def build_server(settings: ServeSettings) -> Server[State]:
             )
         state.in_flight[key] = held + 1
         try:
-            # Searches and module reads run off the event loop, one at a time per
-            # session, charged to its CPU budget.
-            if params.name == "search_tools":
-                return await state.budget(key).run(_search, state, arguments, state.skills(key))
-            if params.name == "read_module":
-                return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
-            return await _execute(ctx, arguments, key)
+            with request(params.name, key) as traced:  # telemetry: span, session, duration
+                return traced.answered(await _answer(ctx, params.name, arguments, key))
         finally:
             state.in_flight[key] -= 1
             if state.in_flight[key] <= 0:
                 del state.in_flight[key]
+
+    async def _answer(
+        ctx: Context, name: str, arguments: dict[str, Any] | None, key: Hashable | None
+    ) -> types.CallToolResult:
+        state = ctx.lifespan_context
+        # Searches and module reads run off the event loop, one at a time per
+        # session, charged to its CPU budget.
+        if name == "search_tools":
+            return await state.budget(key).run(_search, state, arguments, state.skills(key))
+        if name == "read_module":
+            return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
+        return await _execute(ctx, arguments, key)
 
     async def list_resources(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -352,6 +364,8 @@ def _session_key(ctx: Context) -> Hashable | None:
         connection.state[_WORKSPACE_KEY] = connection.session_id
         connection.exit_stack.callback(state.workspaces.release, connection.session_id)
         connection.exit_stack.callback(state.budgets.pop, connection.session_id, None)
+        session_opened(connection.session_id, "http")  # telemetry
+        connection.exit_stack.callback(session_closed, connection.session_id)  # telemetry
     key: Hashable = connection.state[_WORKSPACE_KEY]
     return key
 
