@@ -147,6 +147,19 @@ def error_status(span: trace.Span, error_type: str) -> None:
     span.set_status(Status(StatusCode.ERROR))
 
 
+_EXPORT_SECONDS = 3.0
+"""How long an OTLP export may retry unless `OTEL_EXPORTER_OTLP_TIMEOUT` says otherwise: the
+SDK's 10 s per signal kept `exec` waiting 20 s at its exit when the collector was down."""
+
+
+def _timeout(signal: str) -> float | None:
+    """The export timeout to pass (None: the exporter reads the variables)."""
+    import os
+
+    named = ("OTEL_EXPORTER_OTLP_TIMEOUT", f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT")
+    return None if any(os.environ.get(name) for name in named) else _EXPORT_SECONDS
+
+
 def _exporters(names: Sequence[str], signal: str) -> list[Any]:
     found: list[Any] = []
     for name in names:
@@ -162,11 +175,11 @@ def _exporters(names: Sequence[str], signal: str) -> list[Any]:
         elif signal == "traces":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            found.append(OTLPSpanExporter())
+            found.append(OTLPSpanExporter(timeout=_timeout(signal)))
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            found.append(OTLPMetricExporter())
+            found.append(OTLPMetricExporter(timeout=_timeout(signal)))
     return found
 
 
