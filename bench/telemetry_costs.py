@@ -31,7 +31,9 @@ from codegen.sandbox import Executor  # noqa: E402
 from codegen.sandbox.result import ExecutionResult, ToolCall  # noqa: E402
 from codegen.telemetry import hooks  # noqa: E402
 
-MODES = ("off", "audit log", "in-memory", "OTLP/HTTP")
+MODES = ("off", "audit log", "in-memory", "OTLP/HTTP", "off again")
+"""In this order in every round; `off again` is the control: what the end-to-end rows show
+between two identical modes is the measurement's own bias and noise."""
 _CALLS = """
 import time
 from mcp_demo._runtime import get_transport
@@ -78,6 +80,7 @@ def _modes(audit: Path, endpoint: str) -> tuple[dict[str, Callable[[], None]], l
 
     return {
         "off": lambda: None,
+        "off again": lambda: None,
         "audit log": lambda: telemetry.configure(audit=audit),
         "in-memory": memory,
         "OTLP/HTTP": lambda: telemetry.configure(
@@ -191,7 +194,9 @@ audit log's host work is ~0.01 ms, yet its row moves by more). *Hooks* is the ho
 each mode adds, timed alone: the execution span with its metrics, audit line and result
 attributes; the tool-call span with its metrics and audit line. With OTLP the export itself
 (protobuf, HTTP) runs in the SDK's background threads, which on 2 busy cores shows in the end
-to end rows, not in the hooks. The mcp SDK's own client span per call (recorded when the
+to end rows, not in the hooks. *off again* runs last in each round with telemetry off: its row
+against *off* is the bias of the end-to-end method itself (a warm execution's time is bimodal,
+depending on whether the next spare process was forked yet). The mcp SDK's own client span per call (recorded when the
 providers come from `OTEL_*` and are made global) is not in these rows. Off is one test of a
 global per execution and per call.
 """
