@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import percentile  # noqa: E402
 from bench.serve_sessions import idle_sessions  # noqa: E402
+from bench.telemetry_costs import telemetry_costs  # noqa: E402
 from codegen.build import build_package  # noqa: E402
 from codegen.render import PackageOptions  # noqa: E402
 from codegen.runtime.direct import DirectTransport  # noqa: E402
@@ -295,6 +296,7 @@ def main() -> None:
         config.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
         build_package(options=PackageOptions(name="mcp_demo"), out=base / "pkg", config_path=config)
         figures = asyncio.run(measure(base / "pkg", config, args.runs))
+        figures.update(asyncio.run(telemetry_costs(base / "pkg", config, args.runs)))
         command = [
             sys.executable,
             "-c",
@@ -347,6 +349,8 @@ def main() -> None:
         "serve process and of its sandboxes' host processes. *tmpfs reserved* is what the "
         "sessions' `/workspace`, `/tmp` and `/state` could hold at their quotas, counted "
         "against the budget for all sessions (see `codegen/sandbox/quotas.py`).\n"
+        "- *telemetry*: see `bench/telemetry_costs.py` (off, audit log, in-memory exporters, "
+        "OTLP/HTTP to a local receiver; end to end, and the host-side hooks alone).\n"
     )
     text = header + table(figures) + "\n" + notes
     print(text)

@@ -21,6 +21,7 @@ from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
 from .snapshot import Snapshot
+from .telemetry import traced_build, traced_progress
 from .versioning import next_version, previous_output
 from .write import check_output_dir, write_package
 
@@ -92,6 +93,7 @@ def _why(diagnostics: Diagnostics, server: str) -> str:
     return "failed"
 
 
+@traced_build  # telemetry: a `build` span, with one per stage below it
 def build_package(
     *,
     options: PackageOptions,
@@ -122,6 +124,7 @@ def build_package(
             `fail_on_warning`), or the generated code failed verification.
             Nothing was written.
     """
+    progress = traced_progress(progress or QuietProgress())  # telemetry: a span per stage
     out = out or DEFAULT_OUT_ROOT / options.name
     cache = BuildCache(out)
     check_output_dir(out, cache.written)
@@ -136,7 +139,7 @@ def build_package(
         fail_on_warning=fail_on_warning,
         timeout=timeout,
         jobs=jobs,
-        progress=progress or QuietProgress(),
+        progress=progress,
     )
 
 

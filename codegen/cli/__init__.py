@@ -1,7 +1,7 @@
 """The `mcp-codegen` command line: the group, and where each command lives.
 
 One module per command group: `init`, `build`, `drift` (check, diff), `search`,
-`skills`, `run` (run, exec), `serve` and `auth` (login, logout); the options they
+`skills`, `run` (run, exec), `serve`, `auth` (login, logout) and `audit`; the options they
 share are declared in `options`, `resolve` reads the config and finds the package
 for all of them, and `errors` turns every error into one line and an exit code
 from one table.
@@ -13,6 +13,8 @@ import click
 
 from .. import __version__
 from ..introspect import quiet_stdout_junk
+from ..telemetry import configure_from_environment
+from .audit import audit_command
 from .auth import login_command, logout_command
 from .build import build_command
 from .drift import check_command, diff_command
@@ -43,6 +45,7 @@ _EPILOG = (
 def main() -> None:
     """Compile MCP servers into a typed Python package, and run code against it."""
     quiet_stdout_junk()  # a server's stray stdout is one line, never the SDK's traceback
+    configure_from_environment()  # OpenTelemetry export, only if an OTEL_* variable asks
 
 
 for _command in (
@@ -57,5 +60,6 @@ for _command in (
     exec_command,
     login_command,
     logout_command,
+    audit_command,
 ):
     main.add_command(_command)

@@ -90,7 +90,8 @@ REASONS: Final[Mapping[ExitReason, str]] = {
     "package": "no package built by mcp-codegen where one was expected",
     "snapshot": "a snapshot cannot be read",
     "search": "the package's search index is missing or was written by another version",
-    "output": "the output directory holds files mcp-codegen did not write, or cannot be written",
+    "output": "the output directory holds files mcp-codegen did not write, or an output "
+    "(a directory, an --audit file) cannot be written",
     "sandbox": "the sandbox (gVisor's runsc) is missing or cannot start",
     "auth": "a server needs a login, or refused the one it got, or a stored login cannot be removed",
     "drift-text": "drift in text only: descriptions, titles, annotations (patch)",
@@ -115,9 +116,10 @@ COMMAND_REASONS: Final[Mapping[str, Sequence[ExitReason]]] = {
     "diff": ("usage", "snapshot", "drift-text", "drift-compatible", "drift-breaking"),
     "search": ("usage", "package", "search"),
     "skills": ("skill", "usage", "config", "package"),
-    "run": ("code", "usage", "config", "package", "snapshot", "sandbox"),
-    "exec": ("code", "usage", "config", "package", "snapshot", "sandbox"),
+    "run": ("code", "usage", "config", "package", "snapshot", "output", "sandbox"),
+    "exec": ("code", "usage", "config", "package", "snapshot", "output", "sandbox"),
     "serve": ("build", "usage", "config", "package", "snapshot", "output", "sandbox"),
+    "audit": ("usage", "input"),
     "login": ("servers", "usage", "config", "auth"),
     "logout": ("usage", "config", "auth"),
 }

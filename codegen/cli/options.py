@@ -20,6 +20,7 @@ from .errors import set_verbose
 
 __all__ = [
     "CONFIG_HELP_DEFAULT",
+    "audit_option",
     "config_option",
     "execution_timeout_option",
     "jobs_option",
@@ -192,6 +193,29 @@ def unsafe_local_option(help: str) -> Callable[[_F], _F]:
 def keep_going_option(help: str) -> Callable[[_F], _F]:
     """`--keep-going`: go on past failed servers."""
     return click.option("--keep-going", is_flag=True, help=help)
+
+
+def audit_option(what: str) -> Callable[[_F], _F]:
+    """`--audit FILE` (as `audit`) and `--audit-max-mb` (as `audit_max_mb`): the audit log."""
+
+    def decorate(command: _F) -> _F:
+        command = click.option(
+            "--audit-max-mb",
+            default=64,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Rotate the audit log past this size (FILE.1 ... FILE.5 are kept).",
+        )(command)
+        return click.option(
+            "--audit",
+            "audit",
+            default=None,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Append one JSON line per {what} to FILE (never argument or result "
+            "values); `mcp-codegen audit FILE` summarizes it.",
+        )(command)
+
+    return decorate
 
 
 def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

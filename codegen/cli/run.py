@@ -25,8 +25,10 @@ from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, UnsafeLocalExecutor
 from ..sandbox.policy import SandboxPolicy
 from ..sandbox.result import ExecutionResult
+from .audit import start_audit
 from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
+    audit_option,
     config_option,
     execution_timeout_option,
     json_option,
@@ -58,6 +60,7 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Keep /state in DIR, for a later run to resume from (default: discarded).",
         ),
         json_option("Print the result as JSON."),
+        audit_option("execution and tool call"),
         unsafe_local_option(
             "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
@@ -148,6 +151,7 @@ def _main(command: str, code: str, filename: str, options: dict[str, Any]) -> No
     _ask_inputs(config)
     if options["unsafe_local"]:
         print_warning("--unsafe-local runs the code WITHOUT any isolation")
+    start_audit(command, options.pop("audit"), options.pop("audit_max_mb"))
     try:
         result = asyncio.run(_execute(code, filename, policy, read_resolver(command), **options))
     except ConfigError as exc:

@@ -24,8 +24,10 @@ from ..runtime.errors import ConfigError
 from ..sandbox.quotas import ServeLimits
 from ..snapshot import Snapshot, SnapshotError
 from ..write import OutputError
+from .audit import start_audit
 from .errors import Command, exit_codes_help, fail, print_diagnostics, print_warning
 from .options import (
+    audit_option,
     config_option,
     execution_timeout_option,
     memory_option,
@@ -174,6 +176,14 @@ def _build(package_dir: Path | None, config: Path) -> None:
     show_default=True,
     help="Start every server when serving starts, so no tool call waits for a server's start.",
 )
+@audit_option("execution and tool call of every session")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Events on stderr, one line each: info adds sessions and executions, debug tool calls.",
+)
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 @verbose_option()
 @auth_options
@@ -192,6 +202,9 @@ def serve_command(
     idle_timeout: float,
     skills_dir: Path | None,
     preconnect: bool,
+    audit: Path | None,
+    audit_max_mb: int,
+    log_level: str,
     unsafe_local: bool,
     **options: Any,
 ) -> None:
@@ -200,9 +213,13 @@ def serve_command(
     from ..sandbox.runsc import find_runsc
     from ..serve.app import ServeSettings, build_server, run_http, run_stdio
     from ..serve.tools import MAX_TIMEOUT
+    from ..telemetry import configure, configure_from_environment
 
     # `options` holds the --auth options and the sandbox policy's flags; each reader takes its own.
     auth = serve_auth(transport, host, options)  # usage errors before any file is read
+    configure_from_environment()  # also when started as `python -m codegen.serve`
+    configure(log_level=log_level)
+    start_audit("serve", audit, audit_max_mb)
     config = read_config("serve", config_path, prompt=False)
     policy = read_policy("serve", config, {**options, "timeout": timeout, "memory": memory})
     if policy.timeout > MAX_TIMEOUT:

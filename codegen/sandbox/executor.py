@@ -51,6 +51,7 @@ from typing import Any, Literal
 from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
+from ..telemetry import security_event, traced_execution
 from . import runsc as runsc_module
 from .bridge.host import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -491,6 +492,7 @@ class Executor:
             self._retire(item)
             self._spawn()
 
+    @traced_execution  # telemetry: the execution's span, metrics and audit line
     async def execute(
         self,
         code: str,
@@ -520,6 +522,13 @@ class Executor:
             )
             stopped = _stopped(report, self.policy.check_code, checking)
             if stopped is not None:
+                certain = report.certain
+                security_event(  # telemetry: why the check stopped it, never the code
+                    "code_refused",
+                    reason="syntax" if report.syntax_error is not None else "check",
+                    rules=",".join(sorted({item.rule for item in certain})) or None,
+                    errors=len(certain) or None,
+                )
                 return stopped
         await asyncio.to_thread(self._refresh_skills_view)
         sandbox = await self._acquire()
@@ -565,6 +574,8 @@ class Executor:
         await log.cancel()  # calls a process of the job left running end with it
         result = _result(raw, crash, log, duration, timeout, memory, limits)
         direct = _direct_connections(raw)
+        if direct and not self.unsafe:  # telemetry: tried around the proxy (seen inside)
+            security_event("egress_refused", reason="direct", scheme="direct", count=len(direct))
         logged = connections.entries if connections is not None else []
         result = result.model_copy(
             update={
@@ -722,18 +733,22 @@ def _result(
     error: ExecutionError | None = None
     killed = raw.get("killed")
     died = raw.get("died")
+    limit: str | None = None
     if crash is not None:
+        limit = "sandbox"
         error = ExecutionError(
             type="SandboxCrashed",
             message=f"{crash}; the sandbox was replaced (did the code exceed the sandbox's "
             f"memory backstop, e.g. with many processes of {memory} MB each?)",
         )
     elif killed == "timeout":
+        limit = "timeout"
         error = ExecutionError(
             type="TimeoutError",
             message=f"the execution did not finish within {timeout:g} s and was stopped",
         )
     elif killed == "output":
+        limit = "output"
         error = ExecutionError(
             type="OutputLimitError",
             message=f"the execution wrote more than {limits.output_kill_bytes} bytes of "
@@ -746,6 +761,7 @@ def _result(
             )
             error = ExecutionError(type="ProcessDied", message=message)
         elif died.get("status") == FAILED_TO_REPORT:
+            limit = "memory"
             error = ExecutionError(
                 type="MemoryError",
                 message=f"the execution ran out of memory (limit {memory} MB)",
@@ -755,6 +771,7 @@ def _result(
             error = ExecutionError(type="ProcessDied", message=message)
     elif isinstance(outcome.get("error"), dict):
         error = ExecutionError.model_validate(outcome["error"])
+        limit = "memory" if error.type == "MemoryError" else None  # RLIMIT_AS, --memory
     return ExecutionResult(
         stdout=str(raw.get("stdout", "")),
         stderr=str(raw.get("stderr", "")),
@@ -765,6 +782,8 @@ def _result(
         calls=list(log.calls),
         stdout_cut_bytes=int(raw.get("stdout_cut", 0)),
         stderr_cut_bytes=int(raw.get("stderr_cut", 0)),
+        limit=limit,
+        **_usage(raw),
     )
 
 
@@ -815,6 +834,16 @@ def _ca_file() -> Path | None:
         if candidate and os.path.isfile(candidate):
             return Path(candidate)
     return None
+
+
+def _usage(raw: ResultMessage) -> dict[str, Any]:
+    """CPU seconds and peak memory as the worker measured them (from inside the sandbox:
+    read as numbers or not at all)."""
+    cpu, rss = raw.get("cpu_seconds"), raw.get("max_rss_kb")
+    return {
+        "cpu_seconds": float(cpu) if isinstance(cpu, int | float) and cpu >= 0 else None,
+        "peak_memory_bytes": int(rss) * 1024 if isinstance(rss, int) and rss >= 0 else None,
+    }
 
 
 def sweep_stale_workdirs() -> None:

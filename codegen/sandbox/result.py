@@ -116,6 +116,14 @@ class ExecutionResult(BaseModel):
     diagnostics: list[CheckDiagnostic] = Field(default_factory=list)
     """What the check before the execution found: the errors that stopped it (`certain`),
     or warnings beside a result."""
+    limit: str | None = None
+    """The limit that ended the execution, if one did: `timeout`, `output`, `memory`
+    (the code's own MemoryError at `--memory`), `sandbox` (the sandbox's memory backstop)."""
+    cpu_seconds: float | None = None
+    """CPU time (user + system) of the execution's processes, measured inside the sandbox."""
+    peak_memory_bytes: int | None = None
+    """Peak resident memory of the execution's process (with what it forked and waited for),
+    measured inside the sandbox; it includes what the warm worker had loaded before forking it."""
 
     @property
     def ok(self) -> bool:

@@ -48,6 +48,7 @@ from ..sandbox.executor import Executor, UnsafeLocalExecutor
 from ..sandbox.policy import SandboxPolicy
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
+from ..telemetry import request, security_event, session_closed, session_opened
 from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
@@ -56,7 +57,7 @@ from .tools import (
     MAX_TEXT_CHARS,
     MAX_TIMEOUT,
     arguments_error,
-    check_code,
+    code_refusal,
     cut,
     format_result,
     instructions,
@@ -190,9 +191,13 @@ def build_server(settings: ServeSettings) -> Server[State]:
             privacy=policy,
         )
         warming = asyncio.ensure_future(_preconnect(transport)) if settings.preconnect else None
+        if settings.transport == "stdio":
+            session_opened("stdio", "stdio")  # telemetry
         try:
             yield state
         finally:
+            if settings.transport == "stdio":
+                session_closed("stdio")  # telemetry
             # Shielded: when the client is gone, this scope is being cancelled, and the
             # sandboxes and their /state mounts must still be removed.
             with anyio.CancelScope(shield=True):
@@ -222,17 +227,24 @@ def build_server(settings: ServeSettings) -> Server[State]:
             )
         state.in_flight[key] = held + 1
         try:
-            # Searches and module reads run off the event loop, one at a time per
-            # session, charged to its CPU budget.
-            if params.name == "search_tools":
-                return await state.budget(key).run(_search, state, arguments, state.skills(key))
-            if params.name == "read_module":
-                return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
-            return await _execute(ctx, arguments, key)
+            with request(params.name, key) as traced:  # telemetry: span, session, duration
+                return traced.answered(await _answer(ctx, params.name, arguments, key))
         finally:
             state.in_flight[key] -= 1
             if state.in_flight[key] <= 0:
                 del state.in_flight[key]
+
+    async def _answer(
+        ctx: Context, name: str, arguments: dict[str, Any] | None, key: Hashable | None
+    ) -> types.CallToolResult:
+        state = ctx.lifespan_context
+        # Searches and module reads run off the event loop, one at a time per
+        # session, charged to its CPU budget.
+        if name == "search_tools":
+            return await state.budget(key).run(_search, state, arguments, state.skills(key))
+        if name == "read_module":
+            return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
+        return await _execute(ctx, arguments, key)
 
     async def list_resources(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -389,6 +401,8 @@ def _session_key(ctx: Context) -> Hashable | None:
         connection.state[_WORKSPACE_KEY] = connection.session_id
         connection.exit_stack.callback(state.workspaces.release, connection.session_id)
         connection.exit_stack.callback(state.budgets.pop, connection.session_id, None)
+        session_opened(connection.session_id, "http")  # telemetry
+        connection.exit_stack.callback(session_closed, connection.session_id)  # telemetry
     key: Hashable = connection.state[_WORKSPACE_KEY]
     return key
 
@@ -405,9 +419,12 @@ async def _execute(
     timeout = float(given.get("timeout", state.settings.policy.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
-    invalid = await state.budget(key).run(check_code, code)
-    if invalid:
-        return text_result(invalid, error=True)
+    refusal = await state.budget(key).run(code_refusal, code)
+    if refusal is not None:
+        reason, message = refusal
+        if reason == "syntax":
+            security_event("code_refused", reason="syntax")  # telemetry, as the executor's check
+        return text_result(message, error=True)
     try:
         if key is None:
             executor = state.new_executor()

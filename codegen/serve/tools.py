@@ -23,6 +23,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "arguments_error",
     "check_code",
+    "code_refusal",
     "cut",
     "format_result",
     "instructions",
@@ -38,9 +39,9 @@ MAX_NAMED_SERVERS = 12
 MAX_CODE_CHARS = 512 * 1024
 """The longest code `execute_code` accepts."""
 MAX_PARSED_CHARS = 64 * 1024
-"""Code up to this long is parsed on the event loop for a quick syntax error (CPython's
-parser takes ~1 ms per KB of its worst cases); longer code is compiled off the loop, by
-the executor's check (up to `precheck.MAX_CHECK_BYTES`) or the sandbox."""
+"""Code up to this long is parsed for a quick syntax error before any sandbox is involved
+(CPython's parser takes ~1 ms per KB of its worst cases); longer code is compiled by the
+executor's check (up to `precheck.MAX_CHECK_BYTES`) or the sandbox."""
 MAX_TEXT_CHARS = 200_000
 """The most characters `search_tools` or `read_module` returns (the rest is cut)."""
 MAX_QUERY_CHARS = 2000
@@ -130,25 +131,31 @@ def tool_list(default_timeout: float) -> list[types.Tool]:
     ]
 
 
-def check_code(code: str) -> str | None:
-    """Why `code` cannot run (empty, too long, or a syntax error with its place), else None.
+def code_refusal(code: str) -> tuple[str, str] | None:
+    """Why `code` cannot run, as (`empty`, `too_long` or `syntax`, the message), else None.
 
-    Code longer than `MAX_PARSED_CHARS` is not parsed here, on the event loop: the
-    executor's check (off the loop, charged to the session's CPU budget) or the
-    sandbox compiles it and reports its syntax errors the same way. The rest of
-    the check (imports, types) is the executor's, before it runs the code.
+    Code longer than `MAX_PARSED_CHARS` is not parsed here, before any sandbox is
+    involved: the executor's check (up to `precheck.MAX_CHECK_BYTES`) or the sandbox
+    compiles it and reports its syntax errors the same way. The rest of the check
+    (imports, types) is the executor's, before it runs the code.
     """
     if not code.strip():
-        return "code is empty; pass the Python to run"
+        return "empty", "code is empty; pass the Python to run"
     if len(code) > MAX_CODE_CHARS:
-        return (
+        return "too_long", (
             f"the code is {len(code)} characters, over the limit of {MAX_CODE_CHARS}; "
             "save data to files in /workspace instead of inlining it"
         )
     if len(code) > MAX_PARSED_CHARS:
         return None
     problem = syntax_error(code)
-    return f"{problem}\nNothing was run." if problem else None
+    return ("syntax", f"{problem}\nNothing was run.") if problem else None
+
+
+def check_code(code: str) -> str | None:
+    """Why `code` cannot run (empty, too long, or a syntax error with its place), else None."""
+    refusal = code_refusal(code)
+    return refusal[1] if refusal is not None else None
 
 
 def cut(text: str, limit: int) -> str:

@@ -257,6 +257,8 @@ class Tokenizer:
         self._lock = threading.RLock()
         self._batch: list[str] | None = None
         self._structured: tuple[Any, Any] | None = None
+        self.restored = 0
+        """Placeholders put back into arguments so far (telemetry counts them per call)."""
 
     def __len__(self) -> int:
         return len(self._values)
@@ -532,14 +534,19 @@ class Tokenizer:
         if depth > MAX_DEPTH:
             raise PrivacyLimit(f"the arguments are nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, str):
-            return PLACEHOLDER.sub(
-                lambda match: self._values.get(match.group(0), match.group(0)), value
-            )
+            return PLACEHOLDER.sub(self._real, value)
         if isinstance(value, dict):
             return {key: self.restore(item, depth + 1) for key, item in value.items()}
         if isinstance(value, list):
             return [self.restore(item, depth + 1) for item in value]
         return value
+
+    def _real(self, match: re.Match[str]) -> str:
+        found = self._values.get(match.group(0))
+        if found is None:
+            return match.group(0)
+        self.restored += 1
+        return found
 
 
 @dataclass(frozen=True)

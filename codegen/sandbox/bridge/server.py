@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...telemetry import security_event
 from ..channel import LineSplitter, Oversized
 from .host import CallLog, HostBridge
 
@@ -52,7 +54,11 @@ class BridgeServer:
         """Listen on `directory/bridge.sock` (reachable by the sandbox's unprivileged user)."""
         self.directory.mkdir(mode=0o755, exist_ok=True)
         os.chmod(self.directory, 0o755)
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        # Listening from an empty context: connections would otherwise inherit the context of
+        # whoever started the executor (an MCP request's trace); each call brings its own.
+        listening = asyncio.start_unix_server(self._serve, path=str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_task(listening, context=contextvars.Context())
         os.chmod(self.path, 0o777)
 
     def open(self) -> tuple[str, CallLog]:
@@ -118,6 +124,7 @@ class BridgeServer:
             token = None
         execution = self._executions.get(token) if isinstance(token, str) else None
         if execution is None:
+            security_event("bad_token")  # telemetry
             writer.write(b'{"id": null, "error": "the bridge token is unknown or expired"}\n')
             return None
         execution.writers.add(writer)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
+from ...telemetry import security_event
 from ..concurrency import SKILL_CHECK, run_checker
 from ..quotas import Quotas
 from . import skillcheck
@@ -414,10 +415,12 @@ class SkillStore:
             SkillError: refused (every reason, one per line) or cannot be written.
         """
         if not valid_skill_name(name):
+            security_event("skill_rejected", reason="name")  # telemetry
             raise SkillError(
                 f"{name!r} is not a valid skill name (a Python identifier, not starting with _)"
             )
         if self.shared(name):
+            security_event("skill_rejected", reason="shared_name")  # telemetry
             raise SkillError(
                 f"skill {name!r} was not saved: a shared skill of that name exists, and a "
                 "sandbox cannot replace it; save yours under another name"
@@ -425,6 +428,7 @@ class SkillStore:
         size = len(source.encode("utf-8", "replace"))
         quota = self._quota_problem(name, size)
         if quota:
+            security_event("skill_rejected", reason="quota")  # telemetry
             raise SkillError(f"skill {name!r} was not saved: {quota}")
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -435,9 +439,11 @@ class SkillStore:
             )
             problems += [f"{dotted} does not exist in the package" for dotted in missing]
             if problems:
+                security_event("skill_rejected", reason="checker")  # telemetry
                 raise SkillError(f"skill {name!r} was not saved:\n" + "\n".join(problems))
             quota = self._quota_problem(name, size)  # again: another save may have landed
             if quota:
+                security_event("skill_rejected", reason="quota")  # telemetry
                 raise SkillError(f"skill {name!r} was not saved: {quota}")
             target = self.session or self.directory
             replaced = (target / f"{name}.py").exists()

@@ -31,10 +31,15 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ...telemetry import current_execution, security_event_of
 from ..result import NetworkConnection
 from .rules import Address, Allowlist, host_address, normal_name, special
+
+if TYPE_CHECKING:
+    from ...telemetry.hooks import ExecutionTrace
 
 __all__ = [
     "HOSTS_FILE_ENV",
@@ -145,6 +150,9 @@ class ConnectionLog:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """The handlers of its connections (each logs its connection when it ends)."""
     active: int = 0
+    trace: ExecutionTrace | None = field(default_factory=current_execution)
+    """telemetry: the execution's trace, taken when the log is opened in `execute` (the
+    connections are handled in tasks of the proxy's server, not of the execution)."""
 
     def add(self, entry: NetworkConnection) -> None:
         """Log `entry`, or count it once the log is full."""
@@ -160,6 +168,9 @@ class Decision:
 
     address: Address | None
     reason: str | None = None
+    """Why not, for the code and the result (it names the host)."""
+    code: str | None = None
+    """Why not, as one of a few words, for telemetry (it names nothing the code sent)."""
 
 
 async def decide(
@@ -171,23 +182,29 @@ async def decide(
     if literal is not None:
         if allow.address_rule(literal, port, plain_http) is None:
             return Decision(
-                None, f"{host}:{port} is an address that sandbox.network.allow does not list"
+                None,
+                f"{host}:{port} is an address that sandbox.network.allow does not list",
+                "address_not_listed",
             )
         return Decision(literal)
     name = normal_name(host)
     if name is None:
-        return Decision(None, f"{host[:80]!r} is not a host name")
+        return Decision(None, f"{host[:80]!r} is not a host name", "not_a_host_name")
     if allow.name_rule(name, port, plain_http) is None:
         if allow.name_rule(name, port, not plain_http) is not None:
             listed = "https" if plain_http else "http://"
-            return Decision(None, f"{kind} to {name}:{port} is not allowed ({listed} only)")
-        return Decision(None, f"{name}:{port} ({kind}) is not in sandbox.network.allow")
+            return Decision(
+                None, f"{kind} to {name}:{port} is not allowed ({listed} only)", "scheme_not_listed"
+            )
+        return Decision(
+            None, f"{name}:{port} ({kind}) is not in sandbox.network.allow", "host_not_listed"
+        )
     try:
         addresses = await resolver.resolve(name, port)
     except OSError as exc:
-        return Decision(None, f"{name} cannot be resolved: {exc}")
+        return Decision(None, f"{name} cannot be resolved: {exc}", "unresolvable")
     if not addresses:
-        return Decision(None, f"{name} has no address")
+        return Decision(None, f"{name} has no address", "no_address")
     for address in addresses:
         why = special(address)
         if why is None or allow.address_rule(address, port, plain_http) is not None:
@@ -197,6 +214,7 @@ async def decide(
         None,
         f"{name} resolves to {first} ({special(first)}), an address sandbox.network.allow "
         "does not list",
+        "special_address",
     )
 
 
@@ -317,6 +335,7 @@ class EgressProxy:
         if log.active > MAX_CONNECTIONS:
             reason = f"more than {MAX_CONNECTIONS} connections of one execution at once"
             log.add(entry.model_copy(update={"reason": reason}))
+            _refused(log, "too_many_connections", entry)  # telemetry
             await _answer(writer, 429, reason)
             return
         decision = await decide(
@@ -324,6 +343,7 @@ class EgressProxy:
         )
         if decision.address is None:
             log.add(entry.model_copy(update={"reason": decision.reason}))
+            _refused(log, decision.code, entry)  # telemetry
             await _answer(writer, 403, f"Refused by the sandbox: {decision.reason}")
             return
         address = str(decision.address)
@@ -447,6 +467,14 @@ def _authority(text: str) -> tuple[str | None, int | None]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
+
+
+def _refused(log: ConnectionLog, code: str | None, entry: NetworkConnection) -> None:
+    """A security event of the connection's execution: why, the kind and the port (never the
+    host: a value the code chose, which could carry anything)."""
+    security_event_of(
+        log.trace, "egress_refused", reason=code or "refused", scheme=entry.kind, port=entry.port
+    )
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -184,6 +184,10 @@ class ResultMessage(TypedDict, total=False):
     stdout_cut: int
     stderr_cut: int
     seconds: float
+    cpu_seconds: float
+    """User + system CPU time of the job's processes that the worker reaped."""
+    max_rss_kb: int
+    """Peak resident set of the job's process (and the processes it waited for), in KiB."""
     killed: Literal["timeout", "output", "cancelled"]
     """Why the worker killed the child, if it did."""
     outcome: Outcome

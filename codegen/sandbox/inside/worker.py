@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from . import runner
 from .protocol import (
@@ -104,6 +104,8 @@ class _Child:
     exited: int | None = None
     outcome_data: bytearray = field(default_factory=bytearray)
     open_fds: set[int] = field(default_factory=set)
+    usage: Any = None
+    """Its resource usage (`os.wait4`), once reaped: CPU time and peak memory for telemetry."""
 
 
 def _drop_privileges(user: list[int] | None) -> None:
@@ -370,13 +372,14 @@ class Worker:
                 pass
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             if self.child is not None and pid == self.child.pid:
                 self.child.exited = status
+                self.child.usage = usage
             elif self.spare is not None and pid == self.spare.pid:
                 self._close(self.spare)
                 self.spare = None
@@ -424,6 +427,10 @@ class Worker:
             "stderr_cut": stderr_cut,
             "seconds": time.monotonic() - self.started,
         }
+        if child.usage is not None:
+            # The child's own, and of the processes it waited for (Linux and gVisor alike).
+            result["cpu_seconds"] = round(child.usage.ru_utime + child.usage.ru_stime, 6)
+            result["max_rss_kb"] = child.usage.ru_maxrss
         outcome: Outcome | None = None
         if child.outcome_data:
             with contextlib.suppress(ValueError):
