@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .diagnostics import Diagnostics
+from .introspect_extras import list_extras
 from .runtime.config import Config, ServerConfig
 from .runtime.direct import open_client, stderr_tail
 from .runtime.errors import AuthError, ConfigError
@@ -100,7 +101,9 @@ async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: floa
     _NOT_MCP.set(junk)  # this task's context: the SDK's reader task for this server inherits it
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
         try:
-            snapshot = await asyncio.wait_for(_list_server(server, errlog, deadline), deadline)
+            snapshot = await asyncio.wait_for(
+                _list_server(server, errlog, deadline, diagnostics), deadline
+            )
         except Exception as exc:  # whatever the SDK raised on a dead, hung or broken server
             _record(diagnostics, server, _leaf(exc), errlog, deadline)
             snapshot = None
@@ -173,7 +176,9 @@ def _describe(exc: BaseException) -> str:
     return f"failed while connecting or listing tools: {text}"
 
 
-async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> ServerSnapshot:
+async def _list_server(
+    server: ServerConfig, errlog: Any, timeout: float, diagnostics: Diagnostics
+) -> ServerSnapshot:
     async with open_client(server, errlog=errlog, timeout=timeout) as client:
         tools: list[ToolSnapshot] = []
         cursor: str | None = None
@@ -199,6 +204,9 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
             seen.add(cursor)
         else:
             raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
+        extras = await list_extras(client)  # resources, templates, prompts (issue 17)
+        for warning in extras.warnings:
+            diagnostics.warn(warning, server=server.name)
         info = client.server_info
         try:
             return ServerSnapshot(
@@ -209,6 +217,7 @@ async def _list_server(server: ServerConfig, errlog: Any, timeout: float) -> Ser
                 protocol_version=client.protocol_version,
                 instructions=client.instructions or None,
                 tools=tuple(tools),
+                **extras.fields,
             )
         except ValidationError as exc:
             raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc

@@ -27,6 +27,7 @@ from .models import Param, ToolModels, generate_all
 from .names import MCP_NAME_PATTERN, assign_unique
 from .namespaces import listing
 from .progress import Progress, QuietProgress
+from .render_extras import extras_listing, render_extras
 from .snapshot import SNAPSHOT_FILENAME, ServerSnapshot, Snapshot, ToolSnapshot
 
 __all__ = ["PackageOptions", "RenderedPackage", "RenderedTool", "render_package", "render_tool"]
@@ -78,6 +79,8 @@ class RenderedPackage:
     """Cache keys of the files other than tool modules that the cache may keep."""
     tools: list[RenderedTool] = field(default_factory=list)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    entries: list[IndexEntry] = field(default_factory=list)
+    """Index entries of the functions outside tool modules (resources, prompts)."""
 
 
 @functools.cache
@@ -177,6 +180,9 @@ def render_package(
                 "tools": tools_view,
             }
         )
+        extras = render_extras(server, ident, options.name, package.diagnostics)  # issue 17
+        package.files.update(extras.files)
+        package.entries.extend(extras.entries)
         init_path = root / "servers" / ident / "__init__.py"
         server_digest = _server_digest(server)
         init_key = file_key(
@@ -453,6 +459,7 @@ def _server_docstring(server: ServerSnapshot, ident: str, tools: list[dict[str, 
     # Namespaces may come from titles, server text like the summaries: escaped line by line.
     listed = listing([(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools])
     lines += [doc_text(line) for line in listed]
+    lines += extras_listing(server, ident)
     return "\n".join(lines) + "\n"
 
 

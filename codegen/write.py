@@ -235,7 +235,7 @@ def stage_package(
     for relative, key in rendered.keyed.items():
         cache.record(key, relative, final_bytes(relative))
     build_index(
-        [tool.entry for tool in rendered.tools],
+        [tool.entry for tool in rendered.tools] + rendered.entries,
         staging / package / INDEX_FILENAME,
         generator_version=__version__,
     )

@@ -202,8 +202,11 @@ class BoundedTransport(DirectTransport):
             ConfigError: a `${VAR}` of the server's config is not set.
             OSError: the command cannot be started.
         """
+        handler = self.notifications(server.name)
         if isinstance(server, HttpServer):
-            async with open_client(server, errlog=errlog, timeout=timeout) as client:
+            async with open_client(
+                server, errlog=errlog, timeout=timeout, message_handler=handler
+            ) as client:
                 yield client
             return
         from mcp import Client, StdioServerParameters
@@ -215,5 +218,7 @@ class BoundedTransport(DirectTransport):
         transport = bounded_stdio_client(
             params, errlog if errlog is not None else sys.stderr, self.max_message_bytes
         )
-        async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
+        async with Client(
+            transport, read_timeout_seconds=timeout, cache=None, message_handler=handler
+        ) as client:
             yield client

@@ -16,7 +16,7 @@ import asyncio
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -45,11 +45,13 @@ async def open_client(
     errlog: TextIO | None = None,
     timeout: float | None = None,
     login: LoginPrompt | None = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[Client]:
     """Start or connect to `server` and yield an initialized SDK `Client`.
 
     An HTTP server that answers 401 is logged in to with OAuth (`runtime.oauth`);
     only with `login` (from `mcp-codegen login`) may that involve a person.
+    `message_handler` receives the server's notifications (the SDK's `message_handler`).
 
     Raises:
         ConfigError: a `${VAR}` of the server's config is not set.
@@ -79,6 +81,7 @@ async def open_client(
                     streamable_http_client(http.url, http_client=http_client),
                     read_timeout_seconds=timeout,
                     cache=None,
+                    message_handler=message_handler,
                 ) as client,
             ):
                 if auth is not None:
@@ -98,7 +101,9 @@ async def open_client(
         command=stdio.command, args=list(stdio.args), env=stdio.env or None, cwd=stdio.cwd
     )
     transport = stdio_client(params, errlog=errlog if errlog is not None else sys.stderr)
-    async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
+    async with Client(
+        transport, read_timeout_seconds=timeout, cache=None, message_handler=message_handler
+    ) as client:
         yield client
 
 
@@ -211,6 +216,9 @@ class DirectTransport:
         self.timeout = timeout
         self._sessions: dict[str, _HeldSession] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_notification: Callable[[str, Any], Awaitable[None]] | None = None
+        """Called with (server, notification) for what a server sends unasked
+        (`tools/list_changed`...); `serve` sets it to notice upstream changes."""
 
     @property
     def config(self) -> Config:
@@ -228,7 +236,18 @@ class DirectTransport:
         self, server: ServerConfig, errlog: TextIO | None, timeout: float | None
     ) -> AbstractAsyncContextManager[Client]:
         """How a session with `server` is opened (`open_client`; a subclass may bound it)."""
-        return open_client(server, errlog=errlog, timeout=timeout)
+        return open_client(
+            server, errlog=errlog, timeout=timeout, message_handler=self.notifications(server.name)
+        )
+
+    def notifications(self, server: str) -> Any:
+        """The SDK `message_handler` of `server`'s session: passes its notifications on."""
+
+        async def handle(message: Any) -> None:
+            if self.on_notification is not None and not isinstance(message, Exception):
+                await self.on_notification(server, message)
+
+        return handle
 
     async def _session(self, name: str) -> Client:
         loop = asyncio.get_running_loop()
@@ -267,6 +286,52 @@ class DirectTransport:
             raise TransportError(f"{server}.{tool}: call failed: {exc}") from exc
         dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         return dumped
+
+    async def client(self, server: str) -> Client:
+        """The initialized session of `server`, opened on first use.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started.
+        """
+        return await self._session(server)
+
+    async def read_resource(self, server: str, uri: str) -> dict[str, Any]:
+        """Read resource `uri` of `server`; the wire-form `ReadResourceResult`.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started, or refused or failed the read.
+        """
+        client = await self._session(server)
+        try:
+            result = await client.read_resource(uri)
+        except Exception as exc:
+            raise self._failed(client, f"{server}: reading {uri!r} failed: {exc}") from exc
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return dumped
+
+    async def get_prompt(
+        self, server: str, prompt: str, arguments: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Get prompt `prompt` of `server` with `arguments`; the wire-form `GetPromptResult`.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started, or refused or failed the request.
+        """
+        client = await self._session(server)
+        try:
+            result = await client.get_prompt(prompt, dict(arguments))
+        except Exception as exc:
+            raise self._failed(client, f"{server}.{prompt}: prompt failed: {exc}") from exc
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return dumped
+
+    @staticmethod
+    def _failed(client: Client, message: str) -> Exception:
+        problem = auth_problem(client)
+        return problem if problem is not None else TransportError(message)
 
     async def aclose(self) -> None:
         """Close every session this transport opened."""
