@@ -22,6 +22,7 @@ from ..runtime.errors import ConfigError
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.result import ExecutionResult
+from .approvals import terminal_hooks
 from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
     config_option,
@@ -53,6 +54,12 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Keep /state in DIR, for a later run to resume from (default: discarded).",
         ),
         json_option("Print the result as JSON."),
+        click.option(
+            "--approve-all",
+            is_flag=True,
+            help="Approve every call the config's approval policy says needs a person's yes, "
+            "without asking (default: ask on the terminal; refuse without one).",
+        ),
         unsafe_local_option(
             "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
@@ -77,7 +84,8 @@ async def _execute(code: str, filename: str, **options: Any) -> ExecutionResult:
     )
     try:
         await executor.start()
-        result = await executor.execute(code, filename=filename)
+        hooks = terminal_hooks(options["approve_all"])  # issue 17: approvals
+        result = await executor.execute(code, filename=filename, hooks=hooks)
         _show(result, options["as_json"])
         return result
     finally:

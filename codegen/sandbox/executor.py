@@ -44,6 +44,7 @@ from ..runtime.skills import SAVE_SERVER
 from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
 from . import runsc as runsc_module
+from .bridge.approval import ApprovalPolicy, approval_policy
 from .bridge.host import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESULT_BYTES,
@@ -59,6 +60,7 @@ from .bridge.skillsessions import SessionSkills, close_session, open_session
 from .bundle import BundleOptions
 from .channel import WorkerDied, WorkerProcess
 from .errors import SandboxError, SandboxUnavailableError
+from .hooks import ExecutionHooks
 from .inside.protocol import FAILED_TO_REPORT, Job, Outcome, ResultMessage
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .owner import stale, write_marker
@@ -125,6 +127,8 @@ class Executor:
         max_result_bytes: the largest tool result (refused while it streams in).
         cpu_budget: the host CPU the session's calls may use (scans, validation);
             by default one of its own.
+        approval: which calls need a person's yes; by default the `approval` section
+            of `config` (nothing without one). Who is asked is `execute(hooks=...)`'s.
     """
 
     unsafe = False
@@ -150,8 +154,10 @@ class Executor:
         origin: str = "api",
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         cpu_budget: CpuBudget | None = None,
+        approval: ApprovalPolicy | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
+        self.approval = approval if approval is not None else approval_policy(config)  # issue 17
         self.config = config
         self.privacy = _tokenizer(privacy, config)
         self.limits = limits or Limits()
@@ -258,6 +264,7 @@ class Executor:
             privacy=self.privacy,
             special=special,
             budget=self.cpu_budget,
+            approval=self.approval,
         )
         await asyncio.to_thread(sweep_stale_workdirs)
         self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
@@ -405,10 +412,12 @@ class Executor:
         filename: str = "<exec>",
         timeout: float | None = None,
         memory_mb: int | None = None,
+        hooks: ExecutionHooks | None = None,
     ) -> ExecutionResult:
         """Run `code` in a fresh process of a warm sandbox and return what it did.
 
         Errors of the code, and the limits it hits, are in the result, not raised.
+        `hooks` ask a person for approvals and hear the code's progress (see `hooks`).
 
         Raises:
             SandboxError: the executor is closed or no sandbox can be started.
@@ -422,6 +431,8 @@ class Executor:
         sandbox = await self._acquire()
         assert self._server is not None
         token, log = self._server.open()
+        if hooks is not None:  # issue 17: approvals and progress of this execution
+            hooks.attach(log)
         job: Job = {
             "id": token[:8],
             "code": code,

@@ -69,7 +69,7 @@ _OAUTH_KEYS = {
 }
 _GRANTS = ("authorization_code", "client_credentials")
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
-_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills"}
+_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills", "approval"}
 CLIENT_KEYS = frozenset(
     {"autoApprove", "alwaysAllow", "disabledTools", "dev", "gallery", "version", "icon"}
 )
@@ -270,6 +270,8 @@ class Config:
     """The raw `privacy` section (checked by the host's privacy module, not needed here)."""
     skills: Any = None
     """The raw `skills` section (who shares skills; checked by the host's skills module)."""
+    approval: Any = None
+    """The raw `approval` section (which calls need a person's yes; checked on the host)."""
     disabled: tuple[str, ...] = ()
     """The servers marked `"disabled": true`, left out of `servers`."""
     notes: tuple[str, ...] = ()
@@ -361,11 +363,13 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         else:
             servers.append(server)
     _check_privacy_servers(data.get("privacy"), list(entries), source)
+    _check_privacy_servers(data.get("approval"), list(entries), source, "approval")
     return Config(
         path=source,
         servers=tuple(servers),
         privacy=data.get("privacy"),
         skills=data.get("skills"),
+        approval=data.get("approval"),
         disabled=tuple(disabled),
         notes=tuple(notes),
         inputs=tuple(inputs.values()),
@@ -390,9 +394,12 @@ def _inputs(raw: Any, source: str) -> dict[str, InputSpec]:
     return found
 
 
-def _check_privacy_servers(privacy: Any, names: list[str], source: str) -> None:
-    # The rest of `privacy` is the host's to check; a server it names must exist here,
-    # or a typo would leave that server's data untokenized without a word.
+def _check_privacy_servers(
+    privacy: Any, names: list[str], source: str, section: str = "privacy"
+) -> None:
+    # The rest of `privacy` (and `approval`) is the host's to check; a server it names
+    # must exist here, or a typo would leave that server's data untokenized (its calls
+    # unapproved) without a word.
     if not isinstance(privacy, dict) or not isinstance(privacy.get("servers"), dict):
         return
     for name in privacy["servers"]:
@@ -403,7 +410,7 @@ def _check_privacy_servers(privacy: Any, names: list[str], source: str) -> None:
                 if close
                 else f"configured: {', '.join(names) or 'none'}"
             )
-            raise ConfigError(f"{source}: privacy.servers.{name}: no server {name!r} ({hint})")
+            raise ConfigError(f"{source}: {section}.servers.{name}: no server {name!r} ({hint})")
 
 
 class _Where:
