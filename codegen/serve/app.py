@@ -231,10 +231,10 @@ def build_server(settings: ServeSettings) -> Server[State]:
             # session, charged to its CPU budget.
             if params.name == "search_tools":
                 found = await state.budget(key).run(_search, state, arguments, state.skills(key))
-                return _with_note(state, key, found)  # issue 17: upstream changes
+                return await _with_note(state, key, found)  # issue 17: upstream changes
             if params.name == "read_module":
                 return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
-            return _with_note(state, key, await _execute(ctx, arguments, key))
+            return await _with_note(state, key, await _execute(ctx, arguments, key))
         finally:
             state.in_flight[key] -= 1
             if state.in_flight[key] <= 0:
@@ -316,11 +316,11 @@ def _watch_upstream(settings: ServeSettings, transport: DirectTransport) -> Upst
     return changes
 
 
-def _with_note(
+async def _with_note(
     state: State, key: Hashable | None, result: types.CallToolResult
 ) -> types.CallToolResult:
     """`result` with the note about upstream changes this session has not seen yet."""
-    note = state.changes.note_for(key) if state.changes is not None else None
+    note = await state.changes.note_for(key) if state.changes is not None else None
     if note is None:
         return result
     return result.model_copy(update={"content": [*result.content, types.TextContent(text=note)]})

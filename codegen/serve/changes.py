@@ -32,6 +32,7 @@ _LIST_CHANGED = (
 )
 _SHOWN_CHANGES = 3
 _MAX_SESSIONS_REMEMBERED = 10_000
+_SETTLE_SECONDS = 5.0
 
 
 class UpstreamChanges:
@@ -114,8 +115,15 @@ class UpstreamChanges:
             self.changed[server] = description
             self.version += 1
 
-    def note_for(self, session: Hashable | None) -> str | None:
-        """The note for `session`'s next result, once per change (None: nothing new)."""
+    async def note_for(self, session: Hashable | None) -> str | None:
+        """The note for `session`'s next result, once per change (None: nothing new).
+
+        A server being listed again after a notification is waited for (a moment at
+        most), so the result right after a change already says so.
+        """
+        pending = [task for task in self._tasks.values() if not task.done()]
+        if pending:
+            await asyncio.wait([asyncio.shield(task) for task in pending], timeout=_SETTLE_SECONDS)
         if not self.changed:
             return None
         key: Hashable = session if session is not None else object()

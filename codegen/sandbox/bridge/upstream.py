@@ -204,9 +204,12 @@ class BoundedTransport(DirectTransport):
         """
         handler = self.notifications(server.name)
         if isinstance(server, HttpServer):
-            async with open_client(
-                server, errlog=errlog, timeout=timeout, message_handler=handler
-            ) as client:
+            async with (
+                open_client(
+                    server, errlog=errlog, timeout=timeout, message_handler=handler
+                ) as client,
+                self._listening(client, server.name),
+            ):
                 yield client
             return
         from mcp import Client, StdioServerParameters
@@ -218,7 +221,53 @@ class BoundedTransport(DirectTransport):
         transport = bounded_stdio_client(
             params, errlog if errlog is not None else sys.stderr, self.max_message_bytes
         )
-        async with Client(
-            transport, read_timeout_seconds=timeout, cache=None, message_handler=handler
-        ) as client:
+        async with (
+            Client(
+                transport, read_timeout_seconds=timeout, cache=None, message_handler=handler
+            ) as client,
+            self._listening(client, server.name),
+        ):
             yield client
+
+    @asynccontextmanager
+    async def _listening(self, client: Client, server: str) -> AsyncIterator[None]:
+        """While the session lasts, pass on its list changes to `on_notification` (issue 17).
+
+        Handshake-era servers send them unasked (the `message_handler`); a server on
+        the 2026-07-28 protocol sends them only on a `subscriptions/listen` stream,
+        opened here when someone listens and the server says its lists can change.
+        """
+        from mcp.shared.subscriptions import event_to_notification
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        callback = self.on_notification
+        capabilities = client.server_capabilities
+        tools = bool(capabilities.tools and capabilities.tools.list_changed)
+        prompts = bool(capabilities.prompts and capabilities.prompts.list_changed)
+        resources = bool(capabilities.resources and capabilities.resources.list_changed)
+        if (
+            callback is None
+            or client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or not (tools or prompts or resources)
+        ):
+            yield
+            return
+
+        async def listen() -> None:
+            try:
+                async with client.listen(
+                    tools_list_changed=tools,
+                    prompts_list_changed=prompts,
+                    resources_list_changed=resources,
+                ) as subscription:
+                    async for event in subscription:
+                        await callback(server, event_to_notification(event, {}))
+            except Exception:  # the server refused or dropped the stream: no more notices
+                return
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(listen)
+            try:
+                yield
+            finally:
+                group.cancel_scope.cancel()
