@@ -317,26 +317,45 @@ def call_tool_blocking(
     """
     path, token = _address(path, token)
     line = _request(1, server, tool, arguments)
-    data = bytearray()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(path)
             sock.sendall(_hello(token) + line)
-            while not data.endswith(b"\n") and len(data) <= MAX_REPLY_BYTES:
-                chunk = sock.recv(_CHUNK)
-                if not chunk:
-                    break
-                data += chunk
+            data = _answer_line(sock, MAX_REPLY_BYTES)
     except OSError as exc:
         raise TransportError(f"the bridge to the host failed: {exc}") from None
+    return _result_of(_parsed(data))
+
+
+def _answer_line(sock: socket.socket, limit: int) -> bytes:
+    """The next answer line on a blocking connection (the only message in flight on it).
+
+    Raises:
+        OSError: the connection failed or timed out.
+    """
+    data = bytearray()
+    while not data.endswith(b"\n") and len(data) <= limit:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _parsed(data: bytes) -> dict[str, Any]:
+    """An answer line as a JSON object.
+
+    Raises:
+        TransportError: it is not one.
+    """
     try:
-        answer = json.loads(bytes(data))
+        answer = json.loads(data)
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
         raise TransportError("the host's answer could not be read")
-    return _result_of(answer)
+    return answer
 
 
 class BlockingChannel:
@@ -362,22 +381,15 @@ class BlockingChannel:
             try:
                 sock = self._connected(timeout)
                 sock.sendall(_line(next(self._ids), fields, str(fields.get("kind", "message"))))
-                data = bytearray()
-                while not data.endswith(b"\n") and len(data) <= _CHUNK:
-                    chunk = sock.recv(_CHUNK)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = _answer_line(sock, _CHUNK)
             except OSError as exc:
                 self._drop()
                 raise TransportError(f"the bridge to the host failed: {exc}") from None
-        try:
-            answer = json.loads(bytes(data))
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            self._drop()
-            raise TransportError("the host's answer could not be read")
+            try:
+                answer = _parsed(data)
+            except TransportError:
+                self._drop()
+                raise
         return _result_of(answer)
 
     def _connected(self, timeout: float) -> socket.socket:
