@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,24 +63,33 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     allow = dict(data, approval={"servers": {"filesystem": "destructive"}, "unattended": "allow"})
     lenient = base / "lenient.json"
     lenient.write_text(json.dumps(allow), encoding="utf-8")
-    return {"config": config, "lenient": lenient, "package": base / "pkg", "files": files}
+    hurried = dict(data, approval={"servers": {"filesystem": "destructive"}, "timeout": 1})
+    quick = base / "quick.json"
+    quick.write_text(json.dumps(hurried), encoding="utf-8")
+    return {
+        "config": config,
+        "lenient": lenient,
+        "quick": quick,
+        "package": base / "pkg",
+        "files": files,
+    }
 
 
-def serve_command(setup: dict[str, Path], *extra: str) -> list[str]:
+def serve_command(setup: dict[str, Path], *extra: str, config: str = "config") -> list[str]:
     return [
         sys.executable,
         "-m",
         "codegen.serve",
         "--config",
-        str(setup["config"]),
+        str(setup[config]),
         "--package",
         str(setup["package"]),
         *extra,
     ]
 
 
-def stdio_client(setup: dict[str, Path], **options: Any) -> Client:
-    command = serve_command(setup)
+def stdio_client(setup: dict[str, Path], config: str = "config", **options: Any) -> Client:
+    command = serve_command(setup, config=config)
     return Client(
         StdioServerParameters(command=command[0], args=command[1:], cwd=str(ROOT)), **options
     )
@@ -206,6 +218,27 @@ def test_serve_refuses_clearly_when_the_client_cannot_elicit(setup: dict[str, Pa
     ) in output
 
 
+def test_a_declined_or_unanswered_question_is_a_no(setup: dict[str, Path]) -> None:
+    files = setup["files"]
+    answers = iter(["decline", "never"])
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        answer = next(answers)
+        if answer == "never":
+            await asyncio.sleep(30)  # the person walked away; approval.timeout is 1 s
+        return types.ElicitResult(action="decline")
+
+    async def scenario() -> str:
+        async with stdio_client(setup, "quick", elicitation_callback=elicit) as client:
+            code = WRITE.format(names=["declined.txt", "unanswered.txt"], folder=str(files))
+            return text(await client.call_tool("execute_code", {"code": code}))
+
+    output = asyncio.run(scenario())
+    assert "declined.txt: filesystem.write_file was not approved: the person said no" in output
+    assert "unanswered.txt: filesystem.write_file was not approved: no answer within 1 s" in output
+    assert not (files / "declined.txt").exists() and not (files / "unanswered.txt").exists()
+
+
 def test_serve_over_http_asks_on_the_request_stream(setup: dict[str, Path]) -> None:
     files = setup["files"]
     process = subprocess.Popen(
@@ -289,6 +322,67 @@ def test_exec_without_a_terminal_refuses_unless_approve_all(setup: dict[str, Pat
     assert (files / "exec.txt").exists()
 
 
+def test_exec_asks_on_the_terminal_and_does_what_the_person_says(setup: dict[str, Path]) -> None:
+    files = setup["files"]
+    output = setup["files"].parent / "terminal.json"
+    code = WRITE.format(names=["tty-yes.txt", "tty-no.txt"], folder=str(files))
+    command = [
+        sys.executable,
+        "-m",
+        "codegen",
+        "exec",
+        "--config",
+        str(setup["config"]),
+        "--package",
+        str(setup["package"]),
+        "--json",
+        "-c",
+        code,
+    ]
+    # A real terminal: the child is a session leader on a pseudo-terminal (its /dev/tty),
+    # its result goes to a file, the questions come on the terminal and are answered there.
+    pid, terminal = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        result = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(result, 1)
+        os.execv(command[0], command)
+    shown = b""
+    questions: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([terminal], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            while b"[y/N]" in shown:
+                question, _, shown = shown.partition(b"[y/N]")
+                questions.append(question.decode("utf-8", "replace"))
+                os.write(terminal, b"y\n" if len(questions) == 1 else b"n\n")
+    finally:
+        os.close(terminal)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, shown.decode("utf-8", "replace")
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert len(questions) == 2
+    assert "filesystem.write_file" in questions[0] and "tty-yes.txt" in questions[0]
+    assert "[EMAIL_1]" in questions[0] and "ada@example.org" not in questions[0]
+    assert result["value"] == [
+        "tty-yes.txt",
+        "tty-no.txt: filesystem.write_file was not approved: the person said no",
+    ]
+    assert [call["approval"]["by"] for call in result["calls"]] == ["person", "person"]
+    assert [call["approval"]["decision"] for call in result["calls"]] == ["approved", "denied"]
+    assert (files / "tty-yes.txt").read_text(encoding="utf-8") == "for ada@example.org"
+    assert not (files / "tty-no.txt").exists()
+
+
 def test_the_policy_may_allow_calls_nobody_can_approve(setup: dict[str, Path]) -> None:
     files = setup["files"]
     done = exec_code(
@@ -335,6 +429,42 @@ for step in range(3):
     assert any("3/3: step 3" in message for message in messages), messages
 
 
+def test_code_flooding_the_bridge_with_progress_does_not_flood_the_client(
+    setup: dict[str, Path],
+) -> None:
+    received: list[str | None] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        received.append(message)
+
+    # Hostile code: past report_progress's own throttle, straight onto the bridge.
+    code = """
+import time
+from mcp_tools._runtime.bridge import BlockingChannel
+channel = BlockingChannel()
+sent, start = 0, time.monotonic()
+while time.monotonic() - start < 2:
+    channel.send({"kind": "progress", "done": sent, "message": f"flood {sent}"}, timeout=5)
+    sent += 1
+sent
+"""
+
+    async def scenario() -> tuple[str, float]:
+        async with stdio_client(setup) as client:
+            started = time.monotonic()
+            result = await client.call_tool(
+                "execute_code", {"code": code}, progress_callback=on_progress
+            )
+            return text(result), time.monotonic() - started
+
+    output, elapsed = asyncio.run(scenario())
+    sent = int(re.search(r"value: (\d+)", output).group(1))  # type: ignore[union-attr]
+    assert sent > 100, output  # the flood happened
+    # At most one notification per MIN_PROGRESS_GAP (0.25 s) of the call, plus the first.
+    assert 2 <= len(received) <= elapsed / 0.25 + 2, (len(received), elapsed)
+    assert any("flood" in (message or "") for message in received), received
+
+
 # --- upstream changes ----------------------------------------------------------------------------
 
 
@@ -367,6 +497,27 @@ def test_serve_says_when_an_upstream_server_changes_its_tools(setup: dict[str, P
     ) in older
     assert f"mcp-codegen build --config {setup['config']} --package {setup['package']}" in grown
     assert "changed since" not in later  # once per session
+
+
+def test_serve_says_when_upstream_prompts_or_resources_change(setup: dict[str, Path]) -> None:
+    async def scenario() -> list[str]:
+        async with stdio_client(setup) as client:
+            seen = []
+            code = "from servers.changing import add_prompt\nawait add_prompt(name='fresh')"
+            seen.append(text(await client.call_tool("execute_code", {"code": code})))
+            code = "from servers.older import add_resource\nawait add_resource(name='new')"
+            seen.append(text(await client.call_tool("execute_code", {"code": code})))
+            return seen
+
+    prompt, resource = asyncio.run(scenario())
+    assert (
+        "note: the MCP server 'changing' changed since this package was built: 1 change "
+        '(1 compatible): prompt "fresh" added (changing#/prompts/fresh)'
+    ) in prompt
+    assert (
+        "note: the MCP server 'older' changed since this package was built: 1 change "
+        '(1 compatible): resource "changing://new" added (older#/resources/changing:~1~1new)'
+    ) in resource
 
 
 @pytest.fixture(autouse=True)

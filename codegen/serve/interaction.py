@@ -10,7 +10,10 @@
   every second: the elapsed seconds as `progress` (always increasing, as MCP
   requires; no `total`), and a message with the tool calls so far and the last
   thing the code reported with `report_progress(done, total, message)`. A report of
-  the code is passed on at once, not at the next tick.
+  the code is passed on at once, not at the next tick, but never sooner than
+  `MIN_PROGRESS_GAP` after the previous notification: code that bypasses
+  `report_progress`'s own throttle and floods the bridge still costs the client at
+  most a few notifications a second (the latest report wins).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import mcp_types as types
 from ..sandbox.bridge.approval import Answer, ApprovalRequest
 from ..sandbox.hooks import CodeProgress, ExecutionHooks
 
-__all__ = ["APPROVAL_SCHEMA", "PROGRESS_INTERVAL", "execution_hooks"]
+__all__ = ["APPROVAL_SCHEMA", "MIN_PROGRESS_GAP", "PROGRESS_INTERVAL", "execution_hooks"]
 
 PROGRESS_INTERVAL = 1.0
 """Seconds between two progress notifications while code runs."""
+MIN_PROGRESS_GAP = 0.25
+"""Seconds at least between two progress notifications, however often the code reports."""
 
 APPROVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -80,6 +85,7 @@ class _Progress:
         self.ctx = ctx
         self.hooks = hooks
         self.started = time.monotonic()
+        self.sent = float("-inf")
         self.last_value = 0.0
         self.code: CodeProgress | None = None
         self.wake = asyncio.Event()
@@ -101,6 +107,12 @@ class _Progress:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), PROGRESS_INTERVAL)
+            # Reports arriving within the gap are folded into one notification: the
+            # code (or hostile code writing to the bridge itself) sets the pace only
+            # up to MIN_PROGRESS_GAP.
+            gap = self.sent + MIN_PROGRESS_GAP - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
             self.wake.clear()
             elapsed = time.monotonic() - self.started
             # Strictly increasing, as the spec requires, even for two reports in one tick.
@@ -108,6 +120,7 @@ class _Progress:
             self.last_value = value
             with contextlib.suppress(Exception):  # a client gone is the execution's business
                 await self.ctx.session.report_progress(value, None, self.message(elapsed))
+            self.sent = time.monotonic()
 
 
 def _progress_token(ctx: Any) -> Any:
