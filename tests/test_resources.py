@@ -435,3 +435,37 @@ def test_drift_classifies_resource_template_and_prompt_changes(demo_snapshot: Sn
     added = json.loads(json.dumps(everything))
     added["prompts"].append({"name": "extra", "arguments": []})
     assert diff_snapshots(old, Snapshot.model_validate({"servers": [added]})).bump() == "minor"
+
+
+def test_check_against_a_live_server_whose_templates_are_gone(
+    offerings: dict[str, Any], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from codegen.cli.drift import EXIT_BREAKING, check_command
+
+    # The same server, now answering resources/templates/list with "method not found".
+    args = [str(SERVERS / "offerings.py"), "--no-templates"]
+    config = write_config(
+        tmp_path / "mcp.json",
+        {
+            "offerings": {"command": sys.executable, "args": args},
+            "old": {"command": sys.executable, "args": args},
+        },
+    )
+    snapshot = offerings["out"] / "mcp-snapshot.json"
+    result = CliRunner().invoke(
+        check_command,
+        ["--config", str(config), "--snapshot", str(snapshot), "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == EXIT_BREAKING, result.output
+    document = json.loads(result.stdout)
+    assert {(c["severity"], c["kind"], c["server"], c["pointer"]) for c in document["changes"]} == {
+        ("breaking", "template-removed", "offerings", pointer)
+        for pointer in (
+            "/resourceTemplates/broken:~1~1{oops",
+            "/resourceTemplates/files:~1~1{owner}~1{repo}~1{+path}{?ref}",
+            "/resourceTemplates/notes:~1~1note~1{id}",
+        )
+    }
