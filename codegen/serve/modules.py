@@ -3,8 +3,9 @@
 Only the agent-facing modules are readable: `servers` (the list of servers),
 `servers.<server>` (a server's tools), `servers.<server>.<tool>` (one tool's
 signature, models and docstring), and `servers.<server>.resources` and
-`.prompts` (also by the path of one of their functions, as search shows it). The catalogue is a fixed allow-list made when
-the server starts, so a path is looked up, never joined onto the file system:
+`.prompts` (also by the path of one of their functions, as search shows it).
+The catalogue is a fixed allow-list made when the server starts, so a path is
+looked up, never joined onto the file system:
 `..`, absolute paths and the `_runtime` internals are simply not in it.
 
 Skills (`skills`, the index, and `skills.<name>`) are looked up on demand in the
