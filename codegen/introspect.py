@@ -29,6 +29,7 @@ import anyio
 from pydantic import ValidationError
 
 from .diagnostics import Diagnostics
+from .introspect_extras import list_extras
 from .progress import Progress, QuietProgress
 from .runtime.config import Config, ServerConfig
 from .runtime.direct import default_jobs, open_client, stderr_tail
@@ -195,7 +196,9 @@ async def _listing(server: ServerConfig, diagnostics: Diagnostics, timeout: floa
     _NOT_MCP.set(junk)  # this task's context: the server's reader task inherits it
     processes: list[ServerProcess] = []
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
-        task = asyncio.ensure_future(_list_within(server, errlog, deadline, processes.append))
+        task = asyncio.ensure_future(
+            _list_within(server, errlog, deadline, processes.append, diagnostics)
+        )
         await asyncio.wait({task}, timeout=deadline + STOP_BOUND)
         if task.done():
             snapshot = None
@@ -241,11 +244,12 @@ async def _list_within(
     errlog: Any,
     deadline: float,
     on_start: Callable[[ServerProcess], None],
+    diagnostics: Diagnostics,
 ) -> ServerSnapshot:
     got = _Reached()
     try:
         with anyio.fail_after(deadline):
-            await _list_server(server, errlog, deadline, on_start, got)
+            await _list_server(server, errlog, deadline, on_start, got, diagnostics)
     except TimeoutError:
         if got.snapshot is None:
             raise _Deadline(got.started) from None
@@ -322,6 +326,7 @@ async def _list_server(
     timeout: float,
     on_start: Callable[[ServerProcess], None],
     got: _Reached,
+    diagnostics: Diagnostics,
 ) -> None:
     async with open_client(server, errlog=errlog, timeout=timeout, on_start=on_start) as client:
         got.started = True
@@ -349,6 +354,9 @@ async def _list_server(
             seen.add(cursor)
         else:
             raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
+        extras = await list_extras(client)  # resources, templates, prompts (issue 17)
+        for warning in extras.warnings:
+            diagnostics.warn(warning, server=server.name)
         info = client.server_info
         try:
             snapshot = ServerSnapshot(
@@ -359,6 +367,7 @@ async def _list_server(
                 protocol_version=client.protocol_version,
                 instructions=client.instructions or None,
                 tools=tuple(tools),
+                **extras.fields,
             )
         except ValidationError as exc:
             raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc

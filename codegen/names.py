@@ -35,13 +35,16 @@ PythonIdentifier = NewType("PythonIdentifier", str)
 MCP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 # Names a generated module or server package defines or imports itself; a tool
-# function or module of the same name would shadow them.
+# function or module of the same name would shadow them (`resources` and `prompts`
+# are modules of every server package that has them).
 RESERVED = frozenset(
     {
         "annotations",
         "call_tool",
         "call_tool_structured",
         "lazy_tools",
+        "prompts",
+        "resources",
         "servers",
         "search_tools",
         "TYPE_CHECKING",

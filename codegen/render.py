@@ -20,6 +20,7 @@ from .index import IndexEntry
 from .names import MCP_NAME_PATTERN, assign_unique
 from .namespaces import listing
 from .progress import Progress, QuietProgress
+from .render_extras import extras_listing, render_extras
 from .snapshot import SNAPSHOT_FILENAME, ServerSnapshot, Snapshot
 from .templating import render_template
 from .toolmodule import BuiltTool, ToolJob, build_tools
@@ -75,6 +76,8 @@ class RenderedPackage:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     left_out: dict[str, str] = field(default_factory=dict)
     """Servers with no usable tool, which the package leaves out, with why."""
+    entries: list[IndexEntry] = field(default_factory=list)
+    """Index entries of the functions outside tool modules (resources, prompts)."""
 
 
 def header(digest: str) -> str:
@@ -283,6 +286,10 @@ def _render_server(
                 "required": "yes" if tool.input_schema.get("required") else "",
             }
         )
+    if view:  # a server left out keeps no resources or prompts modules either
+        extras = render_extras(server, server_ident, options.name, package.diagnostics)
+        package.files.update(extras.files)
+        package.entries.extend(extras.entries)
     return view
 
 
@@ -314,6 +321,7 @@ def _server_docstring(server: ServerSnapshot, ident: str, tools: list[dict[str, 
     # Namespaces may come from titles, server text like the summaries: escaped line by line.
     listed = listing([(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools])
     lines += [doc_text(line) for line in listed]
+    lines += extras_listing(server, ident)
     return "\n".join(lines) + "\n"
 
 

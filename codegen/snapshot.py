@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "SNAPSHOT_FILENAME",
     "SNAPSHOT_FORMAT",
+    "PromptArgumentSnapshot",
+    "PromptSnapshot",
+    "ResourceSnapshot",
+    "ResourceTemplateSnapshot",
     "ServerSnapshot",
     "Snapshot",
     "SnapshotError",
@@ -117,8 +122,69 @@ class ToolSnapshot(_Frozen):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+class ResourceSnapshot(_Frozen):
+    """One static resource as the server listed it (MCP `Resource`, wire spelling).
+
+    Its `size` and `annotations` (`lastModified`, ...) are left out: they change with
+    the content, not with what the server offers.
+    """
+
+    uri: str
+    name: str
+    title: str | None = None
+    description: str | None = None
+    mime_type: str | None = Field(default=None, alias="mimeType")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ResourceTemplateSnapshot(_Frozen):
+    """One resource template (RFC 6570 `uriTemplate`) as the server listed it."""
+
+    uri_template: str = Field(alias="uriTemplate")
+    name: str
+    title: str | None = None
+    description: str | None = None
+    mime_type: str | None = Field(default=None, alias="mimeType")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class PromptArgumentSnapshot(_Frozen):
+    """One argument of a prompt; prompt arguments are strings."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    required: bool = False
+
+
+class PromptSnapshot(_Frozen):
+    """One prompt as the server listed it, its arguments in the server's order."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    arguments: tuple[PromptArgumentSnapshot, ...] = ()
+
+    @field_validator("arguments")
+    @classmethod
+    def _unique(
+        cls, arguments: tuple[PromptArgumentSnapshot, ...]
+    ) -> tuple[PromptArgumentSnapshot, ...]:
+        _refuse_duplicates("prompt arguments", [argument.name for argument in arguments])
+        return arguments
+
+
+def _refuse_duplicates(what: str, keys: list[str]) -> None:
+    duplicates = sorted(key for key, count in Counter(keys).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"{what} listed twice: {', '.join(duplicates)}")
+
+
 class ServerSnapshot(_Frozen):
-    """One configured server: its key in `mcpServers`, what it said of itself, its tools."""
+    """One configured server: its key in `mcpServers`, what it said of itself, its tools,
+    and, when it offers them, its resources, resource templates and prompts."""
 
     name: str
     """The key under `mcpServers`; generated code calls the server by this name."""
@@ -128,6 +194,45 @@ class ServerSnapshot(_Frozen):
     protocol_version: str | None = None
     instructions: str | None = None
     tools: tuple[ToolSnapshot, ...] = ()
+    # None rather than empty: a server without them keeps the snapshot text it had
+    # before mcp-codegen listed them (and so its digest and package version).
+    resources: tuple[ResourceSnapshot, ...] | None = None
+    resource_templates: tuple[ResourceTemplateSnapshot, ...] | None = Field(
+        default=None, alias="resourceTemplates"
+    )
+    prompts: tuple[PromptSnapshot, ...] | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(
+        cls, resources: tuple[ResourceSnapshot, ...] | None
+    ) -> tuple[ResourceSnapshot, ...] | None:
+        if not resources:
+            return None
+        _refuse_duplicates("resource uris", [resource.uri for resource in resources])
+        return tuple(sorted(resources, key=lambda resource: resource.uri))
+
+    @field_validator("resource_templates")
+    @classmethod
+    def _templates(
+        cls, templates: tuple[ResourceTemplateSnapshot, ...] | None
+    ) -> tuple[ResourceTemplateSnapshot, ...] | None:
+        if not templates:
+            return None
+        _refuse_duplicates("resource templates", [template.uri_template for template in templates])
+        return tuple(sorted(templates, key=lambda template: template.uri_template))
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(
+        cls, prompts: tuple[PromptSnapshot, ...] | None
+    ) -> tuple[PromptSnapshot, ...] | None:
+        if not prompts:
+            return None
+        _refuse_duplicates("prompt names", [prompt.name for prompt in prompts])
+        return tuple(sorted(prompts, key=lambda prompt: prompt.name))
 
     @field_validator("tools")
     @classmethod

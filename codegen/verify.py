@@ -41,7 +41,11 @@ _CALLABLE = frozenset(
         "ConfigDict",
         "call_tool",
         "call_tool_structured",
+        "get_prompt",
         "lazy_tools",
+        "read_resource",
+        "read_template",
+        "ResourceInfo",
         "model_rebuild",
         "float",
         "constr",
@@ -61,7 +65,7 @@ _CALLABLE = frozenset(
     }
 )
 _CLASS_BASES = frozenset({"BaseModel", "RootModel", "Enum", "StrEnum", "IntEnum"})
-_MODULE_NAMES = frozenset({"__all__", "__getattr__", "__dir__"})
+_MODULE_NAMES = frozenset({"__all__", "__getattr__", "__dir__", "RESOURCES"})
 _FORBIDDEN_EXPRESSIONS = (ast.Lambda, ast.JoinedStr, ast.NamedExpr, ast.Yield, ast.YieldFrom)
 
 

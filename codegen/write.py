@@ -222,7 +222,10 @@ def stage_package(
         BuildError: formatting or verification failed.
     """
     root = str(staging)
-    index = _IndexBuild([tool.entry for tool in rendered.tools], staging / package / INDEX_FILENAME)
+    index = _IndexBuild(
+        [tool.entry for tool in rendered.tools] + rendered.entries,
+        staging / package / INDEX_FILENAME,
+    )
     try:
         return _stage(rendered, staging, root, package, cache, state, index)
     finally:

@@ -76,6 +76,17 @@ def _text(summary: dict[str, Any]) -> str:
                 f"p50 {_number(tool['duration_ms_p50'], 'ms'):>9}  "
                 f"p95 {_number(tool['duration_ms_p95'], 'ms'):>9}  {tool['errors']} errors"
             )
+    approvals = summary["approvals"]
+    lines.append(
+        "approvals: "
+        + (
+            ", ".join(
+                f"{decision} {count['count']} ({_counts(count['by'])})"
+                for decision, count in approvals.items()
+            )
+            or "none"
+        )
+    )
     lines.append("errors by type:" + ("" if summary["errors_by_type"] else " none"))
     lines += [f"  {kind}: {count}" for kind, count in summary["errors_by_type"].items()]
     events = summary["security_events_by_type"]

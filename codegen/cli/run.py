@@ -25,6 +25,7 @@ from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, UnsafeLocalExecutor
 from ..sandbox.policy import SandboxPolicy
 from ..sandbox.result import ExecutionResult
+from .approvals import terminal_hooks
 from .audit import start_audit
 from .errors import Command, exit_code, exit_codes_help, fail, print_warning
 from .options import (
@@ -61,6 +62,12 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         json_option("Print the result as JSON."),
         audit_option("execution and tool call"),
+        click.option(
+            "--approve-all",
+            is_flag=True,
+            help="Approve every call the config's approval policy says needs a person's yes, "
+            "without asking (default: ask on the terminal; refuse without one).",
+        ),
         unsafe_local_option(
             "Run WITHOUT isolation as a plain process (development only; no gVisor)."
         ),
@@ -87,7 +94,8 @@ async def _execute(
     )
     try:
         await executor.start()
-        result = await executor.execute(code, filename=filename)
+        hooks = terminal_hooks(options["approve_all"])  # issue 17: approvals
+        result = await executor.execute(code, filename=filename, hooks=hooks)
         _show(result, options["as_json"])
         return result
     finally:

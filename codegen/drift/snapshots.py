@@ -1,13 +1,15 @@
 """Drift between two snapshots, server by server and tool by tool.
 
 Servers and tools present on one side only are added or removed; a tool whose
-definition changed is compared field by field, its schemas by `SchemaComparison`.
+definition changed is compared field by field, its schemas by `SchemaComparison`;
+resources, templates and prompts by `extras.diff_extras`.
 """
 
 from __future__ import annotations
 
 from ..snapshot import ServerSnapshot, Snapshot, ToolSnapshot
 from .changes import SEVERITIES, Change, DriftReport
+from .extras import diff_extras
 from .schemas import SchemaComparison, canon, short
 
 __all__ = ["diff_snapshots"]
@@ -115,6 +117,7 @@ def _diff_server(old: ServerSnapshot, new: ServerSnapshot) -> list[Change]:
     for name in sorted(old_tools.keys() & new_tools.keys()):
         if old_tools[name].digest() != new_tools[name].digest():  # same definition, no change
             changes.extend(_diff_tool(old.name, old_tools[name], new_tools[name]))
+    changes.extend(diff_extras(old, new))  # resources, templates, prompts (issue 17)
     return changes
 
 

@@ -10,6 +10,13 @@ and the host answers with one line, `{"id": 7, "result": {...}}` or
 checks every call against the snapshot and the tool's input schema before any
 server sees it.
 
+Resources and prompts travel the same way, with a `kind`: `{"id": 8, "kind":
+"resource", "server": ..., "uri": ...}` (or `"template"` and `"arguments"`, which
+the host expands itself), `{"id": 9, "kind": "prompt", "server": ..., "prompt":
+..., "arguments": {...}}`. A call refused for want of a person's approval is
+answered `{"id": 7, "error": "...", "denied": {"server": ..., "tool": ...}}`, and
+raises `ApprovalDenied`.
+
 `call_tool_blocking` makes one call over a connection of its own, for code that
 cannot await (`save_skill` is called from plain and async code alike).
 
@@ -24,15 +31,17 @@ import itertools
 import json
 import os
 import socket
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import TransportError
+from .errors import ApprovalDenied, TransportError
 
 __all__ = [
     "BRIDGE_SOCKET_ENV",
     "BRIDGE_TOKEN_ENV",
     "MAX_REPLY_BYTES",
+    "BlockingChannel",
     "BridgeTransport",
     "call_tool_blocking",
 ]
@@ -75,14 +84,20 @@ def _request(call_id: int, server: str, tool: str, arguments: Mapping[str, Any])
     Raises:
         TransportError: the arguments are not JSON.
     """
+    fields = {"server": server, "tool": tool, "arguments": dict(arguments)}
+    return _line(call_id, fields, f"{server}.{tool}")
+
+
+def _line(call_id: int, fields: Mapping[str, Any], what: str) -> bytes:
+    """A request line of `fields` with its id.
+
+    Raises:
+        TransportError: a value is not JSON.
+    """
     try:
-        line = json.dumps(
-            {"id": call_id, "server": server, "tool": tool, "arguments": dict(arguments)},
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        line = json.dumps({"id": call_id, **fields}, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TransportError(f"{server}.{tool}: arguments are not JSON: {exc}") from None
+        raise TransportError(f"{what}: arguments are not JSON: {exc}") from None
     return line.encode("utf-8") + b"\n"
 
 
@@ -94,6 +109,9 @@ def _result_of(answer: dict[str, Any]) -> dict[str, Any]:
     """
     error = answer.get("error")
     result = answer.get("result")
+    denied = answer.get("denied")
+    if error is not None and isinstance(denied, dict):
+        raise ApprovalDenied(str(denied.get("server", "")), str(denied.get("tool", "")), str(error))
     if error is not None:
         raise TransportError(str(error))
     if not isinstance(result, dict):
@@ -145,7 +163,7 @@ class _Connection:
             return
         try:
             future.set_result(_result_of(message))
-        except TransportError as exc:
+        except (TransportError, ApprovalDenied) as exc:
             future.set_exception(exc)
 
     def _fail(self, reason: str) -> None:
@@ -207,12 +225,59 @@ class BridgeTransport:
         Raises:
             TransportError: the arguments are not JSON, the bridge is closed, or the
                 host refused the call (unknown tool, invalid arguments, failure).
+            ApprovalDenied: the call needs a person's approval and did not get it.
         """
+        fields = {"server": server, "tool": tool, "arguments": dict(arguments)}
+        return await self._send(fields, f"{server}.{tool}")
+
+    async def read_resource(self, server: str, uri: str) -> dict[str, Any]:
+        """Read a resource through the host (wire-form `ReadResourceResult`).
+
+        Raises:
+            TransportError: the bridge failed, or the host refused the read (a uri
+                that is none of the server's resources or templates) or it failed.
+        """
+        return await self._send({"kind": "resource", "server": server, "uri": uri}, server)
+
+    async def read_template(
+        self, server: str, template: str, arguments: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Read the resource of a template through the host, which expands it itself.
+
+        Raises:
+            TransportError: as `read_resource`; or a value does not fit the template.
+        """
+        fields = {
+            "kind": "resource",
+            "server": server,
+            "template": template,
+            "arguments": dict(arguments),
+        }
+        return await self._send(fields, server)
+
+    async def get_prompt(
+        self, server: str, prompt: str, arguments: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Get a prompt through the host (wire-form `GetPromptResult`).
+
+        Raises:
+            TransportError: the bridge failed, the prompt is unknown, a required
+                argument is missing, or the server refused.
+        """
+        fields = {
+            "kind": "prompt",
+            "server": server,
+            "prompt": prompt,
+            "arguments": dict(arguments),
+        }
+        return await self._send(fields, f"{server}.{prompt}")
+
+    async def _send(self, fields: Mapping[str, Any], what: str) -> dict[str, Any]:
         connection = await self._connect()
         if connection.broken is not None:
             raise TransportError(connection.broken)
         call_id = next(self._ids)
-        line = _request(call_id, server, tool, arguments)
+        line = _line(call_id, fields, what)
         future: asyncio.Future[dict[str, Any]] = connection.loop.create_future()
         connection.pending[call_id] = future
         try:
@@ -220,7 +285,7 @@ class BridgeTransport:
             await connection.writer.drain()
             return await future
         except OSError as exc:
-            raise TransportError(f"{server}.{tool}: the bridge to the host failed: {exc}") from exc
+            raise TransportError(f"{what}: the bridge to the host failed: {exc}") from exc
         finally:
             connection.pending.pop(call_id, None)
 
@@ -252,23 +317,98 @@ def call_tool_blocking(
     """
     path, token = _address(path, token)
     line = _request(1, server, tool, arguments)
-    data = bytearray()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(path)
             sock.sendall(_hello(token) + line)
-            while not data.endswith(b"\n") and len(data) <= MAX_REPLY_BYTES:
-                chunk = sock.recv(_CHUNK)
-                if not chunk:
-                    break
-                data += chunk
+            data = _answer_line(sock, MAX_REPLY_BYTES)
     except OSError as exc:
         raise TransportError(f"the bridge to the host failed: {exc}") from None
+    return _result_of(_parsed(data))
+
+
+def _answer_line(sock: socket.socket, limit: int) -> bytes:
+    """The next answer line on a blocking connection (the only message in flight on it).
+
+    Raises:
+        OSError: the connection failed or timed out.
+    """
+    data = bytearray()
+    while not data.endswith(b"\n") and len(data) <= limit:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _parsed(data: bytes) -> dict[str, Any]:
+    """An answer line as a JSON object.
+
+    Raises:
+        TransportError: it is not one.
+    """
     try:
-        answer = json.loads(bytes(data))
+        answer = json.loads(data)
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
         raise TransportError("the host's answer could not be read")
-    return _result_of(answer)
+    return answer
+
+
+class BlockingChannel:
+    """One blocking connection to the host, kept open, for short messages from plain code
+    (`report_progress`), one at a time. It belongs to the process that opened it."""
+
+    def __init__(self, path: str | None = None, token: str | None = None):
+        self._path = path
+        self._token = token
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._sock: socket.socket | None = None
+        self._owner = 0
+
+    def send(self, fields: Mapping[str, Any], *, timeout: float) -> dict[str, Any]:
+        """Send one message and wait for its answer.
+
+        Raises:
+            TransportError: not inside a sandbox, the bridge failed or timed out, or
+                the host refused the message.
+        """
+        with self._lock:
+            try:
+                sock = self._connected(timeout)
+                sock.sendall(_line(next(self._ids), fields, str(fields.get("kind", "message"))))
+                data = _answer_line(sock, _CHUNK)
+            except OSError as exc:
+                self._drop()
+                raise TransportError(f"the bridge to the host failed: {exc}") from None
+            try:
+                answer = _parsed(data)
+            except TransportError:
+                self._drop()
+                raise
+        return _result_of(answer)
+
+    def _connected(self, timeout: float) -> socket.socket:
+        if self._sock is None or self._owner != os.getpid():
+            path, token = _address(self._path, self._token)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(path)
+                sock.sendall(_hello(token))
+            except OSError:
+                sock.close()
+                raise
+            self._sock, self._owner = sock, os.getpid()
+        self._sock.settimeout(timeout)
+        return self._sock
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._sock = None

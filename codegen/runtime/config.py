@@ -69,7 +69,16 @@ _OAUTH_KEYS = {
 }
 _GRANTS = ("authorization_code", "client_credentials")
 _HTTP_TYPES = {"http", "streamable-http", "streamableHttp", "streamable_http"}
-_TOP_KEYS = {"mcpServers", "servers", "inputs", "$schema", "privacy", "skills", "sandbox"}
+_TOP_KEYS = {
+    "mcpServers",
+    "servers",
+    "inputs",
+    "$schema",
+    "privacy",
+    "skills",
+    "sandbox",
+    "approval",
+}
 CLIENT_KEYS = frozenset(
     {"autoApprove", "alwaysAllow", "disabledTools", "dev", "gallery", "version", "icon"}
 )
@@ -272,6 +281,8 @@ class Config:
     """The raw `skills` section (who shares skills; checked by the host's skills module)."""
     sandbox: Any = None
     """The raw `sandbox` section (limits, packages, network; checked by the host's policy module)."""
+    approval: Any = None
+    """The raw `approval` section (which calls need a person's yes; checked on the host)."""
     disabled: tuple[str, ...] = ()
     """The servers marked `"disabled": true`, left out of `servers`."""
     notes: tuple[str, ...] = ()
@@ -363,12 +374,14 @@ def parse_config(data: Any, *, source: str = "mcp.json", base_dir: str = ".") ->
         else:
             servers.append(server)
     _check_privacy_servers(data.get("privacy"), list(entries), source)
+    _check_privacy_servers(data.get("approval"), list(entries), source, "approval")
     return Config(
         path=source,
         servers=tuple(servers),
         privacy=data.get("privacy"),
         skills=data.get("skills"),
         sandbox=data.get("sandbox"),
+        approval=data.get("approval"),
         disabled=tuple(disabled),
         notes=tuple(notes),
         inputs=tuple(inputs.values()),
@@ -393,9 +406,12 @@ def _inputs(raw: Any, source: str) -> dict[str, InputSpec]:
     return found
 
 
-def _check_privacy_servers(privacy: Any, names: list[str], source: str) -> None:
-    # The rest of `privacy` is the host's to check; a server it names must exist here,
-    # or a typo would leave that server's data untokenized without a word.
+def _check_privacy_servers(
+    privacy: Any, names: list[str], source: str, section: str = "privacy"
+) -> None:
+    # The rest of `privacy` (and `approval`) is the host's to check; a server it names
+    # must exist here, or a typo would leave that server's data untokenized (its calls
+    # unapproved) without a word.
     if not isinstance(privacy, dict) or not isinstance(privacy.get("servers"), dict):
         return
     for name in privacy["servers"]:
@@ -406,7 +422,7 @@ def _check_privacy_servers(privacy: Any, names: list[str], source: str) -> None:
                 if close
                 else f"configured: {', '.join(names) or 'none'}"
             )
-            raise ConfigError(f"{source}: privacy.servers.{name}: no server {name!r} ({hint})")
+            raise ConfigError(f"{source}: {section}.servers.{name}: no server {name!r} ({hint})")
 
 
 class _Where:

@@ -23,7 +23,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -79,11 +79,13 @@ async def open_client(
     login: LoginPrompt | None = None,
     on_start: Callable[[ServerProcess], None] | None = None,
     max_message_bytes: int | None = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[Client]:
     """Start or connect to `server` and yield an initialized SDK `Client`.
 
     An HTTP server that answers 401 is logged in to with OAuth (`runtime.oauth`);
     only with `login` (from `mcp-codegen login`) may that involve a person.
+    `message_handler` receives the server's notifications (the SDK's `message_handler`).
 
     A stdio server's process is stopped and killed, group and all, when the
     block is left, whichever way (see `stdio`). `on_start`, if given, receives
@@ -118,6 +120,7 @@ async def open_client(
                     streamable_http_client(http.url, http_client=http_client),
                     read_timeout_seconds=timeout,
                     cache=None,
+                    message_handler=message_handler,
                 ) as client,
             ):
                 if auth is not None:
@@ -151,7 +154,9 @@ async def open_client(
             on_start=on_start,
             max_message_bytes=max_message_bytes or MAX_MESSAGE_BYTES,
         )
-    async with Client(transport, read_timeout_seconds=timeout, cache=None) as client:
+    async with Client(
+        transport, read_timeout_seconds=timeout, cache=None, message_handler=message_handler
+    ) as client:
         yield client
 
 
@@ -195,13 +200,73 @@ def _exit_text(returncode: int | None) -> str:
     return f"it exited with status {returncode}"
 
 
+_Notify = Callable[[Any], Awaitable[None]]
+"""Where a session's unasked messages go (an SDK `message_handler`)."""
+
+
+@asynccontextmanager
+async def _listening(client: Client, notify: _Notify | None) -> AsyncIterator[None]:
+    """While the block lasts, pass the server's list changes on to `notify`.
+
+    Handshake-era servers send them unasked (to the `message_handler`); a server on
+    the 2026-07-28 protocol sends them only on a `subscriptions/listen` stream,
+    opened here when someone listens and the server says its lists can change.
+    """
+    if notify is None:
+        yield
+        return
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    capabilities = client.server_capabilities
+    tools = bool(capabilities.tools and capabilities.tools.list_changed)
+    prompts = bool(capabilities.prompts and capabilities.prompts.list_changed)
+    resources = bool(capabilities.resources and capabilities.resources.list_changed)
+    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
+        tools or prompts or resources
+    ):
+        yield
+        return
+    import anyio
+    from mcp.shared.subscriptions import event_to_notification
+
+    async def listen() -> None:
+        try:
+            async with client.listen(
+                tools_list_changed=tools,
+                prompts_list_changed=prompts,
+                resources_list_changed=resources,
+            ) as subscription:
+                async for event in subscription:
+                    await notify(event_to_notification(event, {}))
+        except Exception:  # the server refused or dropped the stream: no more notices
+            return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(listen)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
+
+
 class _HeldSession:
     """One server's session, owned by a task that enters and leaves it."""
 
-    def __init__(self, server: ServerConfig, timeout: float, max_message_bytes: int | None):
+    def __init__(
+        self,
+        server: ServerConfig,
+        timeout: float,
+        max_message_bytes: int | None,
+        notify: _Notify | None = None,
+        listen: bool = False,
+    ):
         self.server = server
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
+        self.notify = notify
+        """Receives what the server sends unasked (its SDK `message_handler`)."""
+        self.listen = listen
+        """Whether to open a `subscriptions/listen` stream, for servers that need one."""
         # Closed in aclose(): it outlives this method, so no `with` can hold it.
         self.errlog: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self.process: ServerProcess | None = None
@@ -219,13 +284,17 @@ class _HeldSession:
 
     async def _hold(self) -> None:
         try:
-            async with open_client(
-                self.server,
-                errlog=self.errlog,
-                timeout=self.timeout,
-                on_start=self._started,
-                max_message_bytes=self.max_message_bytes,
-            ) as client:
+            async with (
+                open_client(
+                    self.server,
+                    errlog=self.errlog,
+                    timeout=self.timeout,
+                    on_start=self._started,
+                    max_message_bytes=self.max_message_bytes,
+                    message_handler=self.notify,
+                ) as client,
+                _listening(client, self.notify if self.listen else None),
+            ):
                 self._ready.set_result(client)
                 await self._until_stopped_or_ended()
         except BaseException as exc:
@@ -317,6 +386,9 @@ class DirectTransport:
         self._sessions: dict[str, _HeldSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_notification: Callable[[str, Any], Awaitable[None]] | None = None
+        """Called with (server, notification) for what a server sends unasked
+        (`tools/list_changed`...); `serve` sets it to notice upstream changes."""
 
     @property
     def config(self) -> Config:
@@ -329,6 +401,15 @@ class DirectTransport:
             source = self._config_source
             self._config = load_config(source if not isinstance(source, Config) else None)
         return self._config
+
+    def notifications(self, server: str) -> _Notify:
+        """The SDK `message_handler` of `server`'s session: passes its notifications on."""
+
+        async def handle(message: Any) -> None:
+            if self.on_notification is not None and not isinstance(message, Exception):
+                await self.on_notification(server, message)
+
+        return handle
 
     def _held(self, name: str) -> _HeldSession:
         loop = asyncio.get_running_loop()
@@ -347,7 +428,14 @@ class DirectTransport:
             held = None
         if held is None:
             server = self.config.server(name)
-            held = _HeldSession(server, server.timeout or self.timeout, self.max_message_bytes)
+            held = _HeldSession(
+                server,
+                server.timeout or self.timeout,
+                self.max_message_bytes,
+                notify=self.notifications(name),
+                # The listen stream is opened with the session: only if someone listens then.
+                listen=self.on_notification is not None,
+            )
             self._sessions[name] = held
         return held
 
@@ -405,33 +493,87 @@ class DirectTransport:
         try:
             result = await client.call_tool(tool, dict(arguments))
         except Exception as exc:
-            problem = auth_problem(client)
-            if problem is not None:
-                raise problem from None
-            raise await self._call_failed(held, tool, exc) from exc
+            raise await self._failed(
+                held, client, exc, f"the call to {tool!r}", f"{server}.{tool}: call failed"
+            ) from exc
         dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         return dumped
 
-    async def _call_failed(self, held: _HeldSession, tool: str, exc: Exception) -> TransportError:
+    async def _failed(
+        self, held: _HeldSession, client: Client, exc: Exception, request: str, refused: str
+    ) -> Exception:
+        """The error to raise for `request` (a tool call, resource read, prompt) that failed
+        with `exc`: the server's refusal (`refused: ...`), a refused login, or a dead server.
+        """
         from mcp.shared.exceptions import MCPError
         from mcp_types import CONNECTION_CLOSED
 
+        problem = auth_problem(client)
+        if problem is not None:
+            return problem
         name = held.server.name
         if isinstance(exc, MCPError) and exc.error.code != CONNECTION_CLOSED and held.alive:
-            # The server answered the call with an error: its session is fine.
-            return TransportError(f"{name}.{tool}: call failed: {exc}")
+            # The server answered with an error: its session is fine.
+            return TransportError(f"{refused}: {exc}")
         # The connection is gone: give the next call a new session.
         if self._sessions.get(name) is held:
             self._sessions.pop(name)
         # Its stdout may close a moment before its exit status is there to read.
         if held.process is not None and await held.process.wait_exit(0.5):
-            why = f"died during the call to {tool!r} ({held.ended_text()})"
+            why = f"died during {request} ({held.ended_text()})"
         else:
-            why = f"lost its connection during the call to {tool!r} ({exc or type(exc).__name__})"
+            why = f"lost its connection during {request} ({exc or type(exc).__name__})"
         error = held.failure(f"{why}; the next call starts it again")
         with contextlib.suppress(Exception):
             await held.aclose()
         return error
+
+    async def client(self, server: str) -> Client:
+        """The initialized session of `server`, opened on first use.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started.
+        """
+        return (await self._session(server))[1]
+
+    async def read_resource(self, server: str, uri: str) -> dict[str, Any]:
+        """Read resource `uri` of `server`; the wire-form `ReadResourceResult`.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started, refused or failed the
+                read, or died during it (the next request starts it again).
+        """
+        held, client = await self._session(server)
+        try:
+            result = await client.read_resource(uri)
+        except Exception as exc:
+            raise await self._failed(
+                held, client, exc, f"reading {uri!r}", f"{server}: reading {uri!r} failed"
+            ) from exc
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return dumped
+
+    async def get_prompt(
+        self, server: str, prompt: str, arguments: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Get prompt `prompt` of `server` with `arguments`; the wire-form `GetPromptResult`.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: the server could not be started, refused or failed the
+                request, or died during it (the next request starts it again).
+        """
+        held, client = await self._session(server)
+        try:
+            result = await client.get_prompt(prompt, dict(arguments))
+        except Exception as exc:
+            raise await self._failed(
+                held, client, exc, f"the prompt {prompt!r}", f"{server}.{prompt}: prompt failed"
+            ) from exc
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return dumped
 
     async def aclose(self) -> None:
         """Close every session this transport opened."""

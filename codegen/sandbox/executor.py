@@ -53,6 +53,7 @@ from ..runtime.transport import Transport
 from ..snapshot import SNAPSHOT_FILENAME, Snapshot, SnapshotError
 from ..telemetry import security_event, traced_execution
 from . import runsc as runsc_module
+from .bridge.approval import ApprovalPolicy, approval_policy
 from .bridge.host import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESULT_BYTES,
@@ -69,6 +70,7 @@ from .bundle import BundleOptions, distribution_paths, import_names
 from .channel import WorkerDied, WorkerProcess
 from .egress.proxy import EgressProxy, Resolver
 from .errors import SandboxError, SandboxUnavailableError
+from .hooks import ExecutionHooks
 from .inside.protocol import FAILED_TO_REPORT, DiskQuota, Job, Outcome, ResultMessage
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .owner import stale, write_marker
@@ -151,6 +153,8 @@ class Executor:
             `limits` and `quotas`, when given, take the place of the policy's.
             Without one: the defaults, no network, and only a syntax check.
         resolver: how the egress proxy resolves host names (a hosts file, for tests).
+        approval: which calls need a person's yes; by default the `approval` section
+            of `config` (nothing without one). Who is asked is `execute(hooks=...)`'s.
     """
 
     unsafe = False
@@ -178,8 +182,10 @@ class Executor:
         cpu_budget: CpuBudget | None = None,
         policy: SandboxPolicy | None = None,
         resolver: Resolver | None = None,
+        approval: ApprovalPolicy | None = None,
     ):
         self.package_dir, self.snapshot_path = _resolve_package(package_dir)
+        self.approval = approval if approval is not None else approval_policy(config)  # issue 17
         self.config = config
         self.privacy = _tokenizer(privacy, config)
         self.policy = policy or SandboxPolicy(check_code="off")
@@ -308,6 +314,7 @@ class Executor:
             privacy=self.privacy,
             special=special,
             budget=self.cpu_budget,
+            approval=self.approval,
         )
         await asyncio.to_thread(sweep_stale_workdirs)
         self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
@@ -500,10 +507,12 @@ class Executor:
         filename: str = "<exec>",
         timeout: float | None = None,
         memory_mb: int | None = None,
+        hooks: ExecutionHooks | None = None,
     ) -> ExecutionResult:
         """Run `code` in a fresh process of a warm sandbox and return what it did.
 
         Errors of the code, and the limits it hits, are in the result, not raised.
+        `hooks` ask a person for approvals and hear the code's progress (see `hooks`).
 
         Raises:
             SandboxError: the executor is closed or no sandbox can be started.
@@ -535,6 +544,8 @@ class Executor:
         assert self._server is not None
         token, log = self._server.open()
         connections = self._egress.open(token) if self._egress is not None else None
+        if hooks is not None:  # issue 17: approvals and progress of this execution
+            hooks.attach(log)
         job: Job = {
             "id": token[:8],
             "code": code,

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Approval",
     "CheckDiagnostic",
     "ExecutionError",
     "ExecutionResult",
@@ -15,13 +16,27 @@ __all__ = [
 ]
 
 
+class Approval(BaseModel):
+    """The decision on a call that needed a person's approval (the `approval` policy)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["approved", "denied"]
+    by: str
+    """Who decided: "person", "approve-all" (`--approve-all`), "policy" (`unattended: allow`),
+    "timeout" (no answer), or why nobody could be asked ("no-elicitation", "no-terminal")."""
+    reason: str = ""
+
+
 class ToolCall(BaseModel):
-    """One tool call the code made through the bridge, as the host saw it."""
+    """One tool call (or resource read, or prompt) the code made through the bridge,
+    as the host saw it."""
 
     model_config = ConfigDict(frozen=True)
 
     server: str
     tool: str
+    """The tool's name; for a resource, its uri; for a prompt, its name."""
     duration_ms: float
     bytes_in: int
     """Size of the request line the sandbox sent."""
@@ -29,6 +44,9 @@ class ToolCall(BaseModel):
     """Size of the answer line sent back into the sandbox."""
     ok: bool
     error: str | None = None
+    kind: Literal["tool", "resource", "prompt"] = "tool"
+    approval: Approval | None = None
+    """Set when the call needed a person's approval: the decision, who made it, why."""
 
 
 class NetworkConnection(BaseModel):

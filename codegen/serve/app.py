@@ -8,10 +8,12 @@ timeout, or shutdown). Each session sees the shared skills and its own (see
 request, or (over stdio) exits, the execution is stopped at once: its processes
 are killed and no further tool call of it leaves the bridge. What a client may
 hold (sessions, requests in flight, idle time) is bounded by `ServeLimits`.
-The 2026-07-28 protocol has no sessions, so over HTTP
+The 2026-07-28 protocol has no sessions, and no requests from server to
+client in the middle of a call (an approval asked by elicitation), so
 `server/discover` answers "method not found" and clients negotiate the
-handshake era; a request that still arrives without a session runs in a
-workspace of its own that ends with the request.
+handshake era, over HTTP and (since issue 17's approvals) over stdio; a request
+that still arrives without a session runs in a workspace of its own that ends
+with the request.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..package import BuiltPackage
 from ..runtime.direct import DirectTransport
 from ..runtime.errors import ConfigError
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
+from ..sandbox.bridge.approval import ApprovalPolicy, approval_policy
 from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
 from ..sandbox.bridge.limits import CpuBudget
 from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
@@ -45,10 +48,13 @@ from ..sandbox.bridge.skills import SkillStore, default_skills_dir
 from ..sandbox.egress.proxy import Resolver
 from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, UnsafeLocalExecutor
+from ..sandbox.hooks import ExecutionHooks
 from ..sandbox.policy import SandboxPolicy
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
 from ..telemetry import request, security_event, session_closed, session_opened
+from .changes import UpstreamChanges
+from .interaction import execution_hooks
 from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
@@ -121,6 +127,10 @@ class State:
     """The config's `privacy` section, applied to every session as `exec` applies it."""
     budgets: dict[Hashable, CpuBudget] = dataclasses.field(default_factory=dict)
     """Each session's host CPU: its tool calls, searches and module reads draw on it."""
+    approval: ApprovalPolicy = dataclasses.field(default_factory=ApprovalPolicy)
+    """The config's `approval` section: which calls need a person's yes (issue 17)."""
+    changes: UpstreamChanges | None = None
+    """Upstream servers that changed since the build (their `list_changed`), issue 17."""
 
     def budget(self, key: Hashable | None) -> CpuBudget:
         """The CPU budget of session `key` (a fresh one for a call without a session)."""
@@ -144,6 +154,7 @@ class State:
             cpu_budget=self.budget(key),
             policy=policy,
             resolver=settings.resolver,
+            approval=self.approval,
         )
 
     def skills(self, key: Hashable | None) -> SkillStore:
@@ -173,11 +184,16 @@ def build_server(settings: ServeSettings) -> Server[State]:
     skills = SkillStore(settings.skills, settings.package.import_dir)
     catalogue = Catalogue.of(settings.package.import_dir, skills)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
-    tool_paths = sorted(name for name in catalogue.files if name.count(".") == 2)
+    tool_paths = sorted(
+        name
+        for name in catalogue.files
+        if name.count(".") == 2 and name.rpartition(".")[2] not in ("resources", "prompts")
+    )
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
     example = example or (tool_paths[0] if tool_paths else "servers.example.tool")
     tools = tool_list(settings.policy.timeout)
     policy = _privacy_policy(settings.config)
+    approval = approval_policy(settings.config)  # issue 17
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
@@ -189,7 +205,11 @@ def build_server(settings: ServeSettings) -> Server[State]:
             Workspaces(lambda key: state.new_executor(key)),
             transport,
             privacy=policy,
+            approval=approval,
         )
+        # Before the preconnect: a session listens for upstream changes only if someone
+        # listens when it opens (the 2026-07-28 protocol's `subscriptions/listen`).
+        state.changes = _watch_upstream(settings, transport)  # issue 17
         warming = asyncio.ensure_future(_preconnect(transport)) if settings.preconnect else None
         if settings.transport == "stdio":
             session_opened("stdio", "stdio")  # telemetry
@@ -201,6 +221,7 @@ def build_server(settings: ServeSettings) -> Server[State]:
             # Shielded: when the client is gone, this scope is being cancelled, and the
             # sandboxes and their /state mounts must still be removed.
             with anyio.CancelScope(shield=True):
+                await state.changes.aclose()
                 if warming is not None:
                     warming.cancel()
                     await asyncio.wait({warming}, timeout=5)
@@ -241,10 +262,11 @@ def build_server(settings: ServeSettings) -> Server[State]:
         # Searches and module reads run off the event loop, one at a time per
         # session, charged to its CPU budget.
         if name == "search_tools":
-            return await state.budget(key).run(_search, state, arguments, state.skills(key))
+            found = await state.budget(key).run(_search, state, arguments, state.skills(key))
+            return await _with_note(state, key, found)  # issue 17: upstream changes
         if name == "read_module":
             return await state.budget(key).run(_read_module, state.catalogue_of(key), arguments)
-        return await _execute(ctx, arguments, key)
+        return await _with_note(state, key, await _execute(ctx, arguments, key))
 
     async def list_resources(
         ctx: Context, params: types.PaginatedRequestParams | None
@@ -288,13 +310,48 @@ def build_server(settings: ServeSettings) -> Server[State]:
         on_list_resources=list_resources,
         on_read_resource=read_resource,
     )
-    if settings.transport == "http":
 
-        async def no_discover(ctx: Context, params: types.RequestParams) -> types.EmptyResult:
-            raise MCPError(types.METHOD_NOT_FOUND, "Method not found", "server/discover")
+    # Both transports (issue 17): elicitation needs the handshake era's back channel.
+    async def no_discover(ctx: Context, params: types.RequestParams) -> types.EmptyResult:
+        raise MCPError(types.METHOD_NOT_FOUND, "Method not found", "server/discover")
 
-        server.add_request_handler("server/discover", types.RequestParams, no_discover)
+    server.add_request_handler("server/discover", types.RequestParams, no_discover)
     return server
+
+
+def _watch_upstream(settings: ServeSettings, transport: DirectTransport) -> UpstreamChanges:
+    """Notice upstream servers' `list_changed` and compare them with the package's snapshot."""
+    import shlex
+
+    from ..snapshot import Snapshot, SnapshotError
+
+    try:
+        snapshot = Snapshot.read(settings.package.snapshot_path)
+    except SnapshotError:
+        snapshot = Snapshot()
+    fix = shlex.join(
+        [
+            "mcp-codegen",
+            "build",
+            "--config",
+            str(settings.config),
+            "--package",
+            str(settings.package.root),
+        ]
+    )
+    changes = UpstreamChanges(snapshot, transport, fix)
+    changes.watch()
+    return changes
+
+
+async def _with_note(
+    state: State, key: Hashable | None, result: types.CallToolResult
+) -> types.CallToolResult:
+    """`result` with the note about upstream changes this session has not seen yet."""
+    note = await state.changes.note_for(key) if state.changes is not None else None
+    if note is None:
+        return result
+    return result.model_copy(update={"content": [*result.content, types.TextContent(text=note)]})
 
 
 def _privacy_policy(config: Path) -> PrivacyPolicy:
@@ -342,6 +399,8 @@ def _resource_description(dotted: str) -> str:
     if dotted == "skills" or dotted.startswith("skills."):
         return "the saved skills" if dotted == "skills" else "a saved skill"
     depth = dotted.count(".")
+    if depth == 2 and dotted.rpartition(".")[2] in ("resources", "prompts"):
+        return f"a server's {dotted.rpartition('.')[2]}"
     return ("the list of servers", "a server's tools", "one tool's function")[min(depth, 2)]
 
 
@@ -403,6 +462,8 @@ def _session_key(ctx: Context) -> Hashable | None:
         connection.exit_stack.callback(state.budgets.pop, connection.session_id, None)
         session_opened(connection.session_id, "http")  # telemetry
         connection.exit_stack.callback(session_closed, connection.session_id)  # telemetry
+        if state.changes is not None:
+            connection.exit_stack.callback(state.changes.forget, connection.session_id)
     key: Hashable = connection.state[_WORKSPACE_KEY]
     return key
 
@@ -426,17 +487,18 @@ async def _execute(
             security_event("code_refused", reason="syntax")  # telemetry, as the executor's check
         return text_result(message, error=True)
     try:
-        if key is None:
-            executor = state.new_executor()
-            try:
-                result = await _run(executor, code, timeout, disconnected(ctx.request))
-            finally:
-                state.workspaces.close_later(executor)
-        else:
-            executor = await state.workspaces.get(key)
-            # A cancelled request (notifications/cancelled, or a stdio client that
-            # exits) cancels this task: the executor then stops the execution.
-            result = await _run(executor, code, timeout, disconnected(ctx.request))
+        async with execution_hooks(ctx) as hooks:  # issue 17: approvals, progress
+            if key is None:
+                executor = state.new_executor()
+                try:
+                    result = await _run(executor, code, timeout, disconnected(ctx.request), hooks)
+                finally:
+                    state.workspaces.close_later(executor)
+            else:
+                executor = await state.workspaces.get(key)
+                # A cancelled request (notifications/cancelled, or a stdio client that
+                # exits) cancels this task: the executor then stops the execution.
+                result = await _run(executor, code, timeout, disconnected(ctx.request), hooks)
     except (SandboxError, RuntimeError) as exc:
         return text_result(f"the sandbox is unavailable: {exc}", error=True)
     if result is None:
@@ -445,7 +507,11 @@ async def _execute(
 
 
 async def _run(
-    executor: Executor, code: str, timeout: float, gone: asyncio.Event | None
+    executor: Executor,
+    code: str,
+    timeout: float,
+    gone: asyncio.Event | None,
+    hooks: ExecutionHooks | None = None,
 ) -> ExecutionResult | None:
     """Run `code`; None if the HTTP client disconnected first (the execution is then stopped).
 
@@ -453,8 +519,10 @@ async def _run(
         SandboxError: no sandbox can be started.
     """
     if gone is None:
-        return await executor.execute(code, filename="<code>", timeout=timeout)
-    running = asyncio.ensure_future(executor.execute(code, filename="<code>", timeout=timeout))
+        return await executor.execute(code, filename="<code>", timeout=timeout, hooks=hooks)
+    running = asyncio.ensure_future(
+        executor.execute(code, filename="<code>", timeout=timeout, hooks=hooks)
+    )
     watching = asyncio.ensure_future(gone.wait())
     try:
         await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
@@ -467,11 +535,23 @@ async def _run(
 
 async def run_stdio(server: Server[State]) -> None:
     """Serve over stdin and stdout until the client closes them."""
+    from mcp.server.runner import serve_loop
     from mcp.server.stdio import stdio_server
 
     try:
-        async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+        # The handshake era only (issue 17): `Server.run` would let a client open the
+        # 2026-07-28 era, which has no back channel for an approval's elicitation.
+        async with stdio_server() as (read_stream, write_stream), server.lifespan(server) as state:
+            try:
+                await serve_loop(
+                    server,
+                    read_stream,
+                    write_stream,
+                    lifespan_state=state,
+                    init_options=server.create_initialization_options(),
+                )
+            finally:
+                await write_stream.aclose()
     except BaseExceptionGroup as group:
         # A client that exits closes our stdout too: the answers still queued for it
         # fail to write. That is its normal end, not an error of the server.

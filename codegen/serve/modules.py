@@ -1,9 +1,11 @@
 """The package's modules as an agent reads them: by dotted path, or as MCP resources.
 
 Only the agent-facing modules are readable: `servers` (the list of servers),
-`servers.<server>` (a server's tools) and `servers.<server>.<tool>` (one tool's
-signature, models and docstring). The catalogue is a fixed allow-list made when
-the server starts, so a path is looked up, never joined onto the file system:
+`servers.<server>` (a server's tools), `servers.<server>.<tool>` (one tool's
+signature, models and docstring), and `servers.<server>.resources` and
+`.prompts` (also by the path of one of their functions, as search shows it).
+The catalogue is a fixed allow-list made when the server starts, so a path is
+looked up, never joined onto the file system:
 `..`, absolute paths and the `_runtime` internals are simply not in it.
 
 Skills (`skills`, the index, and `skills.<name>`) are looked up on demand in the
@@ -25,6 +27,8 @@ __all__ = ["URI_PREFIX", "Catalogue", "ModuleError"]
 URI_PREFIX = "mcp-codegen://"
 """Resource URIs are `mcp-codegen://<package>/<dotted path>`."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FUNCTION_MODULES = ("resources", "prompts")
+"""Modules of a server that hold several functions (search names each function)."""
 
 
 class ModuleError(ValueError):
@@ -78,6 +82,9 @@ class Catalogue:
         dotted = dotted.removeprefix(f"{self.package}.")
         if dotted in self.files:
             return dotted
+        parent, _, _ = dotted.rpartition(".")
+        if parent.rpartition(".")[2] in _FUNCTION_MODULES and parent in self.files:
+            return parent  # `servers.x.resources.read`, as search shows it: its module
         if self.skills is not None and (dotted == "skills" or dotted.startswith("skills.")):
             name = dotted.partition(".")[2]
             if not name or name in self.skills.names():

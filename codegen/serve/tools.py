@@ -13,7 +13,7 @@ from typing import Any
 import mcp_types as types
 
 from ..sandbox.precheck import syntax_error
-from ..sandbox.result import ExecutionResult
+from ..sandbox.result import ExecutionResult, ToolCall
 
 __all__ = [
     "MAX_CODE_CHARS",
@@ -97,8 +97,8 @@ def tool_list(default_timeout: float) -> list[types.Tool]:
         types.Tool(
             name="read_module",
             description="Source of a module: 'servers' (server list), 'servers.<server>' "
-            "(its tools), 'servers.<server>.<tool>' (signature, types, docstring), "
-            "'skills' or 'skills.<name>' (saved functions).",
+            "(its tools, resources, prompts), 'servers.<server>.<tool>' (signature, types, "
+            "docstring), 'skills' or 'skills.<name>' (saved functions).",
             input_schema={
                 "type": "object",
                 "properties": {"path": {"type": "string"}},
@@ -174,13 +174,25 @@ def cut(text: str, limit: int) -> str:
 def _calls_line(result: ExecutionResult) -> str:
     if not result.calls:
         return f"tool calls: none; {result.duration_ms:.0f} ms"
-    counts = Counter(f"{call.server}.{call.tool}" for call in result.calls)
+    counts = Counter(_call_name(call) for call in result.calls)
     named = ", ".join(
         name if count == 1 else f"{name} x{count}" for name, count in sorted(counts.items())
     )
-    failed = sum(not call.ok for call in result.calls)
+    denied = sum(
+        call.approval is not None and call.approval.decision == "denied" for call in result.calls
+    )
+    failed = sum(not call.ok for call in result.calls) - denied
     failures = f", {failed} failed" if failed else ""
+    failures += f", {denied} not approved" if denied else ""
     return f"tool calls: {len(result.calls)} ({named}{failures}); {result.duration_ms:.0f} ms"
+
+
+def _call_name(call: ToolCall) -> str:
+    if call.kind == "resource":
+        return f"{call.server} resource {call.tool[:80]}"
+    if call.kind == "prompt":
+        return f"{call.server} prompt {call.tool}"
+    return f"{call.server}.{call.tool}"
 
 
 def format_result(result: ExecutionResult, limit: int) -> str:

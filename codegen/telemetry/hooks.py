@@ -409,12 +409,18 @@ class CallTrace:
         restored: int = 0,
     ) -> None:
         """Record the finished call: `reason` if the bridge refused it, else `error_type`
-        if it failed; `server`/`tool` name a refused call's target when it is a real one."""
-        server = record.server or server or None
-        tool = record.tool or tool or None
+        if it failed; `server`/`tool` name its target once the bridge knows it is a real one
+        (not a name the code made up: those would be labels without end). A resource read
+        is named by its server and `kind`, a prompt by its name; a call that needed a
+        person's yes carries the decision (`record.approval`)."""
+        server = server or None
+        tool = tool or None
+        approval = record.approval
         outcome = "ok" if record.ok else "rejected" if reason else "error"
         if error_type == "tool_error":
             outcome = "tool_error"
+        elif approval is not None and approval.decision == "denied":
+            outcome = "denied"
         kind = reason or error_type
         otel = SINKS.otel
         if otel is not None:
@@ -427,6 +433,11 @@ class CallTrace:
                     span.set_attribute("mcp_codegen.server", server)
                 if call_id is not None:
                     span.set_attribute("gen_ai.tool.call.id", f"{self.execution.id}:{call_id}")
+                if record.kind != "tool":
+                    span.set_attribute("mcp_codegen.request.kind", record.kind)
+                if approval is not None:
+                    span.set_attribute("mcp_codegen.approval.decision", approval.decision)
+                    span.set_attribute("mcp_codegen.approval.by", approval.by)
                 span.set_attributes(
                     {
                         "mcp_codegen.tool_call.outcome": outcome,
@@ -462,6 +473,7 @@ class CallTrace:
         fields: dict[str, Any] = {
             "server": server,
             "tool": tool,
+            "kind": None if record.kind == "tool" else record.kind,
             "call_id": call_id,
             "outcome": outcome,
             "error_type": kind,
@@ -470,6 +482,8 @@ class CallTrace:
             "bytes_out": record.bytes_out,
             "pii_created": created,
             "pii_restored": restored,
+            "approval": approval.decision if approval is not None else None,
+            "approval_by": approval.by if approval is not None else None,
         }
         present = {key: value for key, value in fields.items() if value is not None}
         if SINKS.audit is not None:

@@ -1,8 +1,8 @@
 """Reading an audit log back: what `mcp-codegen audit FILE` prints.
 
 Executions (by outcome), p50/p95 of their duration, CPU time and peak memory,
-tool calls (by outcome) and the most called tools, errors by type, and security
-events by type. The rotated files (FILE.5 ... FILE.1) are read too, oldest
+tool calls (by outcome) and the most called tools, approval decisions (by who
+made them), errors by type, and security events by type. The rotated files (FILE.5 ... FILE.1) are read too, oldest
 first. A line that is not a record of ours is counted, not fatal.
 """
 
@@ -63,6 +63,8 @@ class Summary:
     calls: Counter[str] = field(default_factory=Counter)
     tools: defaultdict[str, _Tool] = field(default_factory=lambda: defaultdict(_Tool))
     errors: Counter[str] = field(default_factory=Counter)
+    approvals: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    """Decision ("approved", "denied") -> who made it ("person", "approve-all"...) -> calls."""
     security: Counter[str] = field(default_factory=Counter)
     security_detail: defaultdict[str, Counter[str]] = field(
         default_factory=lambda: defaultdict(Counter)
@@ -100,6 +102,8 @@ class Summary:
                     tool.durations.append(float(record["duration_ms"]))
             if record.get("error_type"):
                 self.errors[str(record["error_type"])] += 1
+            if record.get("approval"):
+                self.approvals[str(record["approval"])][str(record.get("approval_by"))] += 1
         elif event == "security":
             kind = str(record.get("type"))
             self.security[kind] += 1
@@ -135,6 +139,10 @@ class Summary:
                 | {f"duration_ms_{k}": v for k, v in quantiles(tool.durations).items()}
                 for name, tool in tools
             ],
+            "approvals": {
+                decision: {"count": sum(by.values()), "by": dict(by.most_common())}
+                for decision, by in sorted(self.approvals.items())
+            },
             "errors_by_type": dict(self.errors.most_common()),
             "security_events_by_type": {
                 kind: {"count": count, "by_reason": dict(self.security_detail[kind].most_common())}

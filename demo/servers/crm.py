@@ -188,6 +188,29 @@ def add_note(customer_id: str, text: str) -> NoteReceipt:
     return NoteReceipt(customer_id=customer_id, note_id=note.id, chars=len(text))
 
 
+@server.resource(
+    "crm://customers/{customer_id}",
+    name="customer",
+    description="One customer's record with their notes, as JSON.",
+    mime_type="application/json",
+)
+def customer_record(customer_id: str) -> str:
+    return _get(customer_id).model_dump_json(indent=2)
+
+
+@server.prompt(
+    name="follow_up_email",
+    title="Follow-up email",
+    description="Draft a follow-up email to a customer who has not been contacted lately.",
+)
+def follow_up_email(customer_id: str, tone: str = "friendly") -> str:
+    customer = _get(customer_id)
+    return (
+        f"Write a {tone} follow-up email to {customer.name} <{customer.email}> of "
+        f"{customer.company}, last contacted on {customer.last_contacted}. Keep it short."
+    )
+
+
 def _append_note(customer: CustomerDetail, text: str) -> Note:
     note = Note(id=len(customer.notes) + 1, created=TODAY.isoformat(), text=text)
     customer.notes.append(note)

@@ -5,8 +5,9 @@ The code may use top-level `await`. The value of its last expression is kept
 the agent's own lines: frames of the runner, the generated package and the
 libraries are dropped. `servers.<server>` is an alias of
 `<package>.servers.<server>`: both spellings give the same module objects.
-`save_skill` (from `<package>._runtime.skills`) is in the code's namespace, and a
-skill that fails to import raises an ImportError naming it.
+`save_skill` (from `<package>._runtime.skills`), `report_progress` and
+`ApprovalDenied` are in the code's namespace, and a skill that fails to import
+raises an ImportError naming it.
 
 Connections the code opens directly (not through the proxy) are noted by an
 audit hook, so the result lists them as refused: the sandbox has no route but
@@ -197,6 +198,10 @@ def _namespace(package: str | None, filename: str) -> dict[str, Any]:
         save = getattr(sys.modules.get(f"{package}._runtime.skills"), "save_skill", None)
         if save is not None:
             namespace["save_skill"] = save
+        runtime = sys.modules.get(f"{package}._runtime")
+        for name in ("report_progress", "ApprovalDenied"):  # packages built before: absent
+            if hasattr(runtime, name):
+                namespace[name] = getattr(runtime, name)
     return namespace
 
 

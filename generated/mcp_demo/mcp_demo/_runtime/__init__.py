@@ -11,12 +11,24 @@ import os
 
 from .call import call_tool, call_tool_structured
 from .errors import (
+    ApprovalDenied,
     AuthError,
     ConfigError,
     McpCodegenError,
     ToolError,
     ToolOutputError,
     TransportError,
+)
+from .progress import report_progress
+from .resources import (
+    PromptMessage,
+    PromptResult,
+    ResourceContents,
+    ResourceInfo,
+    ResourceItem,
+    get_prompt,
+    read_resource,
+    read_template,
 )
 from .results import (
     AudioContent,
@@ -48,6 +60,7 @@ async def aclose() -> None:
 
 
 __all__ = [
+    "ApprovalDenied",
     "AudioContent",
     "AuthError",
     "ConfigError",
@@ -55,6 +68,11 @@ __all__ = [
     "EmbeddedResource",
     "ImageContent",
     "McpCodegenError",
+    "PromptMessage",
+    "PromptResult",
+    "ResourceContents",
+    "ResourceInfo",
+    "ResourceItem",
     "ResourceLink",
     "TextContent",
     "ToolError",
@@ -66,6 +84,10 @@ __all__ = [
     "call_tool",
     "call_tool_structured",
     "configure",
+    "get_prompt",
     "get_transport",
+    "read_resource",
+    "read_template",
+    "report_progress",
     "set_transport",
 ]

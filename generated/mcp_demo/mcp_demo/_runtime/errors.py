@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ApprovalDenied",
     "AuthError",
     "ConfigError",
     "McpCodegenError",
@@ -68,3 +69,23 @@ class ToolOutputError(McpCodegenError):
         super().__init__(f"{server}.{tool}: output does not match its outputSchema: {message}")
         self.server = server
         self.tool = tool
+
+
+class ApprovalDenied(McpCodegenError):
+    """A call that needs a person's approval (the `approval` policy of `mcp.json`) did not get it.
+
+    The person said no, did not answer in time, or could not be asked (a client
+    without elicitation, no terminal). Nothing reached the server. Code may catch
+    it and go on without that call.
+
+    Attributes:
+        server: the server's key in `mcpServers`.
+        tool: the MCP tool name.
+        reason: why, in words.
+    """
+
+    def __init__(self, server: str, tool: str, reason: str):
+        super().__init__(reason)
+        self.server = server
+        self.tool = tool
+        self.reason = reason
