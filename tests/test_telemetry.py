@@ -28,9 +28,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from codegen import telemetry
 from codegen.build import build_package
 from codegen.cli import main
+from codegen.cli.approvals import terminal_hooks
 from codegen.package import locate_package
 from codegen.render import PackageOptions
 from codegen.sandbox import Executor, Limits
+from codegen.sandbox.bridge.approval import Answer, ApprovalRequest, parse_approval
+from codegen.sandbox.hooks import ExecutionHooks
 from codegen.sandbox.policy import parse_sandbox_policy
 from codegen.serve.app import ServeSettings, build_server
 from codegen.snapshot import Snapshot
@@ -427,6 +430,94 @@ def test_serve_refuses_a_syntax_error_before_any_sandbox_and_reports_it(
     [line] = _audit(audit, "security")
     assert (line["type"], line["reason"], line["session"]) == ("code_refused", "syntax", "stdio")
     assert line["execution"] is None and _audit(audit, "execution") == []  # nothing ran
+
+
+# --- approvals (issue 17): each decision on its call's audit line, log line and span ----------
+
+_SEND = """
+from servers.crm import resources
+from servers.mail import send_email
+await resources.customer(customer_id="C00002")
+try:
+    await send_email(to="ada@example.org", subject="hello", body="a note")
+    outcome = "sent"
+except ApprovalDenied:
+    outcome = "denied"
+outcome
+"""
+
+
+def test_each_approval_decision_is_on_the_calls_audit_line_and_span(
+    loop: asyncio.AbstractEventLoop, otel: Otel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAIL_LOG_PATH", str(tmp_path / "mail.jsonl"))
+    audit = tmp_path / "audit.jsonl"
+    telemetry.configure(audit=audit)
+    policy = parse_approval({"servers": {"mail": {"tools": {"send_email": "always"}}}})
+    ex = Executor(GOLDEN, config=DEMO_CONFIG, skills_dir=False, approval=policy)
+
+    def person(answer: bool) -> ExecutionHooks:
+        async def ask(request: ApprovalRequest) -> Answer:
+            return Answer(answer, "person", "said so")
+
+        return ExecutionHooks(ask=ask)
+
+    async def scenario() -> list[Any]:
+        await ex.start()
+        try:
+            values = []
+            for hooks in (
+                person(True),
+                person(False),
+                terminal_hooks(approve_all=True),
+                None,  # the Python API without hooks: nobody to ask
+            ):
+                result = await ex.execute(_SEND, hooks=hooks)
+                assert result.ok, result.error
+                values.append(result.value)
+            return values
+        finally:
+            await ex.aclose()
+
+    values = loop.run_until_complete(scenario())
+    assert [value.strip("'") for value in values] == ["sent", "denied", "sent", "denied"]
+    calls = _audit(audit, "tool_call")
+    sends = [line for line in calls if line.get("tool") == "send_email"]
+    assert [
+        (line["outcome"], line["approval"], line["approval_by"], line.get("error_type"))
+        for line in sends
+    ] == [
+        ("ok", "approved", "person", None),
+        ("denied", "denied", "person", "approval_denied"),
+        ("ok", "approved", "approve-all", None),
+        ("denied", "denied", "unattended", "approval_denied"),
+    ]
+    # A call that needed no approval says nothing of it; a resource read is named by its
+    # server and kind, never by its uri (the code's own text).
+    reads = [line for line in calls if line.get("kind") == "resource"]
+    assert len(reads) == 4 and all(
+        line["server"] == "crm" and "tool" not in line and "approval" not in line for line in reads
+    )
+    assert "C00002" not in audit.read_text(encoding="utf-8")
+    spans = [dict(span.attributes or {}) for span in otel.spans("execute_tool send_email")]
+    assert [
+        (span["mcp_codegen.approval.decision"], span["mcp_codegen.approval.by"]) for span in spans
+    ] == [
+        ("approved", "person"),
+        ("denied", "person"),
+        ("approved", "approve-all"),
+        ("denied", "unattended"),
+    ]
+    assert otel.total("mcp_codegen.tool_calls", mcp_codegen__outcome="denied") == 2
+    summary = summarize(audit).as_json()
+    assert summary["approvals"] == {
+        "approved": {"count": 2, "by": {"person": 1, "approve-all": 1}},
+        "denied": {"count": 2, "by": {"person": 1, "unattended": 1}},
+    }
+    printed = CliRunner().invoke(main, ["audit", str(audit)])
+    assert "approvals: approved 2 (person 1, approve-all 1), denied 2 (person 1, unattended 1)" in (
+        printed.output
+    )
 
 
 # --- serve: trace context from a client's _meta, and on to an HTTP server ------------------

@@ -24,7 +24,8 @@ class Approval(BaseModel):
     decision: Literal["approved", "denied"]
     by: str
     """Who decided: "person", "approve-all" (`--approve-all`), "policy" (`unattended: allow`),
-    "timeout" (no answer), or why nobody could be asked ("no-elicitation", "no-terminal")."""
+    "timeout" (no answer), or why nobody could be asked ("no-elicitation", "no-terminal",
+    "unattended": no hooks, as in the Python API)."""
     reason: str = ""
 
 

@@ -310,13 +310,21 @@ def build_server(settings: ServeSettings) -> Server[State]:
         on_list_resources=list_resources,
         on_read_resource=read_resource,
     )
+    if settings.transport == "http":
+        _handshake_era_only(server)
+    return server
 
-    # Both transports (issue 17): elicitation needs the handshake era's back channel.
+
+def _handshake_era_only(server: Server[State]) -> None:
+    """Answer `server/discover` with "method not found", so clients negotiate the handshake
+    era: its requests from server to client (an approval's elicitation, issue 17) work in
+    the middle of a call. `run_stdio` does the same (an in-process `Client(server)` of the
+    SDK speaks only the 2026-07-28 era, and is left to it)."""
+
     async def no_discover(ctx: Context, params: types.RequestParams) -> types.EmptyResult:
         raise MCPError(types.METHOD_NOT_FOUND, "Method not found", "server/discover")
 
     server.add_request_handler("server/discover", types.RequestParams, no_discover)
-    return server
 
 
 def _watch_upstream(settings: ServeSettings, transport: DirectTransport) -> UpstreamChanges:
@@ -538,6 +546,7 @@ async def run_stdio(server: Server[State]) -> None:
     from mcp.server.runner import serve_loop
     from mcp.server.stdio import stdio_server
 
+    _handshake_era_only(server)
     try:
         # The handshake era only (issue 17): `Server.run` would let a client open the
         # 2026-07-28 era, which has no back channel for an approval's elicitation.

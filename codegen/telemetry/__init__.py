@@ -13,7 +13,8 @@ The hooks, one line each where they are called:
   peak memory measured inside the sandbox, and the tool-call count;
 - `tool_call(log.trace)` wraps each bridge request in `HostBridge.handle`: an
   `execute_tool {tool}` child span (server, tool, duration, bytes in and out,
-  outcome or error class, PII placeholders created and restored, validation);
+  outcome or error class, PII placeholders created and restored, validation, and
+  the approval decision and who made it when the call needed one);
 - `security_event(kind, ...)` where something is refused (a bad bridge token, a
   rejected skill, code the check stopped); `security_event_of(trace, kind, ...)` for
   a refusal handled outside the execution's task (a connection the egress proxy
