@@ -39,6 +39,8 @@ from .runtime.stdio import logger as stdio_logger
 from .snapshot import ServerSnapshot, ToolSnapshot
 
 if TYPE_CHECKING:
+    from mcp import Client
+
     from .runtime.stdio import ServerProcess
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "ServerListing",
     "introspect",
     "quiet_stdout_junk",
+    "relist_server",
     "run_introspection",
 ]
 
@@ -330,48 +333,71 @@ async def _list_server(
 ) -> None:
     async with open_client(server, errlog=errlog, timeout=timeout, on_start=on_start) as client:
         got.started = True
-        tools: list[ToolSnapshot] = []
-        cursor: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            try:
-                page = await client.list_tools(cursor=cursor)
-            except ValidationError as exc:
-                raise _ServerFailed(
-                    f"answered tools/list with invalid data: {_first(exc)}"
-                ) from exc
-            tools.extend(
-                _tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
-                for tool in page.tools
-            )
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-            if cursor in seen:
-                raise _ServerFailed(
-                    f"tools/list repeated the cursor {cursor!r}; pagination never ends"
-                )
-            seen.add(cursor)
-        else:
-            raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
-        extras = await list_extras(client)  # resources, templates, prompts (issue 17)
-        for warning in extras.warnings:
+        snapshot, warnings = await _snapshot_of(client, server.name)
+        for warning in warnings:  # about resources, templates, prompts (issue 17)
             diagnostics.warn(warning, server=server.name)
-        info = client.server_info
-        try:
-            snapshot = ServerSnapshot(
-                name=server.name,
-                server_name=info.name if info else None,
-                server_title=info.title if info else None,
-                server_version=info.version if info else None,
-                protocol_version=client.protocol_version,
-                instructions=client.instructions or None,
-                tools=tuple(tools),
-                **extras.fields,
-            )
-        except ValidationError as exc:
-            raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc
         got.snapshot = snapshot
+
+
+async def relist_server(client: Client, name: str) -> ServerSnapshot:
+    """What a connected server offers now (tools, resources, templates, prompts), as a
+    snapshot of the server `name`: for comparing with the one the package was built from.
+
+    Raises:
+        ValueError: the server answered a list with an error or invalid data.
+    """
+    try:
+        snapshot, warnings = await _snapshot_of(client, name)
+    except _ServerFailed as exc:
+        raise ValueError(str(exc)) from None
+    if warnings:
+        raise ValueError(warnings[0])
+    return snapshot
+
+
+async def _snapshot_of(client: Client, name: str) -> tuple[ServerSnapshot, list[str]]:
+    """The snapshot of a connected server configured as `name`, and the warnings of
+    listing its resources, templates and prompts.
+
+    Raises:
+        _ServerFailed: tools/list answered invalid data or never ended; a tool is invalid.
+    """
+    tools: list[ToolSnapshot] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        try:
+            page = await client.list_tools(cursor=cursor)
+        except ValidationError as exc:
+            raise _ServerFailed(f"answered tools/list with invalid data: {_first(exc)}") from exc
+        tools.extend(
+            _tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            for tool in page.tools
+        )
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        if cursor in seen:
+            raise _ServerFailed(f"tools/list repeated the cursor {cursor!r}; pagination never ends")
+        seen.add(cursor)
+    else:
+        raise _ServerFailed(f"tools/list went on for more than {MAX_PAGES} pages")
+    extras = await list_extras(client)  # resources, templates, prompts (issue 17)
+    info = client.server_info
+    try:
+        snapshot = ServerSnapshot(
+            name=name,
+            server_name=info.name if info else None,
+            server_title=info.title if info else None,
+            server_version=info.version if info else None,
+            protocol_version=client.protocol_version,
+            instructions=client.instructions or None,
+            tools=tuple(tools),
+            **extras.fields,
+        )
+    except ValidationError as exc:
+        raise _ServerFailed(f"listed invalid tools: {_first(exc)}") from exc
+    return snapshot, extras.warnings
 
 
 def _tool(wire: dict[str, Any]) -> ToolSnapshot:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .snapshot import PromptSnapshot, ResourceSnapshot, ResourceTemplateSnapshot, ServerSnapshot
+from .snapshot import PromptSnapshot, ResourceSnapshot, ResourceTemplateSnapshot
 
 if TYPE_CHECKING:
     from mcp import Client
 
-__all__ = ["MAX_LISTED", "Extras", "list_extras", "relist_server"]
+__all__ = ["MAX_LISTED", "Extras", "list_extras"]
 
 MAX_PAGES = 1000
 MAX_LISTED = 10_000
@@ -157,37 +157,6 @@ async def _pages(
             raise _ListFailed(f"{method} repeated the cursor {cursor[:60]!r}; it was left out")
         seen.add(cursor)
     raise _ListFailed(f"{method} went on for more than {MAX_PAGES} pages; it was left out")
-
-
-async def relist_server(client: Client, name: str) -> ServerSnapshot:
-    """What a connected server offers now (tools, resources, templates, prompts), as a
-    snapshot of the server `name`: for comparing with the one the package was built from.
-
-    Raises:
-        ValueError: the server answered a list with an error or invalid data.
-    """
-    from .introspect import _tool  # the one normalization of a listed tool
-
-    try:
-        tools = await _pages("tools/list", lambda cursor: client.list_tools(cursor=cursor), "tools")
-    except _ListFailed as exc:
-        raise ValueError(str(exc)) from None
-    extras = await list_extras(client)
-    if extras.warnings:
-        raise ValueError(extras.warnings[0])
-    info = client.server_info
-    return ServerSnapshot(
-        name=name,
-        server_name=info.name if info else None,
-        server_title=info.title if info else None,
-        server_version=info.version if info else None,
-        protocol_version=client.protocol_version,
-        instructions=client.instructions or None,
-        tools=tuple(
-            _tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json")) for tool in tools
-        ),
-        **extras.fields,
-    )
 
 
 def _resource(wire: dict[str, Any]) -> ResourceSnapshot:

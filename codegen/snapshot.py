@@ -15,11 +15,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "SNAPSHOT_FILENAME",
@@ -204,44 +213,24 @@ class ServerSnapshot(_Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @field_validator("resources")
+    @field_validator("tools", "resources", "resource_templates", "prompts")
     @classmethod
-    def _resources(
-        cls, resources: tuple[ResourceSnapshot, ...] | None
-    ) -> tuple[ResourceSnapshot, ...] | None:
-        if not resources:
-            return None
-        _refuse_duplicates("resource uris", [resource.uri for resource in resources])
-        return tuple(sorted(resources, key=lambda resource: resource.uri))
+    def _sorted_unique(cls, items: tuple[Any, ...] | None, info: ValidationInfo) -> Any:
+        what, key = _LISTED[info.field_name or ""]
+        if not items:
+            return () if info.field_name == "tools" else None
+        _refuse_duplicates(what, [key(item) for item in items])
+        return tuple(sorted(items, key=key))
 
-    @field_validator("resource_templates")
-    @classmethod
-    def _templates(
-        cls, templates: tuple[ResourceTemplateSnapshot, ...] | None
-    ) -> tuple[ResourceTemplateSnapshot, ...] | None:
-        if not templates:
-            return None
-        _refuse_duplicates("resource templates", [template.uri_template for template in templates])
-        return tuple(sorted(templates, key=lambda template: template.uri_template))
 
-    @field_validator("prompts")
-    @classmethod
-    def _prompts(
-        cls, prompts: tuple[PromptSnapshot, ...] | None
-    ) -> tuple[PromptSnapshot, ...] | None:
-        if not prompts:
-            return None
-        _refuse_duplicates("prompt names", [prompt.name for prompt in prompts])
-        return tuple(sorted(prompts, key=lambda prompt: prompt.name))
-
-    @field_validator("tools")
-    @classmethod
-    def _sorted_unique(cls, tools: tuple[ToolSnapshot, ...]) -> tuple[ToolSnapshot, ...]:
-        names = [tool.name for tool in tools]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"tool names listed twice: {', '.join(duplicates)}")
-        return tuple(sorted(tools, key=lambda tool: tool.name))
+_LISTED: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "tools": ("tool names", operator.attrgetter("name")),
+    "resources": ("resource uris", operator.attrgetter("uri")),
+    "resource_templates": ("resource templates", operator.attrgetter("uri_template")),
+    "prompts": ("prompt names", operator.attrgetter("name")),
+}
+"""What a server lists, by field: its name in an error, and the key it is sorted and
+deduplicated by."""
 
 
 class Snapshot(_Frozen):

@@ -19,7 +19,7 @@ from typing import Any
 import mcp_types as types
 
 from ..drift import diff_snapshots
-from ..introspect_extras import relist_server
+from ..introspect import relist_server
 from ..runtime.direct import DirectTransport
 from ..snapshot import Snapshot
 

@@ -185,15 +185,9 @@ def redact_resource(tokenizer: Tokenizer, server: str, result: dict[str, Any]) -
     if not isinstance(contents, list):
         return tokenizer.redact_result(server, "", result)
     # Each part is scanned as an embedded resource of a tool result: the same rules.
-    wrapped = {
-        **{key: value for key, value in result.items() if key != "contents"},
-        "content": [{"type": "resource", "resource": item} for item in contents],
-    }
-    redacted = tokenizer.redact_result(server, "", wrapped)
-    parts = [
-        block.get("resource", block) if isinstance(block, dict) else block
-        for block in redacted.pop("content", [])
-    ]
+    embedded = [{"type": "resource", "resource": item} for item in contents]
+    redacted, blocks = _as_content(tokenizer, server, result, "contents", embedded)
+    parts = [block.get("resource", block) if isinstance(block, dict) else block for block in blocks]
     return {**redacted, "contents": parts}
 
 
@@ -206,14 +200,24 @@ def redact_prompt(tokenizer: Tokenizer, server: str, result: dict[str, Any]) -> 
     messages = result.get("messages")
     if not isinstance(messages, list):
         return tokenizer.redact_result(server, "", result)
-    wrapped = {
-        **{key: value for key, value in result.items() if key != "messages"},
-        "content": [m.get("content") if isinstance(m, dict) else m for m in messages],
-    }
-    redacted = tokenizer.redact_result(server, "", wrapped)
-    contents = redacted.pop("content", [])
+    content = [m.get("content") if isinstance(m, dict) else m for m in messages]
+    redacted, contents = _as_content(tokenizer, server, result, "messages", content)
     rebuilt = [
         {**message, "content": content} if isinstance(message, dict) else content
         for message, content in zip(messages, contents, strict=True)
     ]
     return {**redacted, "messages": rebuilt}
+
+
+def _as_content(
+    tokenizer: Tokenizer, server: str, result: dict[str, Any], key: str, blocks: list[Any]
+) -> tuple[dict[str, Any], list[Any]]:
+    """Scan `result` as a tool result whose content is `blocks` in place of its `key`:
+    (the rest of it, the blocks), personal data replaced.
+
+    Raises:
+        PrivacyLimit: the result is nested too deeply, or holds too many values.
+    """
+    wrapped = {**{name: value for name, value in result.items() if name != key}, "content": blocks}
+    redacted = tokenizer.redact_result(server, "", wrapped)
+    return redacted, redacted.pop("content", [])

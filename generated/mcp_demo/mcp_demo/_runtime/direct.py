@@ -32,6 +32,7 @@ from .errors import ConfigError, TransportError
 
 if TYPE_CHECKING:
     from mcp import Client
+    from pydantic import BaseModel
 
     from .oauth import LoginPrompt, ServerAuth
     from .stdio import ServerProcess
@@ -489,13 +490,31 @@ class DirectTransport:
             TransportError: the server could not be started, did not answer, or
                 died during the call (the next call starts it again).
         """
+        return await self._request(
+            server,
+            lambda client: client.call_tool(tool, dict(arguments)),
+            f"the call to {tool!r}",
+            f"{server}.{tool}: call failed",
+        )
+
+    async def _request(
+        self,
+        server: str,
+        send: Callable[[Client], Awaitable[BaseModel]],
+        request: str,
+        refused: str,
+    ) -> dict[str, Any]:
+        """`send` a request over `server`'s session; its result in wire form.
+
+        Raises:
+            ConfigError: `server` is not in the config, or its config is invalid.
+            TransportError: see `_failed`.
+        """
         held, client = await self._session(server)
         try:
-            result = await client.call_tool(tool, dict(arguments))
+            result = await send(client)
         except Exception as exc:
-            raise await self._failed(
-                held, client, exc, f"the call to {tool!r}", f"{server}.{tool}: call failed"
-            ) from exc
+            raise await self._failed(held, client, exc, request, refused) from exc
         dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         return dumped
 
@@ -545,15 +564,12 @@ class DirectTransport:
             TransportError: the server could not be started, refused or failed the
                 read, or died during it (the next request starts it again).
         """
-        held, client = await self._session(server)
-        try:
-            result = await client.read_resource(uri)
-        except Exception as exc:
-            raise await self._failed(
-                held, client, exc, f"reading {uri!r}", f"{server}: reading {uri!r} failed"
-            ) from exc
-        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return dumped
+        return await self._request(
+            server,
+            lambda client: client.read_resource(uri),
+            f"reading {uri!r}",
+            f"{server}: reading {uri!r} failed",
+        )
 
     async def get_prompt(
         self, server: str, prompt: str, arguments: Mapping[str, str]
@@ -565,15 +581,12 @@ class DirectTransport:
             TransportError: the server could not be started, refused or failed the
                 request, or died during it (the next request starts it again).
         """
-        held, client = await self._session(server)
-        try:
-            result = await client.get_prompt(prompt, dict(arguments))
-        except Exception as exc:
-            raise await self._failed(
-                held, client, exc, f"the prompt {prompt!r}", f"{server}.{prompt}: prompt failed"
-            ) from exc
-        dumped: dict[str, Any] = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return dumped
+        return await self._request(
+            server,
+            lambda client: client.get_prompt(prompt, dict(arguments)),
+            f"the prompt {prompt!r}",
+            f"{server}.{prompt}: prompt failed",
+        )
 
     async def aclose(self) -> None:
         """Close every session this transport opened."""
