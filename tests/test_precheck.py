@@ -58,9 +58,25 @@ search_tools("time")
 print(now.datetime, len(frame))
 """
 
+# Issue 17's names in the code's namespace, and a server's resources and prompts modules.
+EXTRAS = """\
+from servers.crm import prompts, resources
+from servers.crm.resources import customer
 
-def test_typical_agent_code_has_nothing_to_report(checker: CodeChecker) -> None:
-    report = check(checker, GOOD)
+page = await customer(customer_id="C00001")
+note = await prompts.follow_up_email(customer_id="C00001")
+listed = [item.uri for item in resources.RESOURCES]
+report_progress(1, 2, "half way")
+try:
+    print(page.text, note.text, listed)
+except ApprovalDenied as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("code", [GOOD, EXTRAS], ids=["tools", "resources-prompts"])
+def test_typical_agent_code_has_nothing_to_report(checker: CodeChecker, code: str) -> None:
+    report = check(checker, code)
     assert report.note is None
     assert report.diagnostics == (), [str(item) for item in report.diagnostics]
 

@@ -15,7 +15,7 @@ is only compiled by the sandbox itself), the last in a process of its own:
    a directory with an empty virtual environment whose `site-packages` holds
    links to exactly those. Its complaints about top-level `await` are dropped
    (CPython accepted the code in step 1), as are the names the runner provides
-   (`save_skill`, `search_tools`).
+   (`save_skill`, `search_tools`, `report_progress`, `ApprovalDenied`).
 
 A diagnostic is *certain* when it is one of the mistakes a call of a generated
 tool cannot survive: an unknown keyword, a missing required argument, too many
@@ -76,7 +76,7 @@ CERTAIN_RULES = frozenset(
 )
 """ty's rules that, at a call of a generated tool, are mistakes the call cannot survive."""
 MAX_WARNINGS = 20
-_INJECTED = ("save_skill", "search_tools")
+_INJECTED = ("save_skill", "search_tools", "report_progress", "ApprovalDenied")
 _MAX_NODES = 100_000
 _MESSAGE_CHARS = 400
 
