@@ -29,7 +29,7 @@ import anyio
 from pydantic import ValidationError
 
 from .diagnostics import Diagnostics
-from .introspect_extras import list_extras
+from .introspect_extras import METHOD_NOT_FOUND, list_extras
 from .progress import Progress, QuietProgress
 from .runtime.config import Config, ServerConfig
 from .runtime.direct import default_jobs, open_client, stderr_tail
@@ -362,6 +362,8 @@ async def _snapshot_of(client: Client, name: str) -> tuple[ServerSnapshot, list[
     Raises:
         _ServerFailed: tools/list answered invalid data or never ended; a tool is invalid.
     """
+    from mcp.shared.exceptions import MCPError
+
     tools: list[ToolSnapshot] = []
     cursor: str | None = None
     seen: set[str] = set()
@@ -370,6 +372,13 @@ async def _snapshot_of(client: Client, name: str) -> tuple[ServerSnapshot, list[
             page = await client.list_tools(cursor=cursor)
         except ValidationError as exc:
             raise _ServerFailed(f"answered tools/list with invalid data: {_first(exc)}") from exc
+        except MCPError as exc:
+            # A server offering only resources or prompts declares no `tools` capability
+            # and may not know tools/list: it has no tools. (Asked anyway, since some
+            # servers with tools forget to declare the capability.)
+            if exc.error.code != METHOD_NOT_FOUND or client.server_capabilities.tools is not None:
+                raise
+            break
         tools.extend(
             _tool(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
             for tool in page.tools

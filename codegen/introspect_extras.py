@@ -20,13 +20,14 @@ from .snapshot import PromptSnapshot, ResourceSnapshot, ResourceTemplateSnapshot
 if TYPE_CHECKING:
     from mcp import Client
 
-__all__ = ["MAX_LISTED", "Extras", "list_extras"]
+__all__ = ["MAX_LISTED", "METHOD_NOT_FOUND", "Extras", "list_extras"]
 
 MAX_PAGES = 1000
 MAX_LISTED = 10_000
 """Items of one list kept per server; a server listing more (every row of a database as
 a resource) is cut there, with a warning: its templates usually reach the rest."""
-_METHOD_NOT_FOUND = -32601
+METHOD_NOT_FOUND = -32601
+"""JSON-RPC's "method not found": what a server answers for a list it does not implement."""
 
 
 @dataclass
@@ -142,7 +143,7 @@ async def _pages(
         try:
             page = await fetch(cursor)
         except MCPError as exc:
-            if exc.error.code == _METHOD_NOT_FOUND:
+            if exc.error.code == METHOD_NOT_FOUND:
                 return items
             raise _ListFailed(f"{method} failed: {exc.error.message[:200]}") from None
         except ValidationError as exc:
