@@ -112,8 +112,8 @@ def build_package(
     The version is `version` if given, else the previous output's version moved
     by the class of change since its snapshot (see `versioning`). With
     `keep_going`, servers that failed and servers left with no usable tool are
-    left out (`BuildReport.left_out` says why); a package with no tool at all is
-    still an error.
+    left out (`BuildReport.left_out` says why); a package with no server left
+    (no tool, and no server offering only resources or prompts) is still an error.
 
     Raises:
         ConfigError: the config cannot be read.
@@ -265,7 +265,8 @@ def _compile(
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     left_out |= rendered.left_out
-    if snapshot.servers and not rendered.tools:
+    if snapshot.servers and not rendered.tools and not rendered.entries:
+        # Not one server built: neither a tool nor a server's resources or prompts.
         raise BuildError("no tool could be generated; nothing was written", diagnostics)
     if diagnostics.errors and not keep_going:
         raise BuildError(

@@ -20,7 +20,7 @@ from .index import IndexEntry
 from .names import MCP_NAME_PATTERN, assign_unique
 from .namespaces import listing
 from .progress import Progress, QuietProgress
-from .render_extras import extras_listing, render_extras
+from .render_extras import extras_listing, extras_offered, offers_extras, render_extras
 from .snapshot import SNAPSHOT_FILENAME, ServerSnapshot, Snapshot
 from .templating import render_template
 from .toolmodule import BuiltTool, ToolJob, build_tools
@@ -153,13 +153,13 @@ def render_package(
         tools_view = _render_server(
             server, ident, tool_idents[server.name], generated, options, package
         )
-        if not tools_view:
-            # An empty server package would be a module of nothing (and an empty
-            # `if TYPE_CHECKING:` block): the server is left out and said so.
+        if not tools_view and (server.tools or not offers_extras(server)):
+            # A server package of nothing would be a module of nothing: the server is
+            # left out and said so. One with no tools but resources or prompts is built.
             if server.tools:
                 why = f"none of its {len(server.tools)} tools could be generated"
             else:
-                why = "it lists no tools"
+                why = "it offers no tools, resources or prompts"
                 package.diagnostics.warn(f"{why}; left out of the package", server=server.name)
             package.left_out[server.name] = why
             continue
@@ -171,6 +171,7 @@ def render_package(
                 "version": server.server_version,
                 "summary": one_line(server.instructions) or (server.server_title or ""),
                 "tools": tools_view,
+                "extras": extras_offered(server),
             }
         )
         init_path = root / "servers" / ident / "__init__.py"
@@ -286,7 +287,7 @@ def _render_server(
                 "required": "yes" if tool.input_schema.get("required") else "",
             }
         )
-    if view:  # a server left out keeps no resources or prompts modules either
+    if view or not server.tools:  # a server left out keeps no resources or prompts modules either
         extras = render_extras(server, server_ident, options.name, package.diagnostics)
         package.files.update(extras.files)
         package.entries.extend(extras.entries)
@@ -299,28 +300,42 @@ def _module_path(package: str, server_ident: str, ident: str) -> PurePosixPath:
 
 
 def _example(servers: list[dict[str, Any]]) -> tuple[str, str]:
-    """A tool to show in the README: the first that needs no arguments, else the first."""
+    """A tool to show in the README: the first that needs no arguments, else the first.
+
+    With no tool in the package, a server's `resources` module (its `read`), else `prompts`.
+    """
     candidates = [(server, tool) for server in servers for tool in server["tools"]]
     for server, tool in sorted(candidates, key=lambda pair: bool(pair[1]["required"])):
         return str(server["ident"]), str(tool["ident"])
+    # No tool at all: servers that offer only resources or prompts (one at least has either).
+    for server in servers:
+        if "resources" in server["extras"]:
+            return str(server["ident"]), "resources"
+    if servers:
+        return str(servers[0]["ident"]), "prompts"
     return "example", "example_tool"
 
 
 def _server_docstring(server: ServerSnapshot, ident: str, tools: list[dict[str, str]]) -> str:
     about = " ".join(part for part in (server.server_name, server.server_version) if part)
-    count = f"{len(tools)} tool" + ("" if len(tools) == 1 else "s")
-    lines = [
-        f"{ident}: {count} of the MCP server {server.name!r}"
-        + (f" ({about})" if about else "")
-        + "."
-    ]
+    about = f" ({about})" if about else ""
+    if tools:
+        count = f"{len(tools)} tool" + ("" if len(tools) == 1 else "s")
+        lines = [f"{ident}: {count} of the MCP server {server.name!r}{about}."]
+    else:
+        lines = [
+            f"{ident}: the MCP server {server.name!r}{about} offers no tools, "
+            f"only {' and '.join(extras_offered(server))}."
+        ]
     if server.instructions:
         lines += ["", doc_text(server.instructions)]
-    lines.append("")
-    titles = {tool.name: tool.title for tool in server.tools}
-    # Namespaces may come from titles, server text like the summaries: escaped line by line.
-    listed = listing([(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools])
-    lines += [doc_text(line) for line in listed]
+    if tools:
+        titles = {tool.name: tool.title for tool in server.tools}
+        # Namespaces may come from titles, server text like the summaries: escaped line by line.
+        listed = listing(
+            [(t["ident"], t["name"], titles.get(t["name"]), t["summary"]) for t in tools]
+        )
+        lines += ["", *(doc_text(line) for line in listed)]
     lines += extras_listing(server, ident)
     return "\n".join(lines) + "\n"
 
@@ -331,7 +346,7 @@ def _servers_docstring(servers: list[dict[str, Any]]) -> str:
     for server in servers:
         summary = doc_text(server["summary"]) if server["summary"] else ""
         count = len(server["tools"])
-        tools = f"{count} tool" + ("" if count == 1 else "s")
+        tools = (f"{count} tool" + ("" if count == 1 else "s")) if count else "no tools"
         lines.append(f"{server['ident']:<{width}}  {tools:<9}  {summary}".rstrip())
     return "\n".join(lines) + "\n"
 

@@ -29,7 +29,14 @@ from .runtime.uritemplate import Template, TemplateError, parse
 from .snapshot import PromptSnapshot, ResourceTemplateSnapshot, ServerSnapshot
 from .templating import render_template
 
-__all__ = ["EXTRA_MODULES", "RenderedExtras", "render_extras"]
+__all__ = [
+    "EXTRA_MODULES",
+    "RenderedExtras",
+    "extras_listing",
+    "extras_offered",
+    "offers_extras",
+    "render_extras",
+]
 
 EXTRA_MODULES = ("resources", "prompts")
 """The module names a server package holds besides its tools (reserved in `names`)."""
@@ -61,7 +68,7 @@ def render_extras(
     files: dict[PurePosixPath, str] = {}
     entries: list[IndexEntry] = []
     folder = PurePosixPath(package) / "servers" / server_ident
-    if server.resources or server.resource_templates:
+    if "resources" in extras_offered(server):
         source, found = _resources_module(server, server_ident, package, diagnostics)
         files[folder / "resources.py"] = source
         entries += found
@@ -70,6 +77,17 @@ def render_extras(
         files[folder / "prompts.py"] = source
         entries += found
     return RenderedExtras(files, entries)
+
+
+def offers_extras(server: ServerSnapshot) -> bool:
+    """Whether `server` offers resources, resource templates or prompts."""
+    return bool(server.resources or server.resource_templates or server.prompts)
+
+
+def extras_offered(server: ServerSnapshot) -> list[str]:
+    """What `server` offers besides tools, in words: `["resources", "prompts"]`, or part of it."""
+    offered = ["resources"] if server.resources or server.resource_templates else []
+    return offered + (["prompts"] if server.prompts else [])
 
 
 def extras_listing(server: ServerSnapshot, server_ident: str) -> list[str]:

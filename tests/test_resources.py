@@ -1,7 +1,8 @@
 """Resources, resource templates and prompts (issue 17): listed at build, rendered typed, read
 directly and from the gVisor sandbox through the host's checks, PII tokenized, found by search,
 readable by read_module, classified by drift. Real servers: the demo's `everything` and CRM, and
-tests/servers/offerings.py (pagination, hostile text, a server without templates/list)."""
+tests/servers/offerings.py (pagination, hostile text, a server without templates/list) and
+docs_only.py (no tools at all: built for its resources and prompts)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from codegen.diagnostics import BuildError
 from codegen.drift import diff_snapshots
 from codegen.runtime.search import search_tools
 from codegen.runtime.uritemplate import TemplateError, parse
@@ -469,3 +471,158 @@ def test_check_against_a_live_server_whose_templates_are_gone(
             "/resourceTemplates/notes:~1~1note~1{id}",
         )
     }
+
+
+# --- a server with no tools, only resources and prompts ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docs_only(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A package built from tests/servers/docs_only.py (no tools capability at all), next to
+    a server that offers nothing (left out)."""
+    base = tmp_path_factory.mktemp("docs_only")
+    script = str(SERVERS / "docs_only.py")
+    config = write_config(
+        base / "mcp.json",
+        {
+            "docs": {"command": sys.executable, "args": [script]},
+            "empty": {"command": sys.executable, "args": [script, "--nothing"]},
+        },
+    )
+    report = build(base / "out", name="docs_pkg", config_path=config, keep_going=True)
+    return {"config": config, "out": base / "out", "report": report, "script": script}
+
+
+def test_a_server_with_only_resources_and_prompts_is_built(docs_only: dict[str, Any]) -> None:
+    report = docs_only["report"]
+    assert report.left_out == {"empty": "it offers no tools, resources or prompts"}
+    folder = docs_only["out"] / "docs_pkg" / "servers" / "docs"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "__init__.py",
+        "prompts.py",
+        "resources.py",
+    ]
+    assert not (folder.parent / "empty").exists()
+    code = """
+import sys, inspect
+import docs_pkg.servers.docs as docs
+print(docs.__doc__.splitlines()[0])
+print(docs.__all__, "docs_pkg.servers.docs.resources" in sys.modules)  # lazy: nothing loaded
+from docs_pkg.servers.docs import resources, prompts
+print(inspect.signature(resources.page), inspect.signature(prompts.explain))
+print([info.uri for info in resources.RESOURCES])
+"""
+    assert run_python(code, docs_only["out"]).splitlines() == [
+        "docs: the MCP server 'docs' (docs 1) offers no tools, only resources and prompts.",
+        "[] False",
+        "(*, slug: 'str') -> 'ResourceContents' (*, topic: 'str') -> 'PromptResult'",
+        "['docs://guide']",
+    ]
+
+
+def test_a_tool_less_servers_resources_and_prompts_are_read_directly(
+    docs_only: dict[str, Any],
+) -> None:
+    code = f"""
+import asyncio, docs_pkg
+from docs_pkg.servers.docs import resources, prompts
+docs_pkg.configure({str(docs_only["config"])!r})
+async def main():
+    print((await resources.read("docs://guide")).text)
+    print((await resources.page(slug="install")).text)
+    print((await prompts.explain(topic="search")).text)
+    await docs_pkg.aclose()
+asyncio.run(main())
+"""
+    assert run_python(code, docs_only["out"]).splitlines() == [
+        "# Guide",
+        "# Page install",
+        "user: Explain search.",
+    ]
+
+
+def test_a_tool_less_servers_resources_are_read_in_the_sandbox(docs_only: dict[str, Any]) -> None:
+    async def run() -> ExecutionResult:
+        executor = Executor(
+            docs_only["out"] / "docs_pkg", config=docs_only["config"], limits=Limits(timeout=60)
+        )
+        await executor.start()
+        try:
+            return await executor.execute(
+                """
+from servers.docs import resources, prompts
+guide = await resources.read("docs://guide")
+page = await resources.page(slug="faq")
+try:
+    await resources.read("docs://secret")
+    refused = "no error"
+except Exception as exc:
+    refused = type(exc).__name__
+[guide.text, page.text, (await prompts.explain(topic="x")).text, refused]
+"""
+            )
+        finally:
+            await executor.aclose()
+
+    result = asyncio.run(run())
+    assert result.error is None, result.error
+    assert result.value == ["# Guide", "# Page faq", "user: Explain x.", "TransportError"]
+    assert [(call.kind, call.tool, call.ok) for call in result.calls] == [
+        ("resource", "docs://guide", True),
+        ("resource", "docs://pages/faq", True),
+        ("resource", "docs://secret", False),  # the host's check: never reached the server
+        ("prompt", "explain", True),
+    ]
+
+
+def test_search_and_read_module_find_a_tool_less_server(docs_only: dict[str, Any]) -> None:
+    index = docs_only["out"] / "docs_pkg" / "search_index.sqlite3"
+    assert search_tools("user guide", index_path=index).startswith("servers.docs.resources.read: ")
+    assert search_tools("docs page by slug", index_path=index).startswith(
+        "servers.docs.resources.page: "
+    )
+    _, source = Catalogue.of(docs_only["out"] / "docs_pkg").read("servers.docs")
+    assert "servers.docs.resources" in source and "offers no tools" in source
+
+
+def test_check_of_a_tool_less_server_sees_no_drift_then_its_resources_gone(
+    docs_only: dict[str, Any], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from codegen.cli.drift import EXIT_BREAKING, EXIT_NO_DRIFT, check_command
+
+    snapshot = str(docs_only["out"] / "mcp-snapshot.json")
+    same = CliRunner().invoke(
+        check_command,
+        ["--config", str(docs_only["config"]), "--snapshot", snapshot, "--json"],
+        catch_exceptions=False,
+    )
+    assert same.exit_code == EXIT_NO_DRIFT, same.output
+    # The same server, now offering nothing: each of its resources, templates and prompts is gone.
+    emptied = {"command": sys.executable, "args": [docs_only["script"], "--nothing"]}
+    config = write_config(tmp_path / "mcp.json", {"docs": emptied, "empty": emptied})
+    gone = CliRunner().invoke(
+        check_command,
+        ["--config", str(config), "--snapshot", snapshot, "--json"],
+        catch_exceptions=False,
+    )
+    assert gone.exit_code == EXIT_BREAKING, gone.output
+    document = json.loads(gone.stdout)
+    assert {(c["kind"], c["server"], c["pointer"]) for c in document["changes"]} == {
+        ("resource-removed", "docs", "/resources/docs:~1~1guide"),
+        ("template-removed", "docs", "/resourceTemplates/docs:~1~1pages~1{slug}"),
+        ("prompt-removed", "docs", "/prompts/explain"),
+    }
+
+
+def test_a_build_of_servers_offering_nothing_is_still_an_error(
+    docs_only: dict[str, Any], tmp_path: Path
+) -> None:
+    snapshot = Snapshot.read(docs_only["out"] / "mcp-snapshot.json")
+    empty = snapshot.server("empty")
+    assert empty is not None and not empty.tools
+    nothing = Snapshot(servers=(empty,))
+    with pytest.raises(BuildError, match="no tool could be generated"):
+        build(tmp_path / "none", name="pkg", snapshot=nothing, keep_going=True)
+    assert not (tmp_path / "none").exists()

@@ -202,7 +202,7 @@ def test_a_server_with_no_usable_tool_is_left_out_and_named(tmp_path: Path) -> N
     report = build(tmp_path / "out", name="pkg", snapshot=snapshot, keep_going=True)
     assert report.left_out == {
         "broken": "none of its 2 tools could be generated",
-        "empty": "it lists no tools",
+        "empty": "it offers no tools, resources or prompts",
     }
     assert sorted(path.name for path in (tmp_path / "out/pkg/servers").iterdir()) == [
         "__init__.py",
@@ -218,7 +218,7 @@ def test_a_server_with_no_usable_tool_is_left_out_and_named(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "1 tool of 1 server" in done.stdout and "left out 2 servers:" in done.stdout
     assert "  broken: none of its 2 tools could be generated" in done.stdout
-    assert "  empty: it lists no tools" in done.stdout
+    assert "  empty: it offers no tools, resources or prompts" in done.stdout
 
     nothing = Snapshot.model_validate({"servers": [snapshot.model_dump()["servers"][1]]})
     with pytest.raises(BuildError, match="no tool could be generated"):
