@@ -90,7 +90,6 @@ class BundleOptions:
     """The size of the sandbox's `/tmp` tmpfs (gVisor enforces it: ENOSPC)."""
     workspace_mb: int = Quotas.workspace_mb
     """The size of the sandbox's `/workspace` tmpfs."""
-    preload: bool = True
     bridge_dir: Path | None = None
     """The host directory of the bridge socket."""
     skills_dir: Path | None = None
@@ -111,7 +110,6 @@ class Layout:
     package: str | None
     workspace: str
     user: tuple[int, int] | None
-    preload: bool = True
 
     def settings(self) -> Settings:
         """The worker's JSON settings."""
@@ -120,7 +118,6 @@ class Layout:
             "package": self.package,
             "workspace": self.workspace,
             "user": list(self.user) if self.user else None,
-            "preload": self.preload,
         }
 
 
@@ -284,7 +281,6 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         package=package,
         workspace="/workspace",
         user=SANDBOX_USER,
-        preload=options.preload,
     )
     spec = _spec(layout, bundle.mounts, options)
     (directory / "config.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")

@@ -55,13 +55,11 @@ class Settings(TypedDict):
 
     sys_path: list[str]
     package: str | None
-    """The generated import package, preloaded and aliased as `servers`."""
+    """The generated import package, imported (not its tools) and aliased as `servers`."""
     workspace: str
     """The directory the code runs in."""
     user: list[int] | None
     """[uid, gid] the child drops to, or None to stay."""
-    preload: bool
-    """Import every server module before the first job."""
 
 
 class BridgeAddress(TypedDict):
@@ -106,7 +104,7 @@ class ShutdownMessage(TypedDict):
 
 
 class ReadyMessage(TypedDict):
-    """Worker -> host: preloaded, with a spare child forked."""
+    """Worker -> host: prepared, with a spare child forked."""
 
     type: Literal["ready"]
     pid: int
@@ -134,6 +132,9 @@ class Outcome(TypedDict, total=False):
     value: Any
     """The value as JSON, when it is JSON-able and small enough."""
     error: ErrorInfo
+    imported: list[str]
+    """The package's server and tool modules the child had imported (child -> worker
+    only: the worker imports them for later children and removes this field)."""
 
 
 class Died(TypedDict, total=False):

@@ -71,7 +71,9 @@ def install_alias(package: str) -> None:
     for name, module in list(sys.modules.items()):
         if name == prefix or name.startswith(prefix + "."):
             sys.modules["servers" + name[len(prefix) :]] = module
-    sys.meta_path.append(ServersAlias(package))
+    # First, before the path finder: it would find `servers.x` under the alias's
+    # `__path__` and load a second copy of the module under the other name.
+    sys.meta_path.insert(0, ServersAlias(package))
 
 
 def install_skills(package: str) -> None:
