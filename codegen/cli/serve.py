@@ -152,6 +152,13 @@ def _build(package_dir: Path | None, config: Path) -> None:
     type=click.FloatRange(min=1),
     help="HTTP: seconds after which an idle session ends, with its sandbox and files.",
 )
+@click.option(
+    "--warm",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Sandboxes started ahead, so a new session's first execute_code is warm "
+    "(default: 2 over HTTP, kept at that; 1 over stdio; 0: start each on demand).",
+)
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @unsafe_local_option("Run code WITHOUT isolation as plain processes (development only; no gVisor).")
 def serve_command(
@@ -167,6 +174,7 @@ def serve_command(
     max_sessions: int,
     sessions_per_client: int,
     idle_timeout: float,
+    warm: int | None,
     skills_dir: Path | None,
     unsafe_local: bool,
 ) -> None:
@@ -216,6 +224,7 @@ def serve_command(
             sessions_per_client=sessions_per_client,
             idle_timeout=idle_timeout,
         ),
+        warm=warm,
     )
     server = build_server(settings)
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):

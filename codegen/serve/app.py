@@ -40,6 +40,8 @@ from ..sandbox.errors import SandboxError
 from ..sandbox.executor import Executor, Limits, UnsafeLocalExecutor
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
+from ..sandbox.warmpool import WarmPool
+from ..snapshot import Snapshot
 from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
@@ -80,6 +82,16 @@ class ServeSettings:
     """Each session's bounds on disk and memory."""
     limits: ServeLimits = dataclasses.field(default_factory=ServeLimits)
     """What clients may hold: sessions, requests in flight, idle time."""
+    warm: int | None = None
+    """Sandboxes started ahead for sessions to come (see `sandbox.warmpool`); by
+    default 2 over HTTP (kept at that), and over stdio 1 (its one session's)."""
+
+    @property
+    def warm_sandboxes(self) -> int:
+        """How many sandboxes are started ahead."""
+        if self.warm is not None:
+            return self.warm
+        return 2 if self.transport == "http" else 1
 
     @property
     def skills(self) -> Path:
@@ -95,6 +107,9 @@ class State:
     catalogue: Catalogue
     workspaces: Workspaces
     transport: DirectTransport
+    snapshot: Snapshot | None = None
+    """The package's snapshot, read once for every session's bridge (at 10,000 tools
+    reading it takes a second, and each copy holds megabytes)."""
     in_flight: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     """Tool calls being handled, by session key."""
 
@@ -106,6 +121,7 @@ class State:
         return kind(
             settings.package.root,
             transport=self.transport,
+            snapshot=self.snapshot,
             limits=limits,
             skills_dir=settings.skills,
             skills_scope="shared" if settings.share_skills else "session",
@@ -129,9 +145,14 @@ Context = ServerRequestContext[State, Any]
 
 
 def build_server(settings: ServeSettings) -> Server[State]:
-    """The MCP server of `settings` (run it with `run_stdio` or `run_http`)."""
+    """The MCP server of `settings` (run it with `run_stdio` or `run_http`).
+
+    Raises:
+        SnapshotError: the package's snapshot cannot be read.
+    """
     skills = SkillStore(settings.skills, settings.package.import_dir)
     catalogue = Catalogue.of(settings.package.import_dir, skills)
+    snapshot = Snapshot.read(settings.package.snapshot_path)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
     tool_paths = sorted(name for name in catalogue.files if name.count(".") == 2)
     example = "servers.git.git_log" if "servers.git.git_log" in tool_paths else None
@@ -141,7 +162,14 @@ def build_server(settings: ServeSettings) -> Server[State]:
     @contextlib.asynccontextmanager
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
         transport = DirectTransport(settings.config)
-        state = State(settings, catalogue, Workspaces(lambda: state.new_executor()), transport)
+        # Over stdio there is one session: its sandbox is started now, and not replaced.
+        pool = WarmPool(
+            lambda: state.new_executor(),
+            settings.warm_sandboxes,
+            refill=settings.transport == "http",
+        )
+        state = State(settings, catalogue, Workspaces(pool), transport, snapshot)
+        pool.fill()
         try:
             yield state
         finally:
@@ -315,7 +343,7 @@ async def _execute(
         return text_result(invalid, error=True)
     try:
         if key is None:
-            executor = state.new_executor()
+            executor = await state.workspaces.pool.take()
             try:
                 result = await _run(executor, code, timeout, disconnected(ctx.request))
             finally:

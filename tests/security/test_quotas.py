@@ -163,7 +163,15 @@ def test_the_tmpfs_of_all_sessions_is_bounded_by_the_machines_memory() -> None:
 
 def test_sessions_per_client_and_unread_answers_are_bounded(package: Path) -> None:
     running = start_serve(
-        package, "--sessions-per-client", "2", "--max-sessions", "3", "--idle-timeout", "3"
+        package,
+        "--sessions-per-client",
+        "2",
+        "--max-sessions",
+        "3",
+        "--idle-timeout",
+        "3",
+        "--warm",
+        "0",  # the sandboxes counted below are the sessions'
     )
     try:
         asyncio.run(_limits(running))
