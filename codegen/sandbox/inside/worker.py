@@ -10,10 +10,13 @@ While the child runs, the worker:
 - ends it at the deadline, when its output passes `output_kill_bytes`, or when
   the host says `cancel` (its caller went away).
 
-Afterwards it kills every other process of the sandbox (as pid 1, `kill(-1)`),
-answers the host with one result line, imports the tool modules the child used
-(a bounded number: later executions of the session find them imported), and
-forks the next spare.
+When the child has closed its pipes (it does so as it exits, so the worker need
+not wait for its tear-down), the worker answers the host with one result line,
+kills every other process of the sandbox (as pid 1, `kill(-1)`), imports the
+tool modules the child used (a bounded number: later executions of the session
+find them imported), and forks the next spare. A child that dies or is killed
+with its pipes still open (a process it forked holds them) is answered for after
+the kill instead.
 
 The channel to the host is the worker's stdin and stdout, one JSON line per
 message, each starting with `W` (the messages are in `protocol`). The child cannot write there: its stdout is a
@@ -119,7 +122,11 @@ def _drop_privileges(user: list[int] | None) -> None:
 
 
 def _child_main(job_fd: int, outcome_fd: int, settings: Settings) -> None:
-    """The spare: wait for the job, run it, write the outcome, exit."""
+    """The spare: get ready, wait for the job, run it, write the outcome, exit."""
+    workspace = settings.get("workspace")
+    if workspace:
+        os.chdir(workspace)
+    mapped = runner.prepare()  # while no job waits
     chunks = []
     while True:
         data = os.read(job_fd, _CHUNK)
@@ -130,21 +137,28 @@ def _child_main(job_fd: int, outcome_fd: int, settings: Settings) -> None:
     if not chunks:
         os._exit(0)  # the worker is shutting down
     job: Job = json.loads(b"".join(chunks))
-    workspace = settings.get("workspace")
-    if workspace:
-        os.chdir(workspace)
     me = os.getpid()
     package = settings.get("package")
-    outcome = runner.run_job(job, package)
+    modules = len(sys.modules)
+    outcome = runner.run_job(job, package, mapped)
     if os.getpid() != me:
         os._exit(0)  # a process the code forked: only the child reports
-    with contextlib.suppress(Exception):
-        outcome["imported"] = _imported_tools(package)
-    for stream in (sys.stdout, sys.stderr):
+    # Only when the code imported something: walking the modules touches each name,
+    # and every page touched first after the fork is a copy (slow under gVisor).
+    if len(sys.modules) != modules:
+        with contextlib.suppress(Exception):
+            outcome["imported"] = _imported_tools(package)
+    data = json.dumps(outcome, ensure_ascii=False).encode("utf-8")
+    # Every pipe to the worker is closed before the exit: the worker answers once all
+    # three are at their end, without waiting for the process's tear-down (milliseconds
+    # under gVisor). The outcome last, so the worker finds the others ended with it.
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
         with contextlib.suppress(Exception):
             stream.flush()
-    data = json.dumps(outcome, ensure_ascii=False).encode("utf-8")
+        with contextlib.suppress(OSError):
+            os.close(fd)
     _write_all(outcome_fd, data)
+    os.close(outcome_fd)
     os._exit(0)
 
 
@@ -307,7 +321,7 @@ class Worker:
             if child.exited is None and time.monotonic() >= self.deadline:
                 self.kill_reason = "timeout"
                 self._kill_child()
-            if child.exited is not None:
+            if child.exited is not None or (child.outcome_data and not child.open_fds):
                 self._finish()
 
     # --- the host side -------------------------------------------------------
@@ -453,13 +467,19 @@ class Worker:
     def _finish(self) -> None:
         child = self.child
         assert child is not None
-        self._kill_rest()
-        self._drain(child)
+        # With every pipe at its end nothing more can come: answer first. The processes
+        # the job left are killed right after, before the worker reads another command.
+        ended = not child.open_fds
+        if not ended:
+            self._kill_rest()
+            self._drain(child)
         self._close(child)
         self.child = None
-        self._reap()
         result, imported = self._result(child)
         _send(result)
+        if ended:
+            self._kill_rest()
+        self._reap()
         self._learn(imported)
         self.spare = _fork_spare(self.settings, self._shared_fds())
 
