@@ -38,6 +38,7 @@ bench: setup
 	$(PY) bench/build_bench.py
 	$(PY) bench/search_bench.py
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/serve_bench.py
 	$(PY) bench/token_bench.py
 
 clean:
