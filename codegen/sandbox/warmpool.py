@@ -6,16 +6,19 @@ pydantic, the package) however small the code, and a new session's first
 ahead. Each one is a whole session of its own, made for it alone: its sandbox,
 its bridge socket and token, its `/workspace` and `/tmp`, its `/state` tmpfs
 and its skills directory. They are made before the session exists because
-gVisor binds a sandbox's mounts only when `runsc run` starts it; nothing is
-bound at hand-off. `take()` gives an executor to exactly one caller and starts
-a replacement in the background; an executor never goes back to the pool, so
-no sandbox, workspace or directory is ever used by two sessions.
+gVisor binds a sandbox's mounts only when `runsc run` starts it: a tmpfs
+mounted on the host over a bound directory afterwards is not seen inside, and
+the code's writes go to the directory beneath it, past the quota (measured with
+runsc 20221219). So nothing is bound at hand-off. `take()` gives an executor to
+exactly one caller and starts a replacement in the background; an executor
+never goes back to the pool, so no sandbox, workspace or directory is ever used
+by two sessions.
 
-What was measured before choosing this (bench/results/serve.md): a
-gVisor checkpoint of a warmed sandbox restores (runsc 20221219, ptrace) in
-about the time of a cold start and takes more host memory after the restore,
-so it would not bring a first execution near a warm one; a started sandbox
-waiting in a pool does.
+Measured before choosing this (bench/results/serve.md): a gVisor checkpoint
+of a warm sandbox restores (runsc 20221219, ptrace) in 0.4-1.4 s, 40-70% of a
+cold start, and the restored sandbox holds about 55 MiB more host memory; a
+started sandbox waiting in a pool answers a new session's first execution in
+tens of milliseconds.
 
 Each executor in the pool holds what a session holds: its tmpfs reservation
 against the budget for all sessions (so a full budget leaves the pool empty

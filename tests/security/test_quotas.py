@@ -94,9 +94,10 @@ def test_state_workspace_and_tmp_end_in_enospc_at_their_quotas(served: Served) -
 
             outcome: dict[str, list[object]] = await bystander_stays_responsive(b, attack)
             # On the host: each session's /state is a tmpfs of the quota's size, and
-            # nothing of what was written reached the disk under serve's directory.
+            # nothing of what was written reached the disk under serve's directory. (The
+            # sandboxes started ahead for sessions to come have theirs too.)
             mounts = served.state_mounts()
-            assert len(mounts) == 2, mounts
+            assert len(mounts) >= 2, mounts
             for point, options in mounts:
                 assert f"size={quotas.state_mb * 1024}k" in options
                 assert f"nr_inodes={quotas.state_files}" in options
