@@ -269,10 +269,29 @@ async def one_sandbox(package: Path, config: Path) -> dict[str, float]:
     return {"start": start, "idle": idle, "used": used, "tool modules": float(modules.value or 0)}
 
 
+def cli_exec(package: Path, config: Path, code: Path, runs: int = 3) -> float:
+    """Median seconds of the whole `mcp-codegen exec -c 1` command, from the checkout `code`."""
+    command = [sys.executable, "-m", "codegen", "exec", "--package", str(package)]
+    command += ["--config", str(config), "-c", "1"]
+    env = dict(os.environ, PYTHONPATH=str(code))
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=code, env=env, check=False
+        )
+        samples.append(time.perf_counter() - started)
+        assert done.returncode == 0, done.stderr[-500:]
+    return p(samples)
+
+
 async def per_size(size: int, config: Path, runs: int, baseline: Path | None) -> dict[str, Any]:
     package = catalog_package(size)
     figures: dict[str, Any] = {"size": size}
     figures.update(await one_sandbox(package, config))
+    figures["exec"] = await asyncio.to_thread(cli_exec, package, config, ROOT)
+    if baseline is not None and size <= 3000:  # at 10,000 tools it took about a minute a run
+        figures["baseline exec"] = await asyncio.to_thread(cli_exec, package, config, baseline, 2)
     with serve_http(package, config) as serve:
         await asyncio.sleep(8)  # the warm sandboxes start
         figures["serve idle (MiB)"] = pss_mib(descendants(serve.process.pid)) - pss_mib(
@@ -573,13 +592,15 @@ def report(
         + (", and before" if baseline else "")
         + ". Then one sandbox: `Executor.start()` to ready, host memory idle (PSS, alone; and "
         "as the only sandbox of a `serve`), after a tool call, and the tool modules its worker "
-        "holds after that call.",
+        "holds after that call. Last, the whole `mcp-codegen exec -c 1` command (a new "
+        "interpreter, the snapshot read, one sandbox started, run and deleted).",
         "",
         "| tools | pool `1` (p50 / p95) | pool, tool call | `--warm 0` `1` | "
         + ("before `1` | before / pool | " if baseline else "")
         + "`--warm 0` / pool | start (s) | idle (MiB) | idle in serve (MiB) | "
         + ("before, idle in serve (MiB) | " if baseline else "")
-        + "after a tool call (MiB) | tool modules | `serve` process (MiB) |",
+        + "after a tool call (MiB) | tool modules | `serve` process (MiB) | `exec -c 1` (s) |"
+        + (" before, `exec -c 1` (s) |" if baseline else ""),
     ]
     lines.append("|" + " --- |" * lines[-1].count(" | ") + " --- |")
     for size in ordered:
@@ -603,6 +624,9 @@ def report(
         if baseline:
             row.append(f"{f['baseline'].get('idle sandbox (MiB)', float('nan')):.0f}")
         row += [f"{f['used']:.0f}", f"{f['tool modules']:.0f}", f"{f['serve idle (MiB)']:.0f}"]
+        row.append(f"{f['exec']:.2f}")
+        if baseline:
+            row.append(f"{f['baseline exec']:.2f}" if "baseline exec" in f else "-")
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
