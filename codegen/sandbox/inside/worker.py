@@ -110,6 +110,8 @@ class _Child:
     exited: int | None = None
     outcome_data: bytearray = field(default_factory=bytearray)
     open_fds: set[int] = field(default_factory=set)
+    ended_fds: list[int] = field(default_factory=list)
+    """Pipes at their end, still to unregister and close."""
 
 
 def _drop_privileges(user: list[int] | None) -> None:
@@ -127,17 +129,17 @@ def _child_main(job_fd: int, outcome_fd: int, settings: Settings) -> None:
     if workspace:
         os.chdir(workspace)
     mapped = runner.prepare()  # while no job waits
-    chunks = []
-    while True:
+    me = os.getpid()
+    # Every system call costs ~0.1-0.4 ms under gVisor's ptrace platform: the job is
+    # one line (JSON has no raw newline), so one read usually takes it all, and the
+    # pipe is left open (the worker closes its end after the result).
+    received = bytearray()
+    while not received.endswith(b"\n"):
         data = os.read(job_fd, _CHUNK)
         if not data:
-            break
-        chunks.append(data)
-    os.close(job_fd)
-    if not chunks:
-        os._exit(0)  # the worker is shutting down
-    job: Job = json.loads(b"".join(chunks))
-    me = os.getpid()
+            os._exit(0)  # the worker is shutting down
+        received += data
+    job: Job = json.loads(received)
     package = settings.get("package")
     modules = len(sys.modules)
     outcome = runner.run_job(job, package, mapped)
@@ -300,9 +302,29 @@ class Worker:
     def _shared_fds(self) -> list[int]:
         return [self.wake_r, self.wake_w, self.selector.fileno()]
 
+    def _fork_spare(self) -> _Child:
+        """A new spare, its pipes watched already (not on the path of its job)."""
+        spare = _fork_spare(self.settings, self._shared_fds())
+        for fd, name in ((spare.stdout, "stdout"), (spare.stderr, "stderr")):
+            self.selector.register(fd, selectors.EVENT_READ, name)
+        self.selector.register(spare.outcome, selectors.EVENT_READ, "outcome")
+        return spare
+
+    def _from_spare(self, fd: int) -> None:
+        """The spare wrote before its job (dropped) or is ending (its reaping closes it)."""
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)  # else reported again until the reaping
+
     def run(self) -> None:
         """Serve until the host closes the channel or says `shutdown`."""
-        self.spare = _fork_spare(self.settings, self._shared_fds())
+        self.spare = self._fork_spare()
         _send({"type": "ready", "pid": os.getpid()})
         while True:
             timeout = None
@@ -314,15 +336,26 @@ class Worker:
                 if key.data == "wake":
                     self._reap()
                 elif key.data in ("stdout", "stderr", "outcome"):
-                    self._read_output(key.fd, key.data)
+                    if self.child is not None and key.fd in self.child.open_fds:
+                        self._read_output(key.fd, key.data)
+                    else:
+                        self._from_spare(key.fd)
             child = self.child
             if child is None:
                 continue
+            if child.ended_fds and child.open_fds:
+                # The child closes its three pipes one after the other as it ends: one
+                # at its end, the others likely are too. Reading them now saves a round
+                # of the loop each (slow under gVisor).
+                for fd in list(child.open_fds):
+                    self._read_output(fd, self._name_of(child, fd))
             if child.exited is None and time.monotonic() >= self.deadline:
                 self.kill_reason = "timeout"
                 self._kill_child()
             if child.exited is not None or (child.outcome_data and not child.open_fds):
                 self._finish()
+            else:
+                self._close_ended(child)
 
     # --- the host side -------------------------------------------------------
 
@@ -364,7 +397,7 @@ class Worker:
         if self.child is not None:
             _send({"type": "result", "id": job.get("id"), "busy": True})
             return
-        child = self.spare or _fork_spare(self.settings, self._shared_fds())
+        child = self.spare or self._fork_spare()
         self.spare = None
         self.child = child
         self.job = job
@@ -373,13 +406,10 @@ class Worker:
         self.captures = {"stdout": _Capture(limit), "stderr": _Capture(limit)}
         self.started = time.monotonic()
         self.deadline = self.started + float(job.get("timeout") or 30.0)
-        self.selector.register(child.stdout, selectors.EVENT_READ, "stdout")
-        self.selector.register(child.stderr, selectors.EVENT_READ, "stderr")
-        self.selector.register(child.outcome, selectors.EVENT_READ, "outcome")
-        with contextlib.suppress(OSError):  # the spare died; _reap() notices
-            _write_all(child.job, json.dumps(job, ensure_ascii=False).encode("utf-8"))
-        os.close(child.job)
-        self._reap()
+        # One line, left open (see `_child_main`). A spare that died makes this fail;
+        # its SIGCHLD wakes the loop, which reaps it and answers.
+        with contextlib.suppress(OSError):
+            _write_all(child.job, json.dumps(job, ensure_ascii=False).encode("utf-8") + b"\n")
 
     def _read_output(self, fd: int, name: str) -> None:
         child = self.child
@@ -393,9 +423,10 @@ class Worker:
             except OSError:
                 data = b""
             if not data:
-                self.selector.unregister(fd)
-                os.close(fd)
-                child.open_fds.discard(fd)
+                # Closed after the result is sent, or at the end of this round of the loop.
+                if fd in child.open_fds:
+                    child.open_fds.discard(fd)
+                    child.ended_fds.append(fd)
                 return
             if name == "outcome":
                 if len(child.outcome_data) < 4 * VALUE_LIMIT + 65536:
@@ -444,13 +475,24 @@ class Worker:
                 self._close(self.spare)
                 self.spare = None
 
-    def _close(self, child: _Child) -> None:
-        for fd in list(child.open_fds):
+    @staticmethod
+    def _name_of(child: _Child, fd: int) -> str:
+        return {child.stdout: "stdout", child.stderr: "stderr"}.get(fd, "outcome")
+
+    def _close_ended(self, child: _Child) -> None:
+        """Unregister and close the pipes at their end (a level-triggered selector would
+        report them again at once)."""
+        for fd in child.ended_fds:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
+        child.ended_fds.clear()
+
+    def _close(self, child: _Child) -> None:
+        child.ended_fds += child.open_fds
         child.open_fds.clear()
+        self._close_ended(child)
         with contextlib.suppress(OSError):
             os.close(child.job)
 
@@ -459,8 +501,7 @@ class Worker:
         end = time.monotonic() + 1.0
         while child.open_fds and time.monotonic() < end:
             for fd in list(child.open_fds):
-                name = {child.stdout: "stdout", child.stderr: "stderr"}.get(fd, "outcome")
-                self._read_output(fd, name)
+                self._read_output(fd, self._name_of(child, fd))
             if child.open_fds:
                 time.sleep(0.002)
 
@@ -473,15 +514,15 @@ class Worker:
         if not ended:
             self._kill_rest()
             self._drain(child)
-        self._close(child)
         self.child = None
         result, imported = self._result(child)
         _send(result)
+        self._close(child)
         if ended:
             self._kill_rest()
         self._reap()
         self._learn(imported)
-        self.spare = _fork_spare(self.settings, self._shared_fds())
+        self.spare = self._fork_spare()
 
     def _learn(self, names: object) -> None:
         """Import the tool modules the last execution used, so later children have them."""
