@@ -226,7 +226,10 @@ def serve_command(
         ),
         warm=warm,
     )
-    server = build_server(settings)
+    try:
+        server = build_server(settings)  # reads the snapshot once for every session
+    except SnapshotError as exc:
+        fail("serve", "snapshot", str(exc))
     if transport == "http" and host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"warning: {host} is not loopback; anyone who reaches it can run code here")
     # Ctrl-C ends the server after its sandboxes are deleted; that is a normal exit.
