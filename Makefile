@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/servers_bench.py
 	$(PY) bench/search_bench.py
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/serve_bench.py
 	$(PY) bench/token_bench.py
 	$(PY) bench/policy_bench.py --compare
 

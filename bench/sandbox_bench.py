@@ -69,7 +69,7 @@ async def measure(package: Path, config: Path, runs: int) -> dict[str, Any]:
     started = time.perf_counter()
     executor = Executor(package, config=config)
     await executor.start()
-    figures["cold start: Executor.start() to a ready sandbox (bundle, runsc, preload) (s)"] = (
+    figures["cold start: Executor.start() to a ready sandbox (bundle, runsc, imports) (s)"] = (
         time.perf_counter() - started
     )
     started = time.perf_counter()
@@ -328,7 +328,7 @@ def main() -> None:
     notes = (
         "\nHow to read it:\n\n"
         "- *cold start* builds the OCI bundle, starts `runsc run`, and lets the worker import "
-        "pydantic and every module of the package once.\n"
+        "pydantic and the package (not its tool modules: see bench/results/serve.md).\n"
         '- *warm trivial execution* is `execute("1")` seen by the caller: hand the job to a '
         "pre-forked process, run, collect, kill everything the code left. The spare process for "
         "the next execution is forked (~25 ms under ptrace) after the result is sent, so "

@@ -118,6 +118,8 @@ def idle_sessions(package: Path, config: Path, count: int = 32) -> dict[str, Any
         str(count),
         "--sessions-per-client",
         str(count),
+        "--warm",
+        "0",  # the sandboxes counted are the sessions'
     ]
     env = dict(os.environ, TMPDIR=str(tmp))
     serve = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)

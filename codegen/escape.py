@@ -65,7 +65,10 @@ def doc_text(text: str) -> str:
     text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines).strip("\n")
-    if text.endswith('"'):
+    # A bare quote at the end would run into the closing quotes; one escaped already
+    # (an odd number of backslashes before it, as `\"\"\"` leaves) must stay as it is.
+    backslashes = len(text[:-1]) - len(text[:-1].rstrip("\\"))
+    if text.endswith('"') and backslashes % 2 == 0:
         text = text[:-1] + '\\"'
     return text
 

@@ -319,6 +319,34 @@ def test_output_flood_is_cut_and_stopped(run: Any) -> None:
     assert result.error is not None and result.error.type == "OutputLimitError"
 
 
+def test_an_execution_ends_with_its_code_whoever_holds_its_pipes(run: Any) -> None:
+    # A process the code left behind holds stdout: the result comes when the code ends
+    # (not at the timeout), with what was printed before; the process is killed, so
+    # nothing of it reaches the next execution.
+    code = """
+import os, sys, time
+print("before")
+sys.stdout.flush()
+if os.fork() == 0:
+    time.sleep(1)
+    print("LEFT BEHIND")
+    sys.stdout.flush()
+    time.sleep(30)
+    os._exit(0)
+"done"
+"""
+    started = time.monotonic()
+    result = run(code, timeout=15)
+    assert (result.value, result.stdout, result.error) == ("done", "before\n", None)
+    assert time.monotonic() - started < 10
+    later = run("import time\ntime.sleep(2)\nprint('next')\n7")
+    assert (later.value, later.stdout) == (7, "next\n")
+    # Code that closes its own stdout and stderr and runs on still gets its value.
+    result = run("import os, time\nos.close(1)\nos.close(2)\ntime.sleep(1)\n42")
+    assert (result.value, result.error) == (42, None)
+    assert run("print('fine')").stdout == "fine\n"
+
+
 def test_memory_backstop_replaces_the_sandbox(run: Any) -> None:
     # Each process stays under its own limit; together they pass the sandbox's cgroup limit.
     code = """

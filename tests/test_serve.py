@@ -216,11 +216,14 @@ def test_bad_calls_are_tool_errors_and_the_server_keeps_serving(serve: list[str]
 def http_server(
     tmp_path_factory: pytest.TempPathFactory, serve: list[str]
 ) -> Iterator[tuple[str, Path]]:
-    """`serve --transport http --port 0` in a process whose sandboxes live under its own TMPDIR."""
+    """`serve --transport http --port 0` in a process whose sandboxes live under its own TMPDIR.
+
+    With no sandbox started ahead (`--warm 0`): the tests count the sessions' sandboxes.
+    """
     # Short: the sandbox's sockets live under TMPDIR, and a socket path has at most 107 bytes.
     tmp = Path(tempfile.mkdtemp(prefix="serve-", dir="/tmp"))
     process = subprocess.Popen(
-        [*serve, "--transport", "http", "--port", "0"],
+        [*serve, "--transport", "http", "--port", "0", "--warm", "0"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,

@@ -169,6 +169,13 @@ def _build(package_dir: Path | None, config: Path) -> None:
     type=click.FloatRange(min=1),
     help="HTTP: seconds after which an idle session ends, with its sandbox and files.",
 )
+@click.option(
+    "--warm",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Sandboxes started ahead, so a new session's first execute_code is warm "
+    "(default: 2 over HTTP, kept at that; 1 over stdio; 0: start each on demand).",
+)
 @skills_option("Where save_skill keeps skills (default: .mcp-codegen/skills beside the config).")
 @click.option(
     "--preconnect/--no-preconnect",
@@ -200,6 +207,7 @@ def serve_command(
     max_sessions: int,
     sessions_per_client: int,
     idle_timeout: float,
+    warm: int | None,
     skills_dir: Path | None,
     preconnect: bool,
     audit: Path | None,
@@ -268,13 +276,17 @@ def serve_command(
             idle_timeout=idle_timeout,
         ),
         preconnect=preconnect,
+        warm=warm,
         policy=policy,
         resolver=resolver,
     )
     try:
-        server = build_server(settings)  # reads the config's privacy section
+        # Reads the config's privacy section, and the snapshot once for every session.
+        server = build_server(settings)
     except ConfigError as exc:
         fail("serve", "config", str(exc))
+    except SnapshotError as exc:
+        fail("serve", "snapshot", str(exc))
     if transport == "http" and host not in LOOPBACK and auth is None:
         print_warning(
             f"{host} is not loopback and --insecure-no-auth: anyone who reaches it can run code here"

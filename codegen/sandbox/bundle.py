@@ -116,7 +116,6 @@ class BundleOptions:
     """The size of the sandbox's `/tmp` tmpfs (gVisor enforces it: ENOSPC)."""
     workspace_mb: int = Quotas.workspace_mb
     """The size of the sandbox's `/workspace` tmpfs."""
-    preload: bool = True
     bridge_dir: Path | None = None
     """The host directory of the bridge socket."""
     skills_dir: Path | None = None
@@ -147,7 +146,6 @@ class Layout:
     package: str | None
     workspace: str
     user: tuple[int, int] | None
-    preload: bool = True
     modules: tuple[str, ...] = ()
 
     def settings(self) -> Settings:
@@ -157,7 +155,6 @@ class Layout:
             "package": self.package,
             "workspace": self.workspace,
             "user": list(self.user) if self.user else None,
-            "preload": self.preload,
         }
         if self.modules:
             settings["modules"] = list(self.modules)
@@ -383,7 +380,6 @@ def build_bundle(directory: Path, options: BundleOptions) -> Layout:
         package=package,
         workspace="/workspace",
         user=SANDBOX_USER,
-        preload=options.preload,
         modules=options.modules,
     )
     spec = _spec(layout, bundle.mounts, options)

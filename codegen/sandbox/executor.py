@@ -279,6 +279,13 @@ class Executor:
             self._transport = DirectTransport(self.config, max_message_bytes=self.max_result_bytes)
         return self._transport
 
+    def use_budget(self, budget: CpuBudget) -> None:
+        """Charge this executor's host work to `budget` from now on: the session's, for
+        an executor started ahead of its session (`sandbox.warmpool`)."""
+        self.cpu_budget = budget
+        if self._server is not None:
+            self._server.bridge.budget = budget
+
     async def start(self) -> None:
         """Prepare the sandboxes and wait until the first one is ready.
 

@@ -52,6 +52,8 @@ from ..sandbox.hooks import ExecutionHooks
 from ..sandbox.policy import SandboxPolicy
 from ..sandbox.quotas import Quotas, ServeLimits
 from ..sandbox.result import ExecutionResult
+from ..sandbox.warmpool import WarmPool
+from ..snapshot import Snapshot
 from ..telemetry import request, security_event, session_closed, session_opened
 from .changes import UpstreamChanges
 from .interaction import execution_hooks
@@ -106,6 +108,16 @@ class ServeSettings:
     sizes, which replace those of `quotas`."""
     resolver: Resolver | None = None
     """How the egress proxy resolves names (a hosts file first, for tests)."""
+    warm: int | None = None
+    """Sandboxes started ahead for sessions to come (see `sandbox.warmpool`); by
+    default 2 over HTTP (kept at that), and over stdio 1 (its one session's)."""
+
+    @property
+    def warm_sandboxes(self) -> int:
+        """How many sandboxes are started ahead."""
+        if self.warm is not None:
+            return self.warm
+        return 2 if self.transport == "http" else 1
 
     @property
     def skills(self) -> Path:
@@ -121,6 +133,9 @@ class State:
     catalogue: Catalogue
     workspaces: Workspaces
     transport: DirectTransport
+    snapshot: Snapshot | None = None
+    """The package's snapshot, read once for every session's bridge (at 10,000 tools
+    reading it takes a second, and each copy holds megabytes)."""
     in_flight: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     """Tool calls being handled, by session key."""
     privacy: PrivacyPolicy = dataclasses.field(default_factory=PrivacyPolicy)
@@ -146,6 +161,7 @@ class State:
         return kind(
             settings.package.root,
             transport=self.transport,
+            snapshot=self.snapshot,
             skills_dir=settings.skills,
             skills_scope="shared" if settings.share_skills else "session",
             quotas=policy.quotas(settings.quotas),
@@ -179,10 +195,15 @@ another session's request between the event loop and a worker waits up to that l
 
 
 def build_server(settings: ServeSettings) -> Server[State]:
-    """The MCP server of `settings` (run it with `run_stdio` or `run_http`)."""
+    """The MCP server of `settings` (run it with `run_stdio` or `run_http`).
+
+    Raises:
+        SnapshotError: the package's snapshot cannot be read.
+    """
     sys.setswitchinterval(_SWITCH_INTERVAL)
     skills = SkillStore(settings.skills, settings.package.import_dir)
     catalogue = Catalogue.of(settings.package.import_dir, skills)
+    snapshot = Snapshot.read(settings.package.snapshot_path)
     servers = sorted(name.split(".")[1] for name in catalogue.files if name.count(".") == 1)
     tool_paths = sorted(
         name
@@ -199,14 +220,24 @@ def build_server(settings: ServeSettings) -> Server[State]:
     async def lifespan(_: Server[State]) -> AsyncIterator[State]:
         # Results are refused as they stream in past the cap (`runtime.stdio`).
         transport = DirectTransport(settings.config, max_message_bytes=DEFAULT_MAX_RESULT_BYTES)
+        # Over stdio there is one session: its sandbox is started now, and not replaced.
+        # Each executor of the pool is made as a session's own (its policy, quotas, /state,
+        # egress socket and skills), and bound to its session's CPU budget when handed out.
+        pool = WarmPool(
+            lambda: state.new_executor(),
+            settings.warm_sandboxes,
+            refill=settings.transport == "http",
+        )
         state = State(
             settings,
             catalogue,
-            Workspaces(lambda key: state.new_executor(key)),
+            Workspaces(pool, lambda key, executor: executor.use_budget(state.budget(key))),
             transport,
+            snapshot,
             privacy=policy,
             approval=approval,
         )
+        pool.fill()
         # Before the preconnect: a session listens for upstream changes only if someone
         # listens when it opens (the 2026-07-28 protocol's `subscriptions/listen`).
         state.changes = _watch_upstream(settings, transport)  # issue 17
@@ -497,7 +528,7 @@ async def _execute(
     try:
         async with execution_hooks(ctx) as hooks:  # issue 17: approvals, progress
             if key is None:
-                executor = state.new_executor()
+                executor = await state.workspaces.pool.take()
                 try:
                     result = await _run(executor, code, timeout, disconnected(ctx.request), hooks)
                 finally:

@@ -42,6 +42,8 @@ __all__ = [
 
 DISCONNECTED = "mcp-codegen.disconnected"
 """The scope key of the `asyncio.Event` set when the request's client disconnects."""
+_OPENED = "mcp-codegen.opened"
+"""The scope key of the function that stops counting a request as a session being opened."""
 _SESSION_HEADER = b"mcp-session-id"
 
 Scope = MutableMapping[str, Any]
@@ -85,6 +87,12 @@ class SessionTracking:
                 if session_id not in self.registry.owners:
                     self.registry.owners[session_id] = str(client)
                     connection.exit_stack.callback(self.registry.owners.pop, session_id, None)
+                    # It counts as a session now, no longer as one being opened: counted
+                    # twice until its answer was written, eight sessions opened at once
+                    # from one address could refuse the last of them.
+                    opened = getattr(request, "scope", {}).get(_OPENED)
+                    if callable(opened):
+                        opened()
         return await call_next(ctx)
 
 
@@ -133,6 +141,7 @@ class Admission:
                 if message.get("type") == "http.response.body" and not message.get("more_body"):
                     opened()
 
+            scope[_OPENED] = opened
             try:
                 await self.app(scope, receive, sending)
             finally:

@@ -1,10 +1,12 @@
 """One sandbox, and so one workspace, per MCP session.
 
 The sandbox's `/workspace` lives as long as its sandbox, so each session gets
-an `Executor` of its own (one sandbox; about a second to start, made on the
-session's first `execute_code`), and the files its code writes persist between
-its calls and are seen by no other session. When the session ends, its executor
-is closed in the background, which deletes the sandbox and its files.
+an `Executor` of its own on its first `execute_code`, and the files its code
+writes persist between its calls and are seen by no other session. The executor
+comes from a `WarmPool`: started ahead when the pool has one (a warm first
+execution), else started then (about a second). When the session ends, its
+executor is closed in the background, which deletes the sandbox and its files;
+it never serves another session.
 
 All executors share one host transport: the configured servers are started once
 for the whole `serve` process, not once per session.
@@ -17,6 +19,7 @@ import contextlib
 from collections.abc import Callable, Hashable
 
 from ..sandbox.executor import Executor
+from ..sandbox.warmpool import WarmPool
 
 __all__ = ["Workspaces"]
 
@@ -24,8 +27,9 @@ __all__ = ["Workspaces"]
 class Workspaces:
     """The live executors, by session key."""
 
-    def __init__(self, factory: Callable[[Hashable], Executor]):
-        self._factory = factory
+    def __init__(self, pool: WarmPool, bind: Callable[[Hashable, Executor], None] | None = None):
+        self.pool = pool
+        self._bind = bind
         self._executors: dict[Hashable, Executor] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -48,12 +52,9 @@ class Workspaces:
                 raise RuntimeError("the server is shutting down")
             executor = self._executors.get(key)
             if executor is None:
-                executor = self._factory(key)
-                try:
-                    await executor.start()
-                except BaseException:
-                    self.close_later(executor)  # in the background: the caller may be cancelled
-                    raise
+                executor = await self.pool.take()  # a failed start has closed itself
+                if self._bind is not None:
+                    self._bind(key, executor)  # made before the session: now it is its own
                 if key in self._released or self._closed:
                     # The session ended while its sandbox was starting.
                     self._released.discard(key)
@@ -83,10 +84,11 @@ class Workspaces:
         self.close_later(executor)
 
     async def aclose(self) -> None:
-        """Close every executor and wait until each sandbox is deleted."""
+        """Close every executor, the pool's too, and wait until each sandbox is deleted."""
         self._closed = True
         for key in list(self._executors):
             self.release(key)
+        await self.pool.aclose()
         while self._closing:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*list(self._closing), return_exceptions=True)

@@ -61,13 +61,11 @@ class Settings(TypedDict):
 
     sys_path: list[str]
     package: str | None
-    """The generated import package, preloaded and aliased as `servers`."""
+    """The generated import package, imported (not its tools) and aliased as `servers`."""
     workspace: str
     """The directory the code runs in."""
     user: list[int] | None
     """[uid, gid] the child drops to, or None to stay."""
-    preload: bool
-    """Import every server module before the first job."""
     modules: NotRequired[list[str]]
     """More modules to import before the first job (the policy's packages)."""
 
@@ -126,7 +124,7 @@ class ShutdownMessage(TypedDict):
 
 
 class ReadyMessage(TypedDict):
-    """Worker -> host: preloaded, with a spare child forked."""
+    """Worker -> host: prepared, with a spare child forked."""
 
     type: Literal["ready"]
     pid: int
@@ -163,6 +161,12 @@ class Outcome(TypedDict, total=False):
     error: ErrorInfo
     connections: list[DirectConnection]
     """Connections the code tried to open directly (at most `MAX_DIRECT`)."""
+    imported: list[str]
+    """The package's server and tool modules the child had imported (child -> worker
+    only: the worker imports them for later children and removes this field)."""
+    usage: list[float]
+    """[CPU seconds, peak memory in KiB] of the child and the processes it waited for
+    (child -> worker only: the worker answers before it reaps the child)."""
 
 
 class Died(TypedDict, total=False):

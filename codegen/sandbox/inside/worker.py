@@ -1,16 +1,23 @@
 """The worker: the first process of a sandbox, warm and idle between executions.
 
-It imports pydantic and the generated package once, then forks a spare child
-that drops to the unprivileged user and waits for a job. An execution hands the
-job to the spare, so it starts in a few milliseconds from clean process state.
+It imports pydantic and the generated package once (not its tool modules: the
+child imports the tools its code uses), then forks a spare child that drops to
+the unprivileged user and waits for a job. An execution hands the job to the
+spare, so it starts in a few milliseconds from clean process state.
 While the child runs, the worker:
 
 - captures its stdout and stderr (pipes), keeping the first `max_output` bytes;
 - ends it at the deadline, when its output passes `output_kill_bytes`, or when
   the host says `cancel` (its caller went away).
 
-Afterwards it kills every other process of the sandbox (as pid 1, `kill(-1)`),
-answers the host with one result line, and forks the next spare.
+When the child has closed its pipes (it does so as it exits, so the worker need
+not wait for its tear-down), the worker answers the host with one result line,
+kills every other process of the sandbox (as pid 1, `kill(-1)`), and a moment
+later (at once when jobs come back to back; see `_SPARE_DELAY`) imports the tool
+modules the child used (a bounded number: later executions of the session find
+them imported) and forks the next spare. A child that dies or is killed
+with its pipes still open (a process it forked holds them) is answered for after
+the kill instead.
 
 The channel to the host is the worker's stdin and stdout, one JSON line per
 message, each starting with `W` (the messages are in `protocol`). The child cannot write there: its stdout is a
@@ -26,7 +33,8 @@ import errno
 import importlib
 import json
 import os
-import pkgutil
+import re
+import resource
 import selectors
 import signal
 import sys
@@ -48,7 +56,7 @@ from .protocol import (
     encode,
 )
 
-__all__ = ["main"]
+__all__ = ["learnable", "main"]
 
 _HOST_IN = 0
 _HOST_OUT = 1
@@ -106,6 +114,8 @@ class _Child:
     open_fds: set[int] = field(default_factory=set)
     usage: Any = None
     """Its resource usage (`os.wait4`), once reaped: CPU time and peak memory for telemetry."""
+    ended_fds: list[int] = field(default_factory=list)
+    """Pipes at their end, still to unregister and close."""
 
 
 def _drop_privileges(user: list[int] | None) -> None:
@@ -118,29 +128,52 @@ def _drop_privileges(user: list[int] | None) -> None:
 
 
 def _child_main(job_fd: int, outcome_fd: int, settings: Settings) -> None:
-    """The spare: wait for the job, run it, write the outcome, exit."""
-    chunks = []
-    while True:
-        data = os.read(job_fd, _CHUNK)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(job_fd)
-    if not chunks:
-        os._exit(0)  # the worker is shutting down
-    job: Job = json.loads(b"".join(chunks))
+    """The spare: get ready, wait for the job, run it, write the outcome, exit."""
     workspace = settings.get("workspace")
     if workspace:
         os.chdir(workspace)
+    mapped = runner.prepare()  # while no job waits
     me = os.getpid()
-    outcome = runner.run_job(job, settings.get("package"))
+    # Every system call costs ~0.1-0.4 ms under gVisor's ptrace platform: the job is
+    # one line (JSON has no raw newline), so one read usually takes it all, and the
+    # pipe is left open (the worker closes its end after the result).
+    received = bytearray()
+    while not received.endswith(b"\n"):
+        data = os.read(job_fd, _CHUNK)
+        if not data:
+            os._exit(0)  # the worker is shutting down
+        received += data
+    job: Job = json.loads(received)
+    package = settings.get("package")
+    modules = len(sys.modules)
+    outcome = runner.run_job(job, package, mapped)
     if os.getpid() != me:
         os._exit(0)  # a process the code forked: only the child reports
-    for stream in (sys.stdout, sys.stderr):
+    # Only when the code imported something: walking the modules touches each name,
+    # and every page touched first after the fork is a copy (slow under gVisor).
+    if len(sys.modules) != modules:
+        with contextlib.suppress(Exception):
+            outcome["imported"] = _imported_tools(package)
+    # The worker answers before it reaps this process (see below), so its CPU time and
+    # peak memory come from here: its own, and of the processes it waited for.
+    with contextlib.suppress(OSError):
+        own, waited = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        cpu = own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+        outcome["usage"] = [round(cpu, 6), max(own.ru_maxrss, waited.ru_maxrss)]
+    data = json.dumps(outcome, ensure_ascii=False).encode("utf-8")
+    # Every pipe to the worker is closed before the exit: the worker answers once all
+    # three are at their end, without waiting for the process's tear-down (milliseconds
+    # under gVisor). The outcome last, so the worker finds the others ended with it.
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
         with contextlib.suppress(Exception):
             stream.flush()
-    data = json.dumps(outcome, ensure_ascii=False).encode("utf-8")
+        with contextlib.suppress(OSError):
+            os.close(fd)
     _write_all(outcome_fd, data)
+    os.close(outcome_fd)
     os._exit(0)
 
 
@@ -190,8 +223,29 @@ def _fork_spare(settings: Settings, close_in_child: list[int]) -> _Child:
     )
 
 
+_SPARE_DELAY = 0.02
+"""Seconds between a result and the fork of the next spare, unless jobs come back to back.
+
+Forking costs tens of milliseconds of CPU under gVisor's ptrace platform; started at
+once it competes with the host forwarding the result (on 2 cores, warm executions
+through `serve` 0.2 s apart: p90 57 -> 29 ms). A job that comes sooner forks its own."""
+_BACK_TO_BACK = 0.05
+"""A job this soon after the last result: the next spare is forked at once."""
+_LEARN_PER_JOB = 32
+"""Tool modules the worker imports after one execution (see `Worker._learn`)."""
+_LEARN_LIMIT = 256
+"""Tool modules the worker imports over its life, so its memory stays bounded."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _preload(settings: Settings) -> None:
-    """Import what every execution needs, once, so forked children start warm."""
+    """Import what every execution needs, once, so forked children start warm.
+
+    Not the tool modules: a package may hold thousands, and importing them all
+    made a sandbox's start and memory grow with the catalog (10 s and 136 MiB
+    at 3,243 tools). A child imports the tools its code uses (the server
+    packages are lazy), and the worker learns them for later children.
+    """
     for name in ("pydantic", "asyncio", "json", *settings.get("modules", ())):
         with contextlib.suppress(Exception):  # a policy package that fails raises in the code
             importlib.import_module(name)
@@ -199,18 +253,46 @@ def _preload(settings: Settings) -> None:
     if not package:
         return
     module = importlib.import_module(package)
-    if settings.get("preload", True):
-        with contextlib.suppress(ImportError):
-            servers = importlib.import_module(f"{package}.servers")
-            for info in pkgutil.walk_packages(servers.__path__, servers.__name__ + "."):
-                with contextlib.suppress(Exception):
-                    importlib.import_module(info.name)
     with contextlib.suppress(Exception):
         runtime = importlib.import_module(f"{package}._runtime.bridge")
         del runtime
+    with contextlib.suppress(ImportError):
+        importlib.import_module(f"{package}.servers")
     del module
     runner.install_alias(package)
     runner.install_skills(package)
+
+
+def learnable(names: object, package: str, limit: int) -> list[str]:
+    """The names in `names` of tool modules the worker may import: at most `limit`.
+
+    `names` came from the agent's process, so it is anything: only strings
+    naming a server package or tool module of the read-only package
+    (`<package>.servers.<server>[.<tool>]`, identifiers) not imported yet count.
+    """
+    if not isinstance(names, list) or limit <= 0:
+        return []
+    prefix = f"{package}.servers."
+    found: list[str] = []
+    for name in names[: 8 * _LEARN_PER_JOB]:
+        if len(found) >= limit:
+            break
+        if not isinstance(name, str) or not name.startswith(prefix) or name in sys.modules:
+            continue
+        parts = name[len(prefix) :].split(".")
+        if len(parts) <= 2 and all(
+            _IDENTIFIER.fullmatch(part) and not part.startswith("__") for part in parts
+        ):
+            found.append(name)
+    return found
+
+
+def _imported_tools(package: str | None) -> list[str]:
+    """The package's server and tool modules this process has imported."""
+    if not package:
+        return []
+    prefix = f"{package}.servers."
+    return [name for name in list(sys.modules) if name.startswith(prefix)]
 
 
 class Worker:
@@ -227,6 +309,14 @@ class Worker:
         self.started = 0.0
         self.kill_reason: Literal["timeout", "output", "cancelled"] | None = None
         self.captures: dict[str, _Capture] = {}
+        self.learned = 0
+        """Tool modules imported by `_learn` so far."""
+        self.answered = 0.0
+        """When the last result was sent (monotonic)."""
+        self.back_to_back = False
+        self.spare_due = 0.0
+        """When the next spare is to be forked (0: not waiting for that)."""
+        self.to_learn: object = None
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -239,29 +329,64 @@ class Worker:
     def _shared_fds(self) -> list[int]:
         return [self.wake_r, self.wake_w, self.selector.fileno()]
 
+    def _fork_spare(self) -> _Child:
+        """A new spare, its pipes watched already (not on the path of its job)."""
+        spare = _fork_spare(self.settings, self._shared_fds())
+        for fd, name in ((spare.stdout, "stdout"), (spare.stderr, "stderr")):
+            self.selector.register(fd, selectors.EVENT_READ, name)
+        self.selector.register(spare.outcome, selectors.EVENT_READ, "outcome")
+        return spare
+
+    def _from_spare(self, fd: int) -> None:
+        """The spare wrote before its job (dropped) or is ending (its reaping closes it)."""
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)  # else reported again until the reaping
+
     def run(self) -> None:
         """Serve until the host closes the channel or says `shutdown`."""
-        self.spare = _fork_spare(self.settings, self._shared_fds())
+        self.spare = self._fork_spare()
         _send({"type": "ready", "pid": os.getpid()})
         while True:
             timeout = None
             if self.child is not None:
                 timeout = max(0.0, self.deadline - time.monotonic())
+            elif self.spare_due:
+                timeout = max(0.0, self.spare_due - time.monotonic())
             for key, _mask in self.selector.select(timeout):
                 if key.data == "host" and not self._from_host():
                     return
                 if key.data == "wake":
                     self._reap()
                 elif key.data in ("stdout", "stderr", "outcome"):
-                    self._read_output(key.fd, key.data)
+                    if self.child is not None and key.fd in self.child.open_fds:
+                        self._read_output(key.fd, key.data)
+                    else:
+                        self._from_spare(key.fd)
             child = self.child
             if child is None:
+                if self.spare_due and time.monotonic() >= self.spare_due and self.spare is None:
+                    self.spare = self._next_spare()
                 continue
+            if child.ended_fds and child.open_fds:
+                # The child closes its three pipes one after the other as it ends: one
+                # at its end, the others likely are too. Reading them now saves a round
+                # of the loop each (slow under gVisor).
+                for fd in list(child.open_fds):
+                    self._read_output(fd, self._name_of(child, fd))
             if child.exited is None and time.monotonic() >= self.deadline:
                 self.kill_reason = "timeout"
                 self._kill_child()
-            if child.exited is not None:
+            if child.exited is not None or (child.outcome_data and not child.open_fds):
                 self._finish()
+            else:
+                self._close_ended(child)
 
     # --- the host side -------------------------------------------------------
 
@@ -303,7 +428,8 @@ class Worker:
         if self.child is not None:
             _send({"type": "result", "id": job.get("id"), "busy": True})
             return
-        child = self.spare or _fork_spare(self.settings, self._shared_fds())
+        self.back_to_back = 0 < time.monotonic() - self.answered < _BACK_TO_BACK
+        child = self.spare or self._next_spare()
         self.spare = None
         self.child = child
         self.job = job
@@ -312,13 +438,10 @@ class Worker:
         self.captures = {"stdout": _Capture(limit), "stderr": _Capture(limit)}
         self.started = time.monotonic()
         self.deadline = self.started + float(job.get("timeout") or 30.0)
-        self.selector.register(child.stdout, selectors.EVENT_READ, "stdout")
-        self.selector.register(child.stderr, selectors.EVENT_READ, "stderr")
-        self.selector.register(child.outcome, selectors.EVENT_READ, "outcome")
-        with contextlib.suppress(OSError):  # the spare died; _reap() notices
-            _write_all(child.job, json.dumps(job, ensure_ascii=False).encode("utf-8"))
-        os.close(child.job)
-        self._reap()
+        # One line, left open (see `_child_main`). A spare that died makes this fail;
+        # its SIGCHLD wakes the loop, which reaps it and answers.
+        with contextlib.suppress(OSError):
+            _write_all(child.job, json.dumps(job, ensure_ascii=False).encode("utf-8") + b"\n")
 
     def _read_output(self, fd: int, name: str) -> None:
         child = self.child
@@ -332,9 +455,10 @@ class Worker:
             except OSError:
                 data = b""
             if not data:
-                self.selector.unregister(fd)
-                os.close(fd)
-                child.open_fds.discard(fd)
+                # Closed after the result is sent, or at the end of this round of the loop.
+                if fd in child.open_fds:
+                    child.open_fds.discard(fd)
+                    child.ended_fds.append(fd)
                 return
             if name == "outcome":
                 if len(child.outcome_data) < 4 * VALUE_LIMIT + 65536:
@@ -384,13 +508,24 @@ class Worker:
                 self._close(self.spare)
                 self.spare = None
 
-    def _close(self, child: _Child) -> None:
-        for fd in list(child.open_fds):
+    @staticmethod
+    def _name_of(child: _Child, fd: int) -> str:
+        return {child.stdout: "stdout", child.stderr: "stderr"}.get(fd, "outcome")
+
+    def _close_ended(self, child: _Child) -> None:
+        """Unregister and close the pipes at their end (a level-triggered selector would
+        report them again at once)."""
+        for fd in child.ended_fds:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
+        child.ended_fds.clear()
+
+    def _close(self, child: _Child) -> None:
+        child.ended_fds += child.open_fds
         child.open_fds.clear()
+        self._close_ended(child)
         with contextlib.suppress(OSError):
             os.close(child.job)
 
@@ -399,23 +534,53 @@ class Worker:
         end = time.monotonic() + 1.0
         while child.open_fds and time.monotonic() < end:
             for fd in list(child.open_fds):
-                name = {child.stdout: "stdout", child.stderr: "stderr"}.get(fd, "outcome")
-                self._read_output(fd, name)
+                self._read_output(fd, self._name_of(child, fd))
             if child.open_fds:
                 time.sleep(0.002)
 
     def _finish(self) -> None:
         child = self.child
         assert child is not None
-        self._kill_rest()
-        self._drain(child)
-        self._close(child)
+        # With every pipe at its end nothing more can come: answer first. The processes
+        # the job left are killed right after, before the worker reads another command.
+        ended = not child.open_fds
+        if not ended:
+            self._kill_rest()
+            self._drain(child)
         self.child = None
+        result, imported = self._result(child)
+        _send(result)
+        self._close(child)
+        if ended:
+            self._kill_rest()
         self._reap()
-        _send(self._result(child))
-        self.spare = _fork_spare(self.settings, self._shared_fds())
+        self.answered = time.monotonic()
+        self.to_learn = imported
+        if self.back_to_back:
+            self.spare = self._next_spare()
+        else:
+            self.spare_due = self.answered + _SPARE_DELAY
 
-    def _result(self, child: _Child) -> ResultMessage:
+    def _next_spare(self) -> _Child:
+        """Import what the last job used (see `_learn`), then fork the next spare."""
+        self.spare_due = 0.0
+        names, self.to_learn = self.to_learn, None
+        self._learn(names)
+        return self._fork_spare()
+
+    def _learn(self, names: object) -> None:
+        """Import the tool modules the last execution used, so later children have them."""
+        package = self.settings.get("package")
+        if not package:
+            return
+        wanted = learnable(names, package, min(_LEARN_PER_JOB, _LEARN_LIMIT - self.learned))
+        self.learned += len(wanted)
+        for name in wanted:
+            with contextlib.suppress(Exception):  # a module that fails is the code's error
+                importlib.import_module(name)
+
+    def _result(self, child: _Child) -> tuple[ResultMessage, object]:
+        """The result for the host, and the tool modules the child said it imported."""
         stdout, stdout_cut = self.captures["stdout"].text("stdout")
         stderr, stderr_cut = self.captures["stderr"].text("stderr")
         result: ResultMessage = {
@@ -432,9 +597,15 @@ class Worker:
             result["cpu_seconds"] = round(child.usage.ru_utime + child.usage.ru_stime, 6)
             result["max_rss_kb"] = child.usage.ru_maxrss
         outcome: Outcome | None = None
+        imported: object = None
         if child.outcome_data:
             with contextlib.suppress(ValueError):
                 outcome = json.loads(child.outcome_data)
+        if isinstance(outcome, dict):
+            imported = outcome.pop("imported", None)
+            usage = outcome.pop("usage", None)
+            if child.usage is None and isinstance(usage, list) and len(usage) == 2:
+                result["cpu_seconds"], result["max_rss_kb"] = float(usage[0]), int(usage[1])
         if self.kill_reason is not None:
             result["killed"] = self.kill_reason
         elif isinstance(outcome, dict):
@@ -445,7 +616,7 @@ class Worker:
                 result["died"] = {"signal": os.WTERMSIG(status)}
             else:
                 result["died"] = {"status": os.WEXITSTATUS(status)}
-        return result
+        return result, imported
 
 
 def main(argv: list[str] | None = None) -> None:
