@@ -20,8 +20,8 @@ from .introspect import DEFAULT_SERVER_TIMEOUT, introspect, run_introspection
 from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
-from .snapshot import Snapshot
-from .versioning import next_version, previous_output
+from .snapshot import SNAPSHOT_FILENAME, Snapshot
+from .versioning import Comparison, next_version, previous_output
 from .write import check_output_dir, write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
@@ -233,11 +233,14 @@ def _compile(
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
     bump: str | None = None
     previous = previous_output(out)
+    comparison: Comparison | None = None
     if version is None:
         if previous is not None and cache.state == _state(snapshot, options, previous.version):
             version = previous.version  # unchanged since the last build (no diff needed)
         else:
-            version, bump = next_version(previous, snapshot)
+            if previous is not None:
+                comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
+            version, bump = next_version(previous, snapshot, comparison)
     options = replace(options, version=version)
     state = _state(snapshot, options, version)
     if cache.up_to_date(state):
@@ -257,12 +260,16 @@ def _compile(
             version=options.version,
         )
     mark = time.perf_counter()
-    text = snapshot.text_reusing(previous.text, previous.wire) if previous else None
+    text = None
+    if previous is not None and previous.chunks is not None:
+        if comparison is None:
+            comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
+        text = snapshot.text_reusing(previous.chunks, comparison.same)
     rendered = render_package(snapshot, options, cache, progress, snapshot_text=text)
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     left_out |= rendered.left_out
-    if snapshot.servers and not rendered.tools:
+    if snapshot.servers and not rendered.tool_count:
         raise BuildError("no tool could be generated; nothing was written", diagnostics)
     if diagnostics.errors and not keep_going:
         raise BuildError(
@@ -289,8 +296,8 @@ def _compile(
         package=options.name,
         snapshot=snapshot,
         diagnostics=diagnostics,
-        modules=len(rendered.tools),
-        reused=sum(tool.reused for tool in rendered.tools),
+        modules=rendered.tool_count,
+        reused=rendered.reused,
         version=options.version,
         bump=bump,
         failed_servers=failed,

@@ -8,12 +8,21 @@ namespaces inside their names (`codegen.namespaces`): a gateway that folds 800
 APIs into one server is indexed as if each API were a server of its own.
 
 Ranking is BM25F: per-field length normalization, one saturation over the
-weighted sum of the fields (`_postings`). Everything in it but the choice of
+weighted sum of the fields (`codegen.postings`). Everything in it but the choice of
 query terms is fixed once the corpus is: a term's idf, a tool's weighted term
 frequencies and field lengths. So the build computes each term's contribution to
 each tool's score and stores, per term, one row of `postings`: the ids of the
 tools holding it and those contributions. A query then only adds up the rows of
-its terms, without scoring every matching row.
+its terms, without scoring every matching row. The contribution of term t to
+tool d:
+
+    idf(t) * F * (K1 + 1) / (F + K1),
+    F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
+
+with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t. Each
+server's share of this (its tools' terms: `codegen.indexparts`) is computed once
+and kept between builds; the scores, which depend on every tool, are computed
+from all the parts at once (`codegen.postings`).
 
 The file is byte-identical for identical input: entries are sorted, nothing
 depends on time or place, and the database is built in memory and written out
@@ -31,20 +40,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .escape import one_line
 from .names import assign_unique
 from .namespaces import Namespaced, namespaces
 from .runtime.search import (
     INDEX_FILENAME,
     INDEX_FORMAT,
-    SCORE_TYPE,
-    idf_of,
     term_pairs,
     tokenize,
     tool_id_type,
 )
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .indexparts import IndexPart
 
 __all__ = [
     "FIELDS",
@@ -59,6 +69,7 @@ __all__ = [
     "indexed_text",
     "parameters_from_schema",
     "split_names",
+    "write_index",
 ]
 
 SUMMARY_LIMIT = 120
@@ -338,45 +349,7 @@ def indexed_text(
     return texts
 
 
-def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, bytes, bytes]]:
-    """`(term, holders, tool ids, contributions)` of each term, sorted by term.
-
-    Tool `i` is `texts[i-1]`; `holders` is the number of tools holding the term. The
-    contribution of term t to tool d is BM25F (saturation after the fields are
-    added up, length normalization per field):
-
-        idf(t) * F * (K1 + 1) / (F + K1),
-        F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
-
-    with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t.
-    """
-    count = len(texts)
-    averages = {
-        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0) or 1.0
-        for field in FIELDS
-    }
-    id_type = tool_id_type(count)
-    tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
-    weighted: dict[str, list[float]] = defaultdict(list)
-    for tool, text in enumerate(texts, start=1):
-        frequency: dict[str, float] = defaultdict(float)
-        for field in FIELDS:
-            terms = text[field.name]
-            share = field.weight / (1.0 - field.b + field.b * len(terms) / averages[field.name])
-            for term in terms:
-                frequency[term] += share
-        for term, f in frequency.items():
-            tools[term].append(tool)
-            weighted[term].append(f)
-    postings = []
-    for term in sorted(tools):
-        idf = idf_of(count, len(tools[term]))
-        scores = array(SCORE_TYPE, [idf * f * (K1 + 1.0) / (f + K1) for f in weighted[term]])
-        postings.append((term, len(tools[term]), _bytes(tools[term]), _bytes(scores)))
-    return postings
-
-
-def _bytes(values: array[int] | array[float]) -> bytes:
+def _bytes(values: array[int]) -> bytes:
     # Little-endian, so the file does not depend on the byte order of the machine.
     if sys.byteorder == "big":
         values.byteswap()
@@ -415,45 +388,71 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
     Raises:
         IndexBuildError: two entries share an import path, or the file cannot be written.
     """
-    ordered = sorted(entries, key=lambda entry: entry.import_path)
-    paths = [entry.import_path for entry in ordered]
+    from .indexparts import part_of  # numpy, imported only when an index is built
+
+    by_server: dict[str, list[IndexEntry]] = defaultdict(list)
+    for entry in entries:
+        by_server[entry.server].append(entry)
+    parts = [part_of(by_server[server]) for server in sorted(by_server)]
+    write_index(parts, path, generator_version=generator_version)
+
+
+def write_index(parts: Sequence[IndexPart], path: Path, *, generator_version: str) -> None:
+    """Write the search index of the tools of `parts` (one per server) to `path`, atomically.
+
+    The tools are numbered in sorted order of their import paths, whatever the
+    order of `parts`, so the file is the same for the same tools.
+
+    Raises:
+        IndexBuildError: two tools share an import path, or the file cannot be written.
+    """
+    import numpy as np
+
+    from .postings import postings
+
+    paths = sorted(row[0] for part in parts for row in part.rows)
     duplicates = sorted({p for i, p in enumerate(paths) if i and paths[i - 1] == p})
     if duplicates:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    split = split_names(ordered)
-    postings = _postings(indexed_text(ordered, split))
-
+    number = {import_path: rowid for rowid, import_path in enumerate(paths, start=1)}
+    ids = [
+        np.fromiter((number[row[0]] for row in part.rows), np.int64, len(part.rows))
+        for part in parts
+    ]
+    rows = sorted(
+        (rowid, *row)
+        for part, part_ids in zip(parts, ids, strict=True)
+        for rowid, row in zip(part_ids.tolist(), part.rows, strict=True)
+    )
+    # Each tool's group (`group_numbers`): its (server, namespace) in sorted order, from 1.
+    keys = {
+        (row[1], namespace)
+        for part in parts
+        for row, namespace in zip(part.rows, part.namespaces, strict=False)
+    }
+    group_of = {key: group for group, key in enumerate(sorted(keys), start=1)}
+    groups = array(tool_id_type(len(paths)), [0] * (len(paths) + 1))
+    for part, part_ids in zip(parts, ids, strict=True):
+        for rowid, row, namespace in zip(
+            part_ids.tolist(), part.rows, part.namespaces, strict=True
+        ):
+            groups[rowid] = group_of[row[1], namespace]
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(_SCHEMA)
         meta = {
             "generator_version": generator_version,
             "index_format": str(INDEX_FORMAT),
-            "tool_count": str(len(ordered)),
+            "tool_count": str(len(paths)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+        db.executemany("INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.executemany(
-            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    rowid,
-                    entry.import_path,
-                    entry.server,
-                    entry.tool,
-                    entry.title,
-                    one_line(entry.description or entry.title, SUMMARY_LIMIT),
-                    entry.signature,
-                    entry.docstring,
-                )
-                for rowid, entry in enumerate(ordered, start=1)
-            ),
+            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
+            postings(parts, ids, len(paths)),
         )
-        db.executemany(
-            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)", postings
-        )
-        groups = array(tool_id_type(len(ordered)), [0, *group_numbers(ordered, split)])
         db.execute("INSERT INTO tool_groups VALUES (?)", (_bytes(groups),))
         db.commit()
         _vacuum_into(db, path)
