@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import BuildCache, build_state
+from .cache import INDEX_PARTS_PATH, BuildCache, ServerRecord, build_state
 from .config import ConfigError, load_config
 from .diagnostics import BuildError, Diagnostics
+from .indexbuild import IndexBuild, IndexSource
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect, run_introspection
 from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
@@ -123,8 +124,9 @@ def build_package(
             Nothing was written.
     """
     out = out or DEFAULT_OUT_ROOT / options.name
-    cache = BuildCache(out)
-    check_output_dir(out, cache.written)
+    with _collector_paused():  # the cache of a large package is a million small objects
+        cache = BuildCache(out)
+        check_output_dir(out, cache.written)
     return _build(
         options=options,
         out=out,
@@ -265,7 +267,60 @@ def _compile(
         if comparison is None:
             comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
         text = snapshot.text_reusing(previous.chunks, comparison.same)
-    rendered = render_package(snapshot, options, cache, progress, snapshot_text=text)
+    index = IndexBuild(out / INDEX_PARTS_PATH if out.is_dir() else None)
+    try:
+        return _render_and_write(
+            snapshot=snapshot,
+            options=options,
+            out=out,
+            cache=cache,
+            keep_going=keep_going,
+            fail_on_warning=fail_on_warning,
+            progress=progress,
+            diagnostics=diagnostics,
+            seconds=seconds,
+            failed=failed,
+            left_out=left_out,
+            started=started,
+            state=state,
+            text=text,
+            bump=bump,
+            index=index,
+            mark=mark,
+        )
+    finally:
+        index.stop()
+
+
+def _render_and_write(
+    *,
+    snapshot: Snapshot,
+    options: PackageOptions,
+    out: Path,
+    cache: BuildCache,
+    keep_going: bool,
+    fail_on_warning: bool,
+    progress: Progress,
+    diagnostics: Diagnostics,
+    seconds: dict[str, float],
+    failed: list[str],
+    left_out: dict[str, str],
+    started: float,
+    state: str,
+    text: bytes | None,
+    bump: str | None,
+    index: IndexBuild,
+    mark: float,
+) -> BuildReport:
+    """Render and write the package: the part of `_compile` with an index build under way."""
+
+    def start_index(kept: list[tuple[str, ServerRecord]]) -> None:
+        sources = [IndexSource(key, None, record) for key, record in kept]
+        index.start(sources, snapshot.tool_count())
+
+    rendered = render_package(
+        snapshot, options, cache, progress, snapshot_text=text, on_kept=start_index
+    )
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     left_out |= rendered.left_out
@@ -284,7 +339,7 @@ def _compile(
     progress.stage(f"formatting, verifying and indexing into {out}")
     mark = time.perf_counter()
     try:
-        diagnostics.extend(write_package(rendered, out, options.name, cache, state))
+        diagnostics.extend(write_package(rendered, out, options.name, cache, state, index))
     except BuildError as exc:
         diagnostics.extend(exc.diagnostics)
         raise BuildError(str(exc), diagnostics) from None

@@ -200,10 +200,11 @@ def decode_part(data: bytes | memoryview) -> IndexPart:
         rows=rows,
         namespaces=namespaces,
         vocab=vocab,
-        lengths=lengths.astype(np.int64).reshape(len(FIELDS), tools),
-        pair_tool=pair_tool.astype(np.int64),
-        pair_term=pair_term.astype(np.int64),
-        frequencies=frequencies.astype(np.int64).reshape(len(FIELDS), pairs),
+        # Narrow and read-only, as stored: `postings` widens them once, all parts together.
+        lengths=lengths.reshape(len(FIELDS), tools),
+        pair_tool=pair_tool,
+        pair_term=pair_term,
+        frequencies=frequencies.reshape(len(FIELDS), pairs),
     )
 
 

@@ -15,6 +15,7 @@ through `idf_of`; the score is `idf * f * (K1 + 1) / (f + K1)`, left to right.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain, pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -40,26 +41,29 @@ def postings(
     if not terms:
         return []
     rank = {term: number for number, term in enumerate(terms)}
-    pair_term = np.concatenate(
-        [
-            np.fromiter(map(rank.__getitem__, part.vocab), np.int64, len(part.vocab))[
-                part.pair_term
-            ]
-            for part in parts
-        ]
-    )
-    pair_tool = np.concatenate(
-        [tool_ids[part.pair_tool] for part, tool_ids in zip(parts, ids, strict=True)]
-    )
+    # The parts' arrays end to end: one operation each, not one per server.
+    vocab = list(chain.from_iterable(part.vocab for part in parts))
+    ranks = np.fromiter(map(rank.__getitem__, vocab), np.int64, len(vocab))
+    pair_counts = [len(part.pair_term) for part in parts]
+    vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]])
+    tool_starts = np.cumsum([0] + [len(part.rows) for part in parts[:-1]])
+    pair_term = ranks[
+        np.concatenate([part.pair_term for part in parts]) + np.repeat(vocab_starts, pair_counts)
+    ]
+    tool_ids = np.concatenate(ids)
+    pair_tool = tool_ids[
+        np.concatenate([part.pair_tool for part in parts]) + np.repeat(tool_starts, pair_counts)
+    ]
+    all_lengths = np.concatenate([part.lengths for part in parts], axis=1)
+    all_frequencies = np.concatenate([part.frequencies for part in parts], axis=1)
     frequency = np.zeros(len(pair_term), dtype=np.float64)
     for c, field in enumerate(FIELDS):
         lengths = np.zeros(count + 1, dtype=np.int64)
-        for part, tool_ids in zip(parts, ids, strict=True):
-            lengths[tool_ids] = part.lengths[c]
+        lengths[tool_ids] = all_lengths[c]
         average = (int(lengths.sum()) / count if count else 0.0) or 1.0
         # As the scalar formula: weight / (1 - b + b * length / average).
         share = field.weight / ((1.0 - field.b) + (field.b * lengths) / average)
-        occurrences = np.concatenate([part.frequencies[c] for part in parts])
+        occurrences = all_frequencies[c]
         where = np.flatnonzero(occurrences)
         left = occurrences[where]
         added = share[pair_tool[where]]
@@ -76,20 +80,18 @@ def postings(
     if len(terms) * (count + 1) < 2**31:
         key = key.astype(np.int32)
     order = np.argsort(key)
-    tool_bytes = pair_tool[order].astype("<" + tool_id_type(count)).tobytes()
+    tool_type = "<" + tool_id_type(count)
+    tool_bytes = pair_tool[order].astype(tool_type).tobytes()
     score_bytes = scores[order].astype("<f8").tobytes()
-    tool_size = np.dtype(tool_id_type(count)).itemsize
-    ends = np.cumsum(holders).tolist()
-    rows: list[Posting] = []
-    start = 0
-    for term, end, held in zip(terms, ends, holders.tolist(), strict=True):
-        rows.append(
-            (
-                term,
-                held,
-                tool_bytes[start * tool_size : end * tool_size],
-                score_bytes[start * 8 : end * 8],
-            )
+    bounds = np.concatenate([[0], np.cumsum(holders)])
+    tool_bounds = (bounds * np.dtype(tool_type).itemsize).tolist()
+    score_bounds = (bounds * 8).tolist()
+    return list(
+        zip(
+            terms,
+            holders.tolist(),
+            [tool_bytes[a:b] for a, b in pairwise(tool_bounds)],
+            [score_bytes[a:b] for a, b in pairwise(score_bounds)],
+            strict=True,
         )
-        start = end
-    return rows
+    )

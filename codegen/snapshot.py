@@ -71,21 +71,22 @@ _SEPARATOR = "\n    },\n    {\n"
 _TAIL = "\n    }\n  ]\n}\n"
 
 
-_NAME_LINE = re.compile(r'^      "name": (".*?"),?$', re.MULTILINE)
+_NAME_LINE = re.compile(rb'^      "name": (".*?"),?$', re.MULTILINE)
 
 
-def server_chunks(text: str) -> dict[str, str] | None:
-    """Each server's lines in a snapshot file's `text`, by name; None if it is not canonical.
+def server_chunks(data: bytes) -> dict[str, bytes] | None:
+    """Each server's lines in a snapshot file's bytes, by name; None if it is not canonical.
 
     Nothing is parsed but each server's name (the one key at its indent of six
     spaces named `name`): at 10,000 tools, parsing the whole file takes a tenth
     of a second.
     """
-    head = _HEAD.format(format=SNAPSHOT_FORMAT)
-    if not text.startswith(head) or not text.endswith(_TAIL):
+    head = _HEAD.format(format=SNAPSHOT_FORMAT).encode()
+    tail = _TAIL.encode()
+    if not data.startswith(head) or not data.endswith(tail):
         return None
-    chunks: dict[str, str] = {}
-    for part in text[len(head) : -len(_TAIL)].split(_SEPARATOR):
+    chunks: dict[str, bytes] = {}
+    for part in data[len(head) : -len(tail)].split(_SEPARATOR.encode()):
         found = _NAME_LINE.search(part)
         try:
             name = json.loads(found.group(1)) if found else None
@@ -97,13 +98,13 @@ def server_chunks(text: str) -> dict[str, str] | None:
     return chunks
 
 
-def server_from_chunk(chunk: str) -> JSONObject:
+def server_from_chunk(chunk: bytes) -> JSONObject:
     """The wire form of the server whose lines are `chunk` (see `server_chunks`).
 
     Raises:
         ValueError: `chunk` is not a JSON object's members.
     """
-    value = json.loads("{\n" + chunk + "\n}")
+    value = json.loads(b"{\n" + chunk + b"\n}")
     if not isinstance(value, dict):
         raise ValueError("not a server")
     return value
@@ -192,27 +193,25 @@ class Snapshot(_Frozen):
     def _text(self) -> str:
         return canonical_json(self._wire)
 
-    def text_reusing(self, previous: Mapping[str, str], same: Collection[str]) -> str:
-        """`to_json()`, copying the text of each server in `same` from `previous`.
+    def text_reusing(self, previous: Mapping[str, bytes], same: Collection[str]) -> bytes:
+        """`to_json()` in UTF-8, copying the bytes of each server in `same` from `previous`.
 
         `previous` is `server_chunks()` of an earlier snapshot file; `same` names the
         servers it holds unchanged. JSON with an indent is written by Python code, not
         C: at 10,000 tools the whole text takes a second, a server a millisecond.
         """
-        if "_text" in self.__dict__:
-            return self._text
-        servers = self._wire["servers"]
-        if not servers:
-            return self._text
+        if "_text" in self.__dict__ or not self._wire["servers"]:
+            return self._text.encode("utf-8")
         parts = []
-        for server in servers:
+        for server in self._wire["servers"]:
             name = server["name"]
             if name in same and name in previous:
                 parts.append(previous[name])
             else:
                 inner = canonical_json(server).rstrip("\n").split("\n")[1:-1]
-                parts.append("\n".join("    " + line for line in inner))
-        return _HEAD.format(format=self.format) + _SEPARATOR.join(parts) + _TAIL
+                parts.append("\n".join("    " + line for line in inner).encode("utf-8"))
+        head = _HEAD.format(format=self.format).encode()
+        return head + _SEPARATOR.encode().join(parts) + _TAIL.encode()
 
     def to_json(self) -> str:
         """The canonical JSON text of this snapshot (the bytes of its file)."""

@@ -68,18 +68,18 @@ class PreviousOutput:
         self.version = version
 
     @functools.cached_property
-    def text(self) -> str:
-        """The snapshot file's text ("" if it cannot be read)."""
+    def data(self) -> bytes:
+        """The snapshot file's bytes (empty if it cannot be read)."""
         try:
-            return (self.out / SNAPSHOT_FILENAME).read_text(encoding="utf-8")
+            return (self.out / SNAPSHOT_FILENAME).read_bytes()
         except OSError:
-            return ""
+            return b""
 
     @functools.cached_property
     def wire(self) -> dict[str, Any]:
         """The snapshot file, parsed but not validated (validating 10,000 tools takes a second)."""
         try:
-            wire = json.loads(self.text)
+            wire = json.loads(self.data)
         except ValueError:
             return {}
         return wire if isinstance(wire, dict) and wire.get("format") == SNAPSHOT_FORMAT else {}
@@ -96,9 +96,9 @@ class PreviousOutput:
         }
 
     @functools.cached_property
-    def chunks(self) -> dict[str, str] | None:
+    def chunks(self) -> dict[str, bytes] | None:
         """Each server's lines of the snapshot file, by name (see `server_chunks`)."""
-        return server_chunks(self.text) if self.text else None
+        return server_chunks(self.data) if self.data else None
 
     def compare(self, snapshot: Snapshot, digests: Mapping[str, str] | None) -> Comparison:
         """What changed from the previous snapshot to `snapshot`.
@@ -138,7 +138,7 @@ class PreviousOutput:
         return Comparison(same, old, new)
 
 
-def _from_chunks(chunks: Mapping[str, str], name: str) -> dict[str, Any]:
+def _from_chunks(chunks: Mapping[str, bytes], name: str) -> dict[str, Any]:
     return server_from_chunk(chunks[name])
 
 

@@ -233,14 +233,20 @@ def _encoded(content: str | bytes) -> bytes:
 
 
 def stage_package(
-    rendered: RenderedPackage, staging: Path, package: str, cache: BuildCache, state: str
+    rendered: RenderedPackage,
+    staging: Path,
+    package: str,
+    cache: BuildCache,
+    state: str,
+    index: IndexBuild | None = None,
 ) -> tuple[Diagnostics, Staged]:
     """Write, format, verify and index `rendered` under `staging`, with the new build cache.
 
     Modules reused from the cache are linked as they were: only fresh source is
     formatted, and verified unless it is a tool module (verified when rendered).
     When the build keeps servers of the previous output in place, only what
-    differs from it is staged (see `commit_changes`).
+    differs from it is staged (see `commit_changes`). `index` is the index build
+    the caller started with the kept servers, if it did.
 
     Raises:
         BuildError: formatting or verification failed.
@@ -263,20 +269,23 @@ def stage_package(
         for relative, content in rendered.files.items()
         if relative.as_posix() not in kept_top
     }
-    sources = [
-        IndexSource(server.key, None, server.record)
-        if server.kept
-        else IndexSource(server.key, [tool.entry for tool in server.tools])
+    if index is None:
+        index = IndexBuild(cache.out / INDEX_PARTS_PATH if cache.out is not None else None)
+        kept = [
+            IndexSource(server.key, None, server.record)
+            for server in rendered.servers
+            if server.kept
+        ]
+        index.start(kept, rendered.tool_count)
+    fresh = [
+        IndexSource(server.key, [tool.entry for tool in server.tools])
         for server in rendered.servers
+        if not server.kept
     ]
-    index = IndexBuild(
-        sources,
-        staging / package / INDEX_FILENAME,
-        cache.out / INDEX_PARTS_PATH if cache.out is not None else None,
-        staging / INDEX_PARTS_PATH,
-        rendered.tool_count,
-    )
     (staging / CACHE_DIR).mkdir()
+    index.finish(
+        fresh, staging / package / INDEX_FILENAME, staging / INDEX_PARTS_PATH, rendered.tool_count
+    )
     try:
         problems, entries = _stage(rendered, files, digests, staging, package, index)
     finally:
@@ -402,7 +411,12 @@ def _link_or_copy(source: Path, target: str) -> None:
 
 
 def write_package(
-    rendered: RenderedPackage, out: Path, package: str, cache: BuildCache, state: str
+    rendered: RenderedPackage,
+    out: Path,
+    package: str,
+    cache: BuildCache,
+    state: str,
+    index: IndexBuild | None = None,
 ) -> Diagnostics:
     """Stage `rendered`, then put it in place as `out`; on any failure leave `out` untouched.
 
@@ -425,7 +439,7 @@ def write_package(
         raise OutputError(f"cannot write {out} ({exc.strerror}); nothing was changed") from None
     staging.chmod(0o755)  # mkdtemp makes it private; the package is read by others (the sandbox)
     try:
-        problems, staged = stage_package(rendered, staging, package, cache, state)
+        problems, staged = stage_package(rendered, staging, package, cache, state, index)
         if patch:
             commit_changes(staging, out, staged.staged, staged.gone, cache.written or ())
             shutil.rmtree(staging, ignore_errors=True)
