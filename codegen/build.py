@@ -16,6 +16,7 @@ from pathlib import Path
 from .cache import INDEX_PARTS_PATH, BuildCache, ServerRecord, build_state
 from .config import ConfigError, load_config
 from .diagnostics import BuildError, Diagnostics
+from .index import INDEX_FILENAME
 from .indexbuild import IndexBuild, IndexSource
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect, run_introspection
 from .package import DEFAULT_OUT_ROOT
@@ -233,6 +234,57 @@ def _compile(
     started: float,
 ) -> BuildReport:
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
+    # The index of a large package starts at once, reading the previous build's parts
+    # of every server it may keep, while the snapshot is compared and rendered.
+    index = IndexBuild(
+        out / INDEX_PARTS_PATH if out.is_dir() else None, _intact_index(cache, options.name)
+    )
+    candidates = [
+        IndexSource(record.key, None, record)
+        for record in cache.servers.values()
+        if record.reuse is not None
+    ]
+    index.prefetch(
+        candidates, sum(record.reuse["count"] for record in cache.servers.values() if record.reuse)
+    )
+    try:
+        return _compile_with(
+            index=index,
+            snapshot=snapshot,
+            options=options,
+            out=out,
+            cache=cache,
+            version=version,
+            keep_going=keep_going,
+            fail_on_warning=fail_on_warning,
+            progress=progress,
+            diagnostics=diagnostics,
+            seconds=seconds,
+            failed=failed,
+            left_out=left_out,
+            started=started,
+        )
+    finally:
+        index.stop()
+
+
+def _compile_with(
+    *,
+    index: IndexBuild,
+    snapshot: Snapshot,
+    options: PackageOptions,
+    out: Path,
+    cache: BuildCache,
+    version: str | None,
+    keep_going: bool,
+    fail_on_warning: bool,
+    progress: Progress,
+    diagnostics: Diagnostics,
+    seconds: dict[str, float],
+    failed: list[str],
+    left_out: dict[str, str],
+    started: float,
+) -> BuildReport:
     bump: str | None = None
     previous = previous_output(out)
     comparison: Comparison | None = None
@@ -267,29 +319,34 @@ def _compile(
         if comparison is None:
             comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
         text = snapshot.text_reusing(previous.chunks, comparison.same)
-    index = IndexBuild(out / INDEX_PARTS_PATH if out.is_dir() else None)
-    try:
-        return _render_and_write(
-            snapshot=snapshot,
-            options=options,
-            out=out,
-            cache=cache,
-            keep_going=keep_going,
-            fail_on_warning=fail_on_warning,
-            progress=progress,
-            diagnostics=diagnostics,
-            seconds=seconds,
-            failed=failed,
-            left_out=left_out,
-            started=started,
-            state=state,
-            text=text,
-            bump=bump,
-            index=index,
-            mark=mark,
-        )
-    finally:
-        index.stop()
+    return _render_and_write(
+        snapshot=snapshot,
+        options=options,
+        out=out,
+        cache=cache,
+        keep_going=keep_going,
+        fail_on_warning=fail_on_warning,
+        progress=progress,
+        diagnostics=diagnostics,
+        seconds=seconds,
+        failed=failed,
+        left_out=left_out,
+        started=started,
+        state=state,
+        text=text,
+        bump=bump,
+        index=index,
+        mark=mark,
+    )
+
+
+def _intact_index(cache: BuildCache, package: str) -> Path | None:
+    """The previous output's search index, if it is as that build wrote it."""
+    name = f"{package}/{INDEX_FILENAME}"
+    entry = cache.top.get(name)
+    if cache.out is None or entry is None or not cache.check(name, entry):
+        return None
+    return cache.out / name
 
 
 def _render_and_write(

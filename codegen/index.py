@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .names import assign_unique
 from .namespaces import Namespaced, namespaces
@@ -51,10 +51,10 @@ from .runtime.search import (
     tokenize,
     tool_id_type,
 )
-from .snapshot import Snapshot
 
 if TYPE_CHECKING:
     from .indexparts import IndexPart
+    from .snapshot import Snapshot
 
 __all__ = [
     "FIELDS",
@@ -397,20 +397,30 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
     write_index(parts, path, generator_version=generator_version)
 
 
-def write_index(parts: Sequence[IndexPart], path: Path, *, generator_version: str) -> None:
+def write_index(
+    parts: Sequence[IndexPart],
+    path: Path,
+    *,
+    generator_version: str,
+    previous: Path | None = None,
+) -> None:
     """Write the search index of the tools of `parts` (one per server) to `path`, atomically.
 
     The tools are numbered in sorted order of their import paths, whatever the
-    order of `parts`, so the file is the same for the same tools.
+    order of `parts`, so the file is the same for the same tools. `previous` is an
+    index written from the same parts for the parts whose rows were not parsed
+    (read from a parts file): their rows are copied from it, by import path, which
+    reads no JSON; if it lacks any, the rows are parsed after all.
 
     Raises:
-        IndexBuildError: two tools share an import path, or the file cannot be written.
+        IndexBuildError: two tools share an import path, a part is damaged, or the
+            file cannot be written.
     """
     import numpy as np
 
     from .postings import postings
 
-    paths = sorted(row[0] for part in parts for row in part.rows)
+    paths = sorted(import_path for part in parts for import_path in part.paths)
     duplicates = sorted({p for i, p in enumerate(paths) if i and paths[i - 1] == p})
     if duplicates:
         raise IndexBuildError(
@@ -418,27 +428,16 @@ def write_index(parts: Sequence[IndexPart], path: Path, *, generator_version: st
         )
     number = {import_path: rowid for rowid, import_path in enumerate(paths, start=1)}
     ids = [
-        np.fromiter((number[row[0]] for row in part.rows), np.int64, len(part.rows))
+        np.fromiter(map(number.__getitem__, part.paths), np.int64, len(part.paths))
         for part in parts
     ]
-    rows = sorted(
-        (rowid, *row)
-        for part, part_ids in zip(parts, ids, strict=True)
-        for rowid, row in zip(part_ids.tolist(), part.rows, strict=True)
-    )
     # Each tool's group (`group_numbers`): its (server, namespace) in sorted order, from 1.
-    keys = {
-        (row[1], namespace)
-        for part in parts
-        for row, namespace in zip(part.rows, part.namespaces, strict=False)
-    }
+    keys = {(part.server, namespace) for part in parts for namespace in part.namespaces}
     group_of = {key: group for group, key in enumerate(sorted(keys), start=1)}
     groups = array(tool_id_type(len(paths)), [0] * (len(paths) + 1))
     for part, part_ids in zip(parts, ids, strict=True):
-        for rowid, row, namespace in zip(
-            part_ids.tolist(), part.rows, part.namespaces, strict=True
-        ):
-            groups[rowid] = group_of[row[1], namespace]
+        for rowid, namespace in zip(part_ids.tolist(), part.namespaces, strict=True):
+            groups[rowid] = group_of[part.server, namespace]
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(_SCHEMA)
@@ -448,7 +447,7 @@ def write_index(parts: Sequence[IndexPart], path: Path, *, generator_version: st
             "tool_count": str(len(paths)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-        db.executemany("INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        _insert_tools(db, parts, ids, previous)
         db.executemany(
             "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
             postings(parts, ids, len(paths)),
@@ -458,8 +457,56 @@ def write_index(parts: Sequence[IndexPart], path: Path, *, generator_version: st
         _vacuum_into(db, path)
     except sqlite3.Error as exc:
         raise IndexBuildError(f"cannot write the search index {path}: {exc}") from exc
+    except ValueError as exc:
+        raise IndexBuildError(f"cannot write the search index {path}: {exc}") from exc
     finally:
         db.close()
+
+
+def _insert_tools(
+    db: sqlite3.Connection,
+    parts: Sequence[IndexPart],
+    ids: Sequence[Any],
+    previous: Path | None,
+) -> None:
+    """The `tools` rows: made ones inserted, stored ones copied from `previous` if it has them.
+
+    Raises:
+        ValueError: a stored part's rows are damaged (and `previous` lacks them).
+    """
+    stored = {i for i, part in enumerate(parts) if not isinstance(part.stored_rows, list)}
+    copied = False
+    if stored and previous is not None:
+        wanted = [
+            (import_path, rowid)
+            for i in sorted(stored)
+            for import_path, rowid in zip(parts[i].paths, ids[i].tolist(), strict=True)
+        ]
+        db.execute("ATTACH DATABASE ? AS previous", (str(previous),))
+        try:
+            db.execute("CREATE TEMP TABLE wanted (import_path TEXT PRIMARY KEY, id INTEGER)")
+            db.executemany("INSERT INTO temp.wanted VALUES (?, ?)", wanted)
+            done = db.execute(
+                "INSERT INTO main.tools SELECT w.id, t.import_path, t.server, t.tool, t.title, "
+                "t.summary, t.signature, t.docstring FROM previous.tools AS t "
+                "JOIN temp.wanted AS w ON w.import_path = t.import_path"
+            )
+            copied = done.rowcount == len(wanted)
+            if not copied:
+                db.execute("DELETE FROM main.tools")
+            db.execute("DROP TABLE temp.wanted")
+        except sqlite3.Error:
+            db.execute("DELETE FROM main.tools")
+        finally:
+            db.commit()
+            db.execute("DETACH DATABASE previous")
+    rows = sorted(
+        (rowid, *row)
+        for i, (part, part_ids) in enumerate(zip(parts, ids, strict=True))
+        if not (copied and i in stored)
+        for rowid, row in zip(part_ids.tolist(), part.rows(), strict=True)
+    )
+    db.executemany("INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def _vacuum_into(db: sqlite3.Connection, path: Path) -> None:

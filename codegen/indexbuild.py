@@ -9,21 +9,23 @@ writing and formatting of the rest.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.process
+import contextlib
 import os
+import pickle
+import subprocess
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .cache import ServerRecord
 from .index import IndexBuildError, IndexEntry, write_index
 
 if TYPE_CHECKING:
+    from .cache import ServerRecord
     from .indexparts import IndexPart
-from .toolmodule import PARALLEL_THRESHOLD, worker_count
 
 __all__ = ["IndexBuild", "IndexSource"]
 
@@ -43,10 +45,12 @@ def write_index_and_parts(
     parts_in: Path | None,
     parts_out: Path,
     decoded: Mapping[str, tuple[IndexPart, Any]] | None = None,
+    previous_index: Path | None = None,
 ) -> None:
     """Write the index of `sources` to `index_path`, and their parts to `parts_out`.
 
-    `decoded` holds parts already read from `parts_in` (see `_read_kept`).
+    `decoded` holds parts already read from `parts_in` (see `_read_kept`);
+    `previous_index` is the index written with `parts_in`, if it is intact.
 
     Raises:
         IndexBuildError: the index cannot be written, or a kept server's part can be
@@ -74,7 +78,7 @@ def write_index_and_parts(
         part = part_of(entries)
         encoded[source.key] = encode_part(part)
         parts.append(part)
-    write_index(parts, index_path, generator_version=__version__)
+    write_index(parts, index_path, generator_version=__version__, previous=previous_index)
     try:
         write_parts(parts_out, encoded)
     except OSError as exc:
@@ -84,78 +88,104 @@ def write_index_and_parts(
 def _read_kept(
     sources: Sequence[IndexSource], parts_in: Path | None
 ) -> dict[str, tuple[IndexPart, Any]]:
-    """The parts of the kept servers among `sources` that `parts_in` holds and that read
-    well, with their bytes, by key."""
+    """The parts of the kept servers among `sources` that `parts_in` holds."""
+    return read_candidates([source.key for source in sources if source.entries is None], parts_in)
+
+
+def read_candidates(keys: Sequence[str], parts_in: Path | None) -> dict[str, tuple[IndexPart, Any]]:
+    """The parts of `keys` that `parts_in` holds and that read well, with their bytes, by key."""
     from .indexparts import decode_part, read_parts
 
     stored = read_parts(parts_in) if parts_in is not None else {}
     decoded = {}
-    for source in sources:
-        found = stored.get(source.key) if source.entries is None else None
+    for key in keys:
+        found = stored.get(key)
         if found is not None:
             try:
-                decoded[source.key] = (decode_part(found), found)
+                decoded[key] = (decode_part(found), bytes(found))
             except ValueError:
                 continue
     return decoded
 
 
 class IndexBuild:
-    """The search index, built beside the rest of the build: in a forked process if large.
+    """The search index, built beside the rest of the build: in another process if large.
 
-    `start` is given the servers kept from the previous build as soon as they are
-    known, before any tool is rendered: a large build forks then, and the child
-    reads their parts (and imports numpy) while the parent renders and writes the
-    rest. `finish` hands it the other servers and where to write; `wait` waits.
-    Writing thousands of files and formatting them leaves a core free most of the
-    time; the index fills it. A small index is built in `wait()`, after the files:
-    on a full disk the error is then the plain one of a file write (`File too
-    large`), not sqlite's `disk I/O error`.
+    A build of a large package starts the index process at once (`prefetch`,
+    `codegen.indexchild`): it reads the previous build's parts of every server
+    that may be kept, and imports numpy, while this process compares the snapshot
+    and renders. `start` is told which servers were kept whole, `finish` hands over
+    the others and where to write; `wait` waits. Writing thousands of files and
+    formatting them leaves a core free most of the time; the index fills it. A
+    small index is built in `wait()`, after the files: on a full disk the error is
+    then the plain one of a file write (`File too large`), not sqlite's `disk I/O
+    error`.
     """
 
-    def __init__(self, parts_in: Path | None):
+    def __init__(self, parts_in: Path | None, previous_index: Path | None = None):
         self._parts_in = parts_in
+        self._previous_index = previous_index
         self._kept: list[IndexSource] = []
-        self._started = False
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._sender: Any = None
+        self._records: dict[str, ServerRecord | None] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._sending: threading.Thread | None = None
         self._inline: tuple[Any, ...] | None = None
-        self._context = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
-        self._errors: Any = self._context.SimpleQueue() if self._context is not None else None
 
-    def _parallel(self, tool_count: int) -> bool:
-        return self._context is not None and tool_count >= PARALLEL_THRESHOLD and worker_count() > 1
+    def prefetch(self, candidates: Sequence[IndexSource], tool_count: int) -> None:
+        """Start the index process if the index is large, reading the parts of `candidates`
+        (servers the build may keep whole)."""
+        from .toolmodule import PARALLEL_THRESHOLD, worker_count
+
+        if self._process is not None or tool_count < PARALLEL_THRESHOLD or worker_count() < 2:
+            return
+        self._records = {source.key: source.record for source in candidates}
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "codegen.indexchild"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        keys = list(self._records)
+        self._send((self._parts_in, self._previous_index, keys))
+
+    def _send(self, message: Any) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self._process.stdin.flush()
 
     def start(self, kept: Sequence[IndexSource], tool_count: int) -> None:
-        """Begin with the servers kept whole from the previous build (`entries` None)."""
-        self._kept, self._started = list(kept), True
-        if not kept or not self._parallel(tool_count):
-            return
-        assert self._context is not None
-        receiver, self._sender = self._context.Pipe(duplex=False)
-        self._process = self._context.Process(
-            target=_early_child,
-            args=(self._kept, self._parts_in, receiver, self._errors),
-            name="mcp-codegen-index",
-        )
-        self._process.start()
+        """Say which servers were kept whole from the previous build (`entries` None)."""
+        self._kept = list(kept)
+        self.prefetch(self._kept, tool_count)
 
     def finish(
         self, fresh: Sequence[IndexSource], index_path: Path, parts_out: Path, tool_count: int
     ) -> None:
         """Add the servers rendered afresh (`fresh`), and say where the index and parts go."""
-        if self._process is not None:
-            self._sender.send((list(fresh), index_path, parts_out))
+        self.prefetch([], tool_count)
+        if self._process is None:
+            self._inline = (
+                [*self._kept, *fresh],
+                index_path,
+                self._parts_in,
+                parts_out,
+                None,
+                self._previous_index,
+            )
             return
-        args = ([*self._kept, *fresh], index_path, self._parts_in, parts_out)
-        if not self._parallel(tool_count):
-            self._inline = args
-            return
-        assert self._context is not None
-        self._process = self._context.Process(
-            target=_late_child, args=(*args, self._errors), name="mcp-codegen-index"
-        )
-        self._process.start()
+        message = ([source.key for source in self._kept], list(fresh), index_path, parts_out)
+        # In a thread: the process may still be reading the parts, and a large message
+        # (a first build's every entry) would fill the pipe and block until it has.
+        self._sending = threading.Thread(target=self._send_quietly, args=(message,))
+        self._sending.start()
+
+    def _send_quietly(self, message: Any) -> None:
+        with contextlib.suppress(OSError):  # the process ended; `wait` says why
+            self._send(message)
 
     def wait(self) -> None:
         """Wait for the index to be written.
@@ -166,47 +196,51 @@ class IndexBuild:
         inline, self._inline = self._inline, None
         if inline is not None:
             write_index_and_parts(*inline)
+        process = self._process
+        if process is None:
+            return
+        assert process.stdout is not None
+        if self._sending is not None:
+            self._sending.join()
+        try:
+            while True:
+                kind, value = pickle.load(process.stdout)
+                if kind == "need":
+                    self._send({key: self._entries(key) for key in value})
+                elif kind == "error":
+                    raise IndexBuildError(value)
+                else:
+                    break
+        except (EOFError, OSError, pickle.UnpicklingError):
+            process.wait()
+            said = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
+            raise IndexBuildError(
+                said.strip().splitlines()[-1] if said.strip() else "the index process ended"
+            ) from None
+        finally:
+            self.stop()
+
+    def _entries(self, key: str) -> list[IndexEntry]:
+        record = self._records.get(key)
+        entries = record.entries() if record is not None else None
+        if entries is None:
+            raise IndexBuildError(
+                "the build cache is damaged (a server's index entries are unreadable); "
+                "remove the package's .mcp-codegen folder and build again"
+            )
+        return entries
+
+    def stop(self) -> None:
+        """End the index process (if the build ended before it did), and close its pipes."""
         process, self._process = self._process, None
         if process is None:
             return
-        process.join()
-        if process.exitcode != 0:
-            said = self._errors.get() if not self._errors.empty() else ""
-            raise IndexBuildError(said or f"the index process ended with status {process.exitcode}")
-
-    def stop(self) -> None:
-        """End the index process if the build failed before waiting for it."""
-        process, self._process = self._process, None
-        if process is not None:
+        if process.poll() is None:
             process.kill()
-            process.join()
-
-
-def _report(errors: Any, exc: Exception) -> None:
-    errors.put(str(exc) if isinstance(exc, IndexBuildError) else f"{type(exc).__name__}: {exc}")
-
-
-def _early_child(
-    kept: Sequence[IndexSource], parts_in: Path | None, receiver: Any, errors: Any
-) -> None:
-    try:
-        decoded = _read_kept(kept, parts_in)
-        fresh, index_path, parts_out = receiver.recv()
-        write_index_and_parts([*kept, *fresh], index_path, parts_in, parts_out, decoded)
-    except Exception as exc:  # reported by the parent, which raises it
-        _report(errors, exc)
-        raise SystemExit(1) from None
-
-
-def _late_child(
-    sources: Sequence[IndexSource],
-    index_path: Path,
-    parts_in: Path | None,
-    parts_out: Path,
-    errors: Any,
-) -> None:
-    try:
-        write_index_and_parts(sources, index_path, parts_in, parts_out)
-    except Exception as exc:  # reported by the parent, which raises it
-        _report(errors, exc)
-        raise SystemExit(1) from None
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if self._sending is not None:
+            self._sending.join()

@@ -47,7 +47,7 @@ title, summary, signature, docstring."""
 
 IntArray = npt.NDArray[np.integer]
 
-PARTS_MAGIC = b"mcp-codegen index parts 1\n"
+PARTS_MAGIC = b"mcp-codegen index parts 2\n"
 _LENGTH = struct.Struct("<Q")
 
 
@@ -56,24 +56,47 @@ class IndexPart:
     """What the index holds of one server's tools, in import-path order.
 
     Attributes:
-        rows: each tool's row of the `tools` table (without its id).
+        server: the server's key in `mcpServers`.
+        paths: each tool's import path.
         namespaces: each tool's namespace (`""` if none), which with the server
             makes its group.
         vocab: the server's distinct terms; `pair_term` refers to them by position.
         lengths: the length of each field (rows, in `FIELDS` order) of each tool (columns).
-        pair_tool: for each distinct (tool, term) pair, the tool's position in `rows`.
+        pair_tool: for each distinct (tool, term) pair, the tool's position in `paths`.
         pair_term: for each pair, the term's position in `vocab`.
         frequencies: how often each pair's term occurs in each field (rows, in
             `FIELDS` order; columns are pairs).
+        stored_rows: the tools' rows, as made (a list) or as stored (JSON, parsed by
+            `rows()` only when the previous index cannot give them).
     """
 
-    rows: list[Row]
+    server: str
+    paths: list[str]
     namespaces: list[str]
     vocab: list[str]
     lengths: IntArray
     pair_tool: IntArray
     pair_term: IntArray
     frequencies: IntArray
+    stored_rows: list[Row] | bytes
+
+    def rows(self) -> list[Row]:
+        """Each tool's row of the `tools` table (without its id), in `paths` order.
+
+        Raises:
+            ValueError: the stored rows are damaged.
+        """
+        if isinstance(self.stored_rows, list):
+            return self.stored_rows
+        try:
+            rows: list[Row] = [tuple(row) for row in json.loads(self.stored_rows)]
+        except (TypeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not an index part's rows: {exc}") from None
+        if len(rows) != len(self.paths) or any(
+            len(row) != 7 or row[0] != path for row, path in zip(rows, self.paths, strict=False)
+        ):
+            raise ValueError("an index part's rows do not match its tools")
+        return rows
 
 
 def part_of(entries: Sequence[IndexEntry]) -> IndexPart:
@@ -120,7 +143,9 @@ def part_of(entries: Sequence[IndexEntry]) -> IndexPart:
         found, counts = np.unique(field_keys, return_counts=True)
         frequencies[c, np.searchsorted(pairs, found)] = counts
     return IndexPart(
-        rows=rows,
+        server=ordered[0].server if ordered else "",
+        paths=[entry.import_path for entry in ordered],
+        stored_rows=rows,
         namespaces=[namespaced.namespace for namespaced in split],
         vocab=vocab,
         lengths=lengths,
@@ -140,28 +165,37 @@ def _narrow(values: IntArray) -> IntArray:
 
 
 def encode_part(part: IndexPart) -> bytes:
-    """The bytes of `part` in the parts file: a JSON header, then its arrays."""
+    """The bytes of `part` in the parts file: a JSON header, its rows' JSON, then its arrays."""
     arrays = [
         _narrow(part.lengths.reshape(-1)),
         _narrow(part.pair_tool),
         _narrow(part.pair_term),
         _narrow(part.frequencies.reshape(-1)),
     ]
+    rows = (
+        json.dumps(part.stored_rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if isinstance(part.stored_rows, list)
+        else bytes(part.stored_rows)
+    )
     header = json.dumps(
         {
-            "rows": part.rows,
+            "server": part.server,
+            "paths": part.paths,
             "namespaces": part.namespaces,
             "vocab": part.vocab,
+            "rows": len(rows),
             "arrays": [[array.dtype.str, int(array.size)] for array in arrays],
         },
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
-    return b"".join([_LENGTH.pack(len(header)), header, *(array.tobytes() for array in arrays)])
+    return b"".join(
+        [_LENGTH.pack(len(header)), header, rows, *(array.tobytes() for array in arrays)]
+    )
 
 
 def decode_part(data: bytes | memoryview) -> IndexPart:
-    """The part `encode_part` wrote.
+    """The part `encode_part` wrote (its rows are parsed when asked: `IndexPart.rows`).
 
     Raises:
         ValueError: `data` is not a part (damaged, truncated, or of another layout).
@@ -169,7 +203,9 @@ def decode_part(data: bytes | memoryview) -> IndexPart:
     try:
         (size,) = _LENGTH.unpack_from(data, 0)
         start = _LENGTH.size + size
-        header = json.loads(bytes(data[_LENGTH.size : start]).decode("utf-8"))
+        header = json.loads(bytes(data[_LENGTH.size : start]))
+        rows = bytes(data[start : start + header["rows"]])
+        start += header["rows"]
         arrays: list[IntArray] = []
         for kind, count in header["arrays"]:
             dtype = np.dtype(kind)
@@ -179,9 +215,9 @@ def decode_part(data: bytes | memoryview) -> IndexPart:
             start += dtype.itemsize * count
         if start != len(data) or len(arrays) != 4:
             raise ValueError("a part's arrays do not fill it")
-        rows: list[Row] = [tuple(row) for row in header["rows"]]
+        server, paths = str(header["server"]), list(header["paths"])
         namespaces, vocab = list(header["namespaces"]), list(header["vocab"])
-        tools = len(rows)
+        tools = len(paths)
         lengths, pair_tool, pair_term, frequencies = arrays
         pairs = len(pair_tool)
         shapes_ok = (
@@ -189,15 +225,15 @@ def decode_part(data: bytes | memoryview) -> IndexPart:
             and len(namespaces) == tools
             and len(pair_term) == pairs
             and frequencies.size == len(FIELDS) * pairs
-            and all(len(row) == 7 for row in rows)
             and (pairs == 0 or (int(pair_tool.max()) < tools and int(pair_term.max()) < len(vocab)))
         )
         if not shapes_ok:
-            raise ValueError("a part's arrays do not match its rows")
+            raise ValueError("a part's arrays do not match its tools")
     except (struct.error, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not an index part: {exc}") from None
     return IndexPart(
-        rows=rows,
+        server=server,
+        paths=paths,
         namespaces=namespaces,
         vocab=vocab,
         # Narrow and read-only, as stored: `postings` widens them once, all parts together.
@@ -205,6 +241,7 @@ def decode_part(data: bytes | memoryview) -> IndexPart:
         pair_tool=pair_tool,
         pair_term=pair_term,
         frequencies=frequencies.reshape(len(FIELDS), pairs),
+        stored_rows=rows,
     )
 
 

@@ -46,7 +46,7 @@ def postings(
     ranks = np.fromiter(map(rank.__getitem__, vocab), np.int64, len(vocab))
     pair_counts = [len(part.pair_term) for part in parts]
     vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]])
-    tool_starts = np.cumsum([0] + [len(part.rows) for part in parts[:-1]])
+    tool_starts = np.cumsum([0] + [len(part.paths) for part in parts[:-1]])
     pair_term = ranks[
         np.concatenate([part.pair_term for part in parts]) + np.repeat(vocab_starts, pair_counts)
     ]
