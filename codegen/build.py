@@ -234,18 +234,8 @@ def _compile(
     started: float,
 ) -> BuildReport:
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
-    # The index of a large package starts at once, reading the previous build's parts
-    # of every server it may keep, while the snapshot is compared and rendered.
     index = IndexBuild(
         out / INDEX_PARTS_PATH if out.is_dir() else None, _intact_index(cache, options.name)
-    )
-    candidates = [
-        IndexSource(record.key, None, record)
-        for record in cache.servers.values()
-        if record.reuse is not None
-    ]
-    index.prefetch(
-        candidates, sum(record.reuse["count"] for record in cache.servers.values() if record.reuse)
     )
     try:
         return _compile_with(
@@ -288,6 +278,17 @@ def _compile_with(
     bump: str | None = None
     previous = previous_output(out)
     comparison: Comparison | None = None
+    likely = version or (previous.version if previous is not None else None)
+    if likely is None or cache.state != _state(snapshot, options, likely):
+        # Not up to date: a large package's index starts at once, reading the previous
+        # build's parts of every server it may keep while the snapshot is compared and
+        # rendered.
+        candidates = [
+            IndexSource(record.key, None, record)
+            for record in cache.servers.values()
+            if record.reuse is not None
+        ]
+        index.prefetch(candidates, snapshot.tool_count())
     if version is None:
         if previous is not None and cache.state == _state(snapshot, options, previous.version):
             version = previous.version  # unchanged since the last build (no diff needed)

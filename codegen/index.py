@@ -54,6 +54,7 @@ from .runtime.search import (
 
 if TYPE_CHECKING:
     from .indexparts import IndexPart
+    from .postings import Merged
     from .snapshot import Snapshot
 
 __all__ = [
@@ -403,6 +404,7 @@ def write_index(
     *,
     generator_version: str,
     previous: Path | None = None,
+    merged: Merged | None = None,
 ) -> None:
     """Write the search index of the tools of `parts` (one per server) to `path`, atomically.
 
@@ -410,7 +412,8 @@ def write_index(
     order of `parts`, so the file is the same for the same tools. `previous` is an
     index written from the same parts for the parts whose rows were not parsed
     (read from a parts file): their rows are copied from it, by import path, which
-    reads no JSON; if it lacks any, the rows are parsed after all.
+    reads no JSON; if it lacks any, the rows are parsed after all. `merged` is
+    `codegen.postings.merge(parts)`, if the caller has it.
 
     Raises:
         IndexBuildError: two tools share an import path, a part is damaged, or the
@@ -418,7 +421,7 @@ def write_index(
     """
     import numpy as np
 
-    from .postings import postings
+    from .postings import merge, score
 
     paths = sorted(import_path for part in parts for import_path in part.paths)
     duplicates = sorted({p for i, p in enumerate(paths) if i and paths[i - 1] == p})
@@ -450,7 +453,11 @@ def write_index(
         _insert_tools(db, parts, ids, previous)
         db.executemany(
             "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
-            postings(parts, ids, len(paths)),
+            score(
+                merged if merged is not None else merge(parts),
+                np.concatenate(ids) if ids else np.zeros(0, np.int64),
+                len(paths),
+            ),
         )
         db.execute("INSERT INTO tool_groups VALUES (?)", (_bytes(groups),))
         db.commit()

@@ -26,6 +26,7 @@ from .index import IndexBuildError, IndexEntry, write_index
 if TYPE_CHECKING:
     from .cache import ServerRecord
     from .indexparts import IndexPart
+    from .postings import Merged
 
 __all__ = ["IndexBuild", "IndexSource"]
 
@@ -46,28 +47,35 @@ def write_index_and_parts(
     parts_out: Path,
     decoded: Mapping[str, tuple[IndexPart, Any]] | None = None,
     previous_index: Path | None = None,
+    base: tuple[list[str], Merged] | None = None,
 ) -> None:
     """Write the index of `sources` to `index_path`, and their parts to `parts_out`.
 
-    `decoded` holds parts already read from `parts_in` (see `_read_kept`);
-    `previous_index` is the index written with `parts_in`, if it is intact.
+    `decoded` holds parts already read from `parts_in` (see `read_candidates`);
+    `previous_index` is the index written with `parts_in`, if it is intact; `base`
+    is the keys of decoded parts and those parts merged (`codegen.postings.merge`).
 
     Raises:
         IndexBuildError: the index cannot be written, or a kept server's part can be
             neither read from `parts_in` nor made from its cached entries.
     """
     from .indexparts import encode_part, part_of, write_parts
+    from .postings import combine, merge
 
     if decoded is None:
         decoded = _read_kept(sources, parts_in)
-    parts = []
-    encoded: dict[str, Any] = {}
+    order, merged = base if base is not None else ([], None)
+    kept = {source.key for source in sources if source.entries is None and source.key in decoded}
+    keep = [key in kept for key in order]
+    parts = [decoded[key][0] for key, keeping in zip(order, keep, strict=True) if keeping]
+    encoded: dict[str, Any] = {key: decoded[key][1] for key in kept}
+    others = []
     for source in sources:
-        entries = source.entries
-        if entries is None and source.key in decoded:
-            part, encoded[source.key] = decoded[source.key]
-            parts.append(part)
+        if source.key in kept:
+            if source.key not in order:
+                others.append(decoded[source.key][0])
             continue
+        entries = source.entries
         if entries is None:
             entries = source.record.entries() if source.record is not None else None
             if entries is None:
@@ -77,8 +85,16 @@ def write_index_and_parts(
                 )
         part = part_of(entries)
         encoded[source.key] = encode_part(part)
-        parts.append(part)
-    write_index(parts, index_path, generator_version=__version__, previous=previous_index)
+        others.append(part)
+    if merged is not None:
+        merged = combine(merged, keep, merge(others))
+    write_index(
+        [*parts, *others],
+        index_path,
+        generator_version=__version__,
+        previous=previous_index,
+        merged=merged,
+    )
     try:
         write_parts(parts_out, encoded)
     except OSError as exc:

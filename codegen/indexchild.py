@@ -7,6 +7,7 @@ its standard input and output:
 
 1. it reads `(parts_in, previous_index, candidates)`, and reads and decodes the
    previous build's parts of the `candidates` (keys of servers that may be kept);
+   and lays them end to end for scoring (`codegen.postings.merge`);
 2. it reads `(kept, fresh, index_path, parts_out)`: the keys of the servers kept
    whole and the other servers' `IndexSource`s; if a kept server's part could not
    be read it writes `("need", keys)` and reads their entries `{key: entries}`;
@@ -34,9 +35,13 @@ def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
     """Run the protocol above over `incoming` and `outgoing`."""
     from .index import IndexBuildError
     from .indexbuild import IndexSource, read_candidates, write_index_and_parts
+    from .postings import merge
 
     parts_in, previous_index, candidates = pickle.load(incoming)
     decoded = read_candidates(candidates, parts_in)
+    # While the build renders: the candidates' parts end to end, as if all were kept.
+    order = [key for key in candidates if key in decoded]
+    base = (order, merge([decoded[key][0] for key in order]))
     kept, fresh, index_path, parts_out = pickle.load(incoming)
     missing = [key for key in kept if key not in decoded]
     entries: dict[str, Any] = {}
@@ -46,7 +51,7 @@ def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
     sources = [IndexSource(key, entries.get(key)) for key in kept]
     try:
         write_index_and_parts(
-            [*sources, *fresh], index_path, parts_in, parts_out, decoded, previous_index
+            [*sources, *fresh], index_path, parts_in, parts_out, decoded, previous_index, base
         )
     except IndexBuildError as exc:
         _send(outgoing, ("error", str(exc)))

@@ -3,7 +3,9 @@
 The scores depend on the whole catalog (each term's idf, each field's average
 length), so any change to any tool changes nearly all of them: at 10,000 tools,
 some 730,000 of them. Computed pair by pair in Python that took over a second;
-here it is a few array operations over the parts' pairs (`codegen.indexparts`).
+here it is a few array operations over the parts' pairs (`codegen.indexparts`),
+laid end to end (`merge`). A rebuild merges the previous build's parts while the
+rest of the build runs, then only swaps in the servers that changed (`combine`).
 
 Every float operation is the one the formula in `codegen.index` spells, in the
 same order, so the bytes are those a plain loop gives: a term's weighted
@@ -14,8 +16,10 @@ through `idf_of`; the score is `idf * f * (K1 + 1) / (f + K1)`, left to right.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
-from itertools import chain, pairwise
+from dataclasses import dataclass
+from itertools import chain, compress, pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -24,46 +28,136 @@ from .index import FIELDS, K1
 from .indexparts import IndexPart
 from .runtime.search import idf_of, tool_id_type
 
-__all__ = ["Posting", "postings"]
+__all__ = ["Merged", "Posting", "combine", "merge", "postings", "score"]
 
 Posting = tuple[str, int, bytes, bytes]
 """A row of `postings`: term, number of tools holding it, their ids, their scores."""
 
+Ints = npt.NDArray[np.int64]
 
-def postings(
-    parts: Sequence[IndexPart], ids: Sequence[npt.NDArray[np.int64]], count: int
-) -> list[Posting]:
+
+@dataclass(frozen=True)
+class Merged:
+    """Parts laid end to end: their tools one after the other, their pairs likewise.
+
+    Attributes:
+        terms: every term of the parts, sorted; `rank` gives each one's position.
+        pair_term: each pair's term, as its position in `terms`.
+        pair_tool: each pair's tool, as its position among all the parts' tools.
+        pair_part: each pair's part, by position.
+        tool_part: each tool's part, by position.
+        lengths: each field's length (rows) of each tool (columns).
+        frequencies: each pair's term frequency in each field (rows).
+    """
+
+    terms: list[str]
+    rank: dict[str, int]
+    pair_term: Ints
+    pair_tool: Ints
+    pair_part: Ints
+    tool_part: Ints
+    lengths: Ints
+    frequencies: Ints
+
+
+def merge(parts: Sequence[IndexPart]) -> Merged:
+    """`parts` laid end to end."""
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        fields = np.zeros((len(FIELDS), 0), dtype=np.int64)
+        return Merged([], {}, empty, empty, empty, empty, fields, fields)
+    terms = sorted(set().union(*(part.vocab for part in parts)))
+    rank = {term: number for number, term in enumerate(terms)}
+    vocab = list(chain.from_iterable(part.vocab for part in parts))
+    ranks = np.fromiter(map(rank.__getitem__, vocab), np.int64, len(vocab))
+    pair_counts = [len(part.pair_term) for part in parts]
+    tool_counts = [len(part.paths) for part in parts]
+    vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]], dtype=np.int64)
+    tool_starts = np.cumsum([0, *tool_counts[:-1]], dtype=np.int64)
+    numbers = np.arange(len(parts), dtype=np.int64)
+
+    def joined(arrays: list[npt.NDArray[np.integer]], axis: int = 0) -> Ints:
+        if not arrays:
+            shape = (len(FIELDS), 0) if axis else (0,)
+            return np.zeros(shape, dtype=np.int64)
+        return np.concatenate(arrays, axis=axis).astype(np.int64)
+
+    return Merged(
+        terms=terms,
+        rank=rank,
+        pair_term=ranks[
+            joined([part.pair_term for part in parts]) + np.repeat(vocab_starts, pair_counts)
+        ],
+        pair_tool=joined([part.pair_tool for part in parts]) + np.repeat(tool_starts, pair_counts),
+        pair_part=np.repeat(numbers, pair_counts),
+        tool_part=np.repeat(numbers, tool_counts),
+        lengths=joined([part.lengths for part in parts], axis=1),
+        frequencies=joined([part.frequencies for part in parts], axis=1),
+    )
+
+
+def combine(base: Merged, keep: Sequence[bool], extra: Merged) -> Merged:
+    """The parts of `base` that `keep` says, then all of `extra`'s, end to end.
+
+    A term of `base` that only the dropped parts held stays in `terms`, with no
+    pair: `score` leaves it out.
+    """
+    added = sorted(term for term in extra.terms if term not in base.rank)
+    if added:
+        terms = sorted(base.terms + added)  # two sorted runs: merged in linear time
+        # A base term moves up by the number of added terms before it.
+        shift = np.zeros(len(base.terms) + 1, dtype=np.int64)
+        np.add.at(shift, [bisect.bisect_left(base.terms, term) for term in added], 1)
+        base_map = np.arange(len(base.terms), dtype=np.int64) + np.cumsum(shift)[:-1]
+        rank = {term: number for number, term in enumerate(terms)}
+    else:
+        terms, rank, base_map = base.terms, base.rank, np.arange(len(base.terms), dtype=np.int64)
+    extra_map = np.fromiter(map(rank.__getitem__, extra.terms), np.int64, len(extra.terms))
+    kept = np.array(list(keep), dtype=bool)
+    pairs = kept[base.pair_part] if len(base.pair_part) else np.zeros(0, dtype=bool)
+    tools = kept[base.tool_part] if len(base.tool_part) else np.zeros(0, dtype=bool)
+    position = np.cumsum(tools, dtype=np.int64) - 1  # a kept tool's new position
+    kept_tools = int(tools.sum())
+    parts_kept = int(kept.sum())
+    part_position = np.cumsum(kept, dtype=np.int64) - 1
+    return Merged(
+        terms=terms,
+        rank=rank,
+        pair_term=np.concatenate([base_map[base.pair_term[pairs]], extra_map[extra.pair_term]]),
+        pair_tool=np.concatenate([position[base.pair_tool[pairs]], extra.pair_tool + kept_tools]),
+        pair_part=np.concatenate(
+            [part_position[base.pair_part[pairs]], extra.pair_part + parts_kept]
+        ),
+        tool_part=np.concatenate(
+            [part_position[base.tool_part[tools]], extra.tool_part + parts_kept]
+        ),
+        lengths=np.concatenate([base.lengths[:, tools], extra.lengths], axis=1),
+        frequencies=np.concatenate([base.frequencies[:, pairs], extra.frequencies], axis=1),
+    )
+
+
+def postings(parts: Sequence[IndexPart], ids: Sequence[Ints], count: int) -> list[Posting]:
     """The rows of `postings`, sorted by term, for `count` tools in `parts`.
 
     `ids[i]` holds the tool id (1 to `count`) of each tool of `parts[i]`, in its order.
     """
-    terms = sorted(set().union(*(part.vocab for part in parts)))
-    if not terms:
-        return []
-    rank = {term: number for number, term in enumerate(terms)}
-    # The parts' arrays end to end: one operation each, not one per server.
-    vocab = list(chain.from_iterable(part.vocab for part in parts))
-    ranks = np.fromiter(map(rank.__getitem__, vocab), np.int64, len(vocab))
-    pair_counts = [len(part.pair_term) for part in parts]
-    vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]])
-    tool_starts = np.cumsum([0] + [len(part.paths) for part in parts[:-1]])
-    pair_term = ranks[
-        np.concatenate([part.pair_term for part in parts]) + np.repeat(vocab_starts, pair_counts)
-    ]
-    tool_ids = np.concatenate(ids)
-    pair_tool = tool_ids[
-        np.concatenate([part.pair_tool for part in parts]) + np.repeat(tool_starts, pair_counts)
-    ]
-    all_lengths = np.concatenate([part.lengths for part in parts], axis=1)
-    all_frequencies = np.concatenate([part.frequencies for part in parts], axis=1)
-    frequency = np.zeros(len(pair_term), dtype=np.float64)
+    return score(merge(parts), np.concatenate(ids) if ids else np.zeros(0, np.int64), count)
+
+
+def score(merged: Merged, tool_ids: Ints, count: int) -> list[Posting]:
+    """The rows of `postings`, sorted by term, for the `count` tools of `merged`.
+
+    `tool_ids` holds each tool's id (1 to `count`), in `merged`'s order of tools.
+    """
+    pair_tool = tool_ids[merged.pair_tool]
+    frequency = np.zeros(len(pair_tool), dtype=np.float64)
     for c, field in enumerate(FIELDS):
         lengths = np.zeros(count + 1, dtype=np.int64)
-        lengths[tool_ids] = all_lengths[c]
+        lengths[tool_ids] = merged.lengths[c]
         average = (int(lengths.sum()) / count if count else 0.0) or 1.0
         # As the scalar formula: weight / (1 - b + b * length / average).
         share = field.weight / ((1.0 - field.b) + (field.b * lengths) / average)
-        occurrences = all_frequencies[c]
+        occurrences = merged.frequencies[c]
         where = np.flatnonzero(occurrences)
         left = occurrences[where]
         added = share[pair_tool[where]]
@@ -71,7 +165,15 @@ def postings(
             frequency[where] += added
             more = left > 1
             where, added, left = where[more], added[more], left[more] - 1
+    terms, pair_term = merged.terms, merged.pair_term
     holders = np.bincount(pair_term, minlength=len(terms))
+    present = holders > 0
+    if not present.all():  # terms only servers that changed held
+        pair_term = (np.cumsum(present, dtype=np.int64) - 1)[pair_term]
+        terms = list(compress(terms, present.tolist()))
+        holders = holders[present]
+    if not terms:
+        return []
     kinds, which = np.unique(holders, return_inverse=True)
     idf = np.array([idf_of(count, int(n)) for n in kinds], dtype=np.float64)[which]
     scores = idf[pair_term] * frequency * (K1 + 1.0) / (frequency + K1)

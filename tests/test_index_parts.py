@@ -162,3 +162,42 @@ def test_a_damaged_parts_file_or_part_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not a parts file")
     assert read_parts(path) == {}
     assert read_parts(tmp_path / "missing") == {}
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="the shared dev corpus is not beside the repo")
+def test_a_merge_with_servers_swapped_scores_as_a_merge_from_scratch(tmp_path: Path) -> None:
+    from codegen.postings import combine, merge
+
+    entries = _corpus(900)
+    by_server: dict[str, list[IndexEntry]] = defaultdict(list)
+    for entry in entries:
+        by_server[entry.server].append(entry)
+    servers = sorted(by_server)
+    base_parts = [part_of(by_server[server]) for server in servers]
+    # The rebuild: the first server changed (a tool renamed and redescribed), the
+    # second is gone, one is new; the rest are kept.
+    changed = list(by_server[servers[0]])
+    first = changed[0]
+    changed[0] = IndexEntry(
+        first.server,
+        first.tool + "_v2",
+        first.import_path + "_v2",
+        first.title,
+        "Translate a quantum spreadsheet into zebra pixels",
+        first.parameters,
+        first.signature,
+        first.docstring,
+    )
+    new = [
+        IndexEntry("zz new", "fetch_zebra", "servers.zz_new.fetch_zebra", None,
+                   "Fetch zebra stripes by colour", (("colour", "the colour"),), "sig", "doc")
+    ]  # fmt: skip
+    keep = [False, False, *([True] * (len(servers) - 2))]
+    extra = [part_of(changed), part_of(new)]
+    final = [part for part, kept in zip(base_parts, keep, strict=True) if kept] + extra
+    combined = combine(merge(base_parts), keep, merge(extra))
+    write_index(final, tmp_path / "combined", generator_version="1", merged=combined)
+    rest = [entry for server in servers[2:] for entry in by_server[server]]
+    build_index([*rest, *changed, *new], tmp_path / "full", generator_version="1")
+    assert _sha(tmp_path / "combined") == _sha(tmp_path / "full")
+    assert ("zebra",) in {(row[0],) for row in _rows(tmp_path / "full", "postings")}
