@@ -278,17 +278,15 @@ def _compile_with(
     bump: str | None = None
     previous = previous_output(out)
     comparison: Comparison | None = None
-    likely = version or (previous.version if previous is not None else None)
-    if likely is None or cache.state != _state(snapshot, options, likely):
-        # Not up to date: a large package's index starts at once, reading the previous
-        # build's parts of every server it may keep while the snapshot is compared and
-        # rendered.
-        candidates = [
-            IndexSource(record.key, None, record)
-            for record in cache.servers.values()
-            if record.reuse is not None
-        ]
-        index.prefetch(candidates, snapshot.tool_count())
+    # A large package's index starts at once, reading the previous build's parts of
+    # every server it may keep while the snapshot is hashed, compared and rendered (if
+    # the package turns out up to date, it is stopped).
+    candidates = [
+        IndexSource(record.key, None, record)
+        for record in cache.servers.values()
+        if record.reuse is not None
+    ]
+    index.prefetch(candidates, snapshot.tool_count())
     if version is None:
         if previous is not None and cache.state == _state(snapshot, options, previous.version):
             version = previous.version  # unchanged since the last build (no diff needed)

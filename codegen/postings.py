@@ -20,6 +20,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,7 @@ __all__ = ["Merged", "Posting", "combine", "merge", "postings", "score"]
 Posting = tuple[str, int, bytes, bytes]
 """A row of `postings`: term, number of tools holding it, their ids, their scores."""
 
-Ints = npt.NDArray[np.int64]
+Ints = npt.NDArray[np.integer[Any]]
 
 
 @dataclass(frozen=True)
@@ -63,24 +64,32 @@ class Merged:
 def merge(parts: Sequence[IndexPart]) -> Merged:
     """`parts` laid end to end."""
     if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        fields = np.zeros((len(FIELDS), 0), dtype=np.int64)
-        return Merged([], {}, empty, empty, empty, empty, fields, fields)
+        empty = np.zeros(0, dtype=np.int32)
+        return Merged(
+            [],
+            {},
+            empty,
+            empty,
+            empty,
+            empty,
+            np.zeros((len(FIELDS), 0), dtype=np.int64),
+            np.zeros((len(FIELDS), 0), dtype=np.uint8),
+        )
     terms = sorted(set().union(*(part.vocab for part in parts)))
     rank = {term: number for number, term in enumerate(terms)}
     vocab = list(chain.from_iterable(part.vocab for part in parts))
-    ranks = np.fromiter(map(rank.__getitem__, vocab), np.int64, len(vocab))
+    ranks = np.fromiter(map(rank.__getitem__, vocab), np.int32, len(vocab))
     pair_counts = [len(part.pair_term) for part in parts]
     tool_counts = [len(part.paths) for part in parts]
-    vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]], dtype=np.int64)
-    tool_starts = np.cumsum([0, *tool_counts[:-1]], dtype=np.int64)
-    numbers = np.arange(len(parts), dtype=np.int64)
+    vocab_starts = np.cumsum([0] + [len(part.vocab) for part in parts[:-1]], dtype=np.int32)
+    tool_starts = np.cumsum([0, *tool_counts[:-1]], dtype=np.int32)
+    numbers = np.arange(len(parts), dtype=np.int32)
 
-    def joined(arrays: list[npt.NDArray[np.integer]], axis: int = 0) -> Ints:
-        if not arrays:
-            shape = (len(FIELDS), 0) if axis else (0,)
-            return np.zeros(shape, dtype=np.int64)
-        return np.concatenate(arrays, axis=axis).astype(np.int64)
+    def joined(arrays: list[npt.NDArray[np.integer]], axis: int = 0, wide: bool = True) -> Ints:
+        # Positions in 32 bits, frequencies as narrow as stored (a byte, mostly): the
+        # arrays are copied when servers are swapped in, and there are 730,000 pairs.
+        together = np.concatenate(arrays, axis=axis)
+        return together.astype(np.int32) if wide else together
 
     return Merged(
         terms=terms,
@@ -91,8 +100,8 @@ def merge(parts: Sequence[IndexPart]) -> Merged:
         pair_tool=joined([part.pair_tool for part in parts]) + np.repeat(tool_starts, pair_counts),
         pair_part=np.repeat(numbers, pair_counts),
         tool_part=np.repeat(numbers, tool_counts),
-        lengths=joined([part.lengths for part in parts], axis=1),
-        frequencies=joined([part.frequencies for part in parts], axis=1),
+        lengths=joined([part.lengths for part in parts], axis=1).astype(np.int64),
+        frequencies=joined([part.frequencies for part in parts], axis=1, wide=False),
     )
 
 
@@ -106,20 +115,22 @@ def combine(base: Merged, keep: Sequence[bool], extra: Merged) -> Merged:
     if added:
         terms = sorted(base.terms + added)  # two sorted runs: merged in linear time
         # A base term moves up by the number of added terms before it.
-        shift = np.zeros(len(base.terms) + 1, dtype=np.int64)
+        shift = np.zeros(len(base.terms) + 1, dtype=np.int32)
         np.add.at(shift, [bisect.bisect_left(base.terms, term) for term in added], 1)
-        base_map = np.arange(len(base.terms), dtype=np.int64) + np.cumsum(shift)[:-1]
+        base_map = (
+            np.arange(len(base.terms), dtype=np.int32) + np.cumsum(shift, dtype=np.int32)[:-1]
+        )
         rank = {term: number for number, term in enumerate(terms)}
     else:
-        terms, rank, base_map = base.terms, base.rank, np.arange(len(base.terms), dtype=np.int64)
-    extra_map = np.fromiter(map(rank.__getitem__, extra.terms), np.int64, len(extra.terms))
+        terms, rank, base_map = base.terms, base.rank, np.arange(len(base.terms), dtype=np.int32)
+    extra_map = np.fromiter(map(rank.__getitem__, extra.terms), np.int32, len(extra.terms))
     kept = np.array(list(keep), dtype=bool)
     pairs = kept[base.pair_part] if len(base.pair_part) else np.zeros(0, dtype=bool)
     tools = kept[base.tool_part] if len(base.tool_part) else np.zeros(0, dtype=bool)
-    position = np.cumsum(tools, dtype=np.int64) - 1  # a kept tool's new position
+    position = np.cumsum(tools, dtype=np.int32) - 1  # a kept tool's new position
     kept_tools = int(tools.sum())
     parts_kept = int(kept.sum())
-    part_position = np.cumsum(kept, dtype=np.int64) - 1
+    part_position = np.cumsum(kept, dtype=np.int32) - 1
     return Merged(
         terms=terms,
         rank=rank,
@@ -169,7 +180,7 @@ def score(merged: Merged, tool_ids: Ints, count: int) -> list[Posting]:
     holders = np.bincount(pair_term, minlength=len(terms))
     present = holders > 0
     if not present.all():  # terms only servers that changed held
-        pair_term = (np.cumsum(present, dtype=np.int64) - 1)[pair_term]
+        pair_term = (np.cumsum(present, dtype=np.int32) - 1)[pair_term]
         terms = list(compress(terms, present.tolist()))
         holders = holders[present]
     if not terms:
@@ -178,7 +189,7 @@ def score(merged: Merged, tool_ids: Ints, count: int) -> list[Posting]:
     idf = np.array([idf_of(count, int(n)) for n in kinds], dtype=np.float64)[which]
     scores = idf[pair_term] * frequency * (K1 + 1.0) / (frequency + K1)
     # Sorted by term, then tool: one key, in 32 bits while it fits (sorting them is 3x faster).
-    key = pair_term * (count + 1) + pair_tool
+    key = pair_term.astype(np.int64) * (count + 1) + pair_tool
     if len(terms) * (count + 1) < 2**31:
         key = key.astype(np.int32)
     order = np.argsort(key)
