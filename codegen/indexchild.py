@@ -17,6 +17,7 @@ its standard input and output:
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sys
 import types
@@ -74,6 +75,9 @@ def _without_runtime_init() -> None:
 
 def main() -> None:
     """Serve the parent over this process's standard input and output."""
+    # A short-lived process of a million small acyclic objects: cyclic collection
+    # would only walk them (see `codegen.build._collector_paused`).
+    gc.disable()
     _without_runtime_init()
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
