@@ -141,9 +141,7 @@ def test_a_damaged_parts_file_or_part_is_refused(tmp_path: Path) -> None:
                 ServerSnapshot(
                     name="s",
                     tools=(
-                        ToolSnapshot(
-                            name="get_time", description="Get the time", inputSchema={}
-                        ),
+                        ToolSnapshot(name="get_time", description="Get the time", inputSchema={}),
                     ),
                 ),
             )

@@ -152,3 +152,53 @@ def test_a_file_nobody_wrote_in_a_server_being_replaced_stops_the_commit(tmp_pat
     for path in strays:
         path.unlink()
     assert _tree(out, cache=True) == before
+
+
+def test_a_rebuild_killed_while_moving_in_is_repaired_by_the_next(tmp_path: Path) -> None:
+    wire = _wire(320)
+    out = tmp_path / "out"
+    _build(out, wire)
+    wire["servers"][0]["tools"][0]["description"] += " Changed."
+    wire["servers"][5]["tools"][0]["description"] += " Changed too."
+    wire["servers"].append({"name": "added later", "tools": wire["servers"][1]["tools"][:1]})
+    snapshot = tmp_path / "snapshot.json"
+    Snapshot.model_validate(wire).write(snapshot)
+    # A real kill, in a process of its own: it dies at the third rename of the commit.
+    killed = run_python_status(
+        f"""
+import os, pathlib
+from codegen import commit
+from codegen.build import build_package
+from codegen.render import PackageOptions
+from codegen.snapshot import Snapshot
+renames = []
+real = os.rename
+def rename(source, target):
+    renames.append(source)
+    if len(renames) == 3:
+        os._exit(9)
+    real(source, target)
+commit.os.rename = rename
+build_package(options=PackageOptions(name="cat"), out=pathlib.Path({str(out)!r}),
+              snapshot=Snapshot.read(pathlib.Path({str(snapshot)!r})), keep_going=True,
+              version="1.0.0")
+"""
+    )
+    assert killed == 9
+    assert (out / ".mcp-codegen" / "build-cache.pending.jsonl").exists()
+    _build(out, wire)
+    _build(tmp_path / "full", wire)
+    assert _tree(out) == _tree(tmp_path / "full")
+    assert sorted(os.listdir(out / ".mcp-codegen")) == [
+        ".gitignore",
+        "build-cache.jsonl",
+        "index-parts.bin",
+    ]
+
+
+def run_python_status(code: str) -> int:
+    """Run `code` in a fresh interpreter; its exit status."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], timeout=300, check=False).returncode
