@@ -60,10 +60,12 @@ def _build(out: Path, wire: dict[str, Any]) -> Any:
     return build(out, name="cat", snapshot=snapshot, keep_going=True, version="1.0.0")
 
 
-def test_rebuilds_after_small_changes_equal_full_builds(tmp_path: Path) -> None:
-    wire = _wire(320)
+@pytest.mark.parametrize("size", [320, 60])
+def test_rebuilds_after_small_changes_equal_full_builds(tmp_path: Path, size: int) -> None:
+    wire = _wire(size)
     total = sum(len(server["tools"]) for server in wire["servers"])
-    assert total > PARALLEL_THRESHOLD  # the index is built in its own process
+    # Large: the index is built in its own process; small: in this one. Both keep servers.
+    assert (total > PARALLEL_THRESHOLD) == (size > PARALLEL_THRESHOLD) and len(wire["servers"]) > 3
     out = tmp_path / "incremental"
     _build(out, wire)
     unchanged = next(out.glob("cat/servers/*/*.py"))
