@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import INDEX_PARTS_PATH, BuildCache, ServerRecord, build_state
+from .cache import CACHE_PATH, INDEX_PARTS_PATH, BuildCache, ServerRecord, build_state
 from .config import ConfigError, load_config
 from .diagnostics import BuildError, Diagnostics
 from .index import INDEX_FILENAME
@@ -125,22 +125,30 @@ def build_package(
             Nothing was written.
     """
     out = out or DEFAULT_OUT_ROOT / options.name
-    with _collector_paused():  # the cache of a large package is a million small objects
-        cache = BuildCache(out)
-        check_output_dir(out, cache.written)
-    return _build(
-        options=options,
-        out=out,
-        cache=cache,
-        config_path=config_path,
-        snapshot=snapshot,
-        version=version,
-        keep_going=keep_going,
-        fail_on_warning=fail_on_warning,
-        timeout=timeout,
-        jobs=jobs,
-        progress=progress or QuietProgress(),
-    )
+    index = IndexBuild(out / INDEX_PARTS_PATH)
+    if snapshot is not None and (out / CACHE_PATH).is_file():
+        # A rebuild of a large package: the index process imports while the cache is read.
+        index.spawn(snapshot.tool_count())
+    try:
+        with _collector_paused():  # the cache of a large package is a million small objects
+            cache = BuildCache(out)
+            check_output_dir(out, cache.written)
+        return _build(
+            index=index,
+            options=options,
+            out=out,
+            cache=cache,
+            config_path=config_path,
+            snapshot=snapshot,
+            version=version,
+            keep_going=keep_going,
+            fail_on_warning=fail_on_warning,
+            timeout=timeout,
+            jobs=jobs,
+            progress=progress or QuietProgress(),
+        )
+    finally:
+        index.stop()
 
 
 @contextlib.contextmanager
@@ -163,6 +171,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _build(
     *,
+    index: IndexBuild,
     options: PackageOptions,
     out: Path,
     cache: BuildCache,
@@ -201,6 +210,7 @@ def _build(
     left_out = {name: _why(diagnostics, name) for name in failed}
     with _collector_paused():
         return _compile(
+            index=index,
             snapshot=snapshot,
             options=options,
             out=out,
@@ -219,6 +229,7 @@ def _build(
 
 def _compile(
     *,
+    index: IndexBuild,
     snapshot: Snapshot,
     options: PackageOptions,
     out: Path,
@@ -234,28 +245,23 @@ def _compile(
     started: float,
 ) -> BuildReport:
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
-    index = IndexBuild(
-        out / INDEX_PARTS_PATH if out.is_dir() else None, _intact_index(cache, options.name)
+    index.previous_index = _intact_index(cache, options.name)
+    return _compile_with(
+        index=index,
+        snapshot=snapshot,
+        options=options,
+        out=out,
+        cache=cache,
+        version=version,
+        keep_going=keep_going,
+        fail_on_warning=fail_on_warning,
+        progress=progress,
+        diagnostics=diagnostics,
+        seconds=seconds,
+        failed=failed,
+        left_out=left_out,
+        started=started,
     )
-    try:
-        return _compile_with(
-            index=index,
-            snapshot=snapshot,
-            options=options,
-            out=out,
-            cache=cache,
-            version=version,
-            keep_going=keep_going,
-            fail_on_warning=fail_on_warning,
-            progress=progress,
-            diagnostics=diagnostics,
-            seconds=seconds,
-            failed=failed,
-            left_out=left_out,
-            started=started,
-        )
-    finally:
-        index.stop()
 
 
 def _compile_with(

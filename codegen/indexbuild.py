@@ -140,21 +140,21 @@ class IndexBuild:
 
     def __init__(self, parts_in: Path | None, previous_index: Path | None = None):
         self._parts_in = parts_in
-        self._previous_index = previous_index
+        self.previous_index = previous_index
+        """The previous output's index, if intact: the kept servers' rows are copied from it."""
         self._kept: list[IndexSource] = []
         self._records: dict[str, ServerRecord | None] = {}
         self._process: subprocess.Popen[bytes] | None = None
+        self._prefetched = False
         self._sending: threading.Thread | None = None
         self._inline: tuple[Any, ...] | None = None
 
-    def prefetch(self, candidates: Sequence[IndexSource], tool_count: int) -> None:
-        """Start the index process if the index is large, reading the parts of `candidates`
-        (servers the build may keep whole)."""
+    def spawn(self, tool_count: int) -> None:
+        """Start the index process now if the index is large (it imports while the build reads)."""
         from .toolmodule import PARALLEL_THRESHOLD, worker_count
 
         if self._process is not None or tool_count < PARALLEL_THRESHOLD or worker_count() < 2:
             return
-        self._records = {source.key: source.record for source in candidates}
         root = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
         env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
@@ -165,8 +165,16 @@ class IndexBuild:
             stderr=subprocess.PIPE,
             env=env,
         )
-        keys = list(self._records)
-        self._send((self._parts_in, self._previous_index, keys))
+
+    def prefetch(self, candidates: Sequence[IndexSource], tool_count: int) -> None:
+        """Have the index process read the previous parts of `candidates` (servers the build
+        may keep whole), starting it if the index is large."""
+        self.spawn(tool_count)
+        if self._process is None or self._prefetched:
+            return
+        self._prefetched = True
+        self._records = {source.key: source.record for source in candidates}
+        self._send((self._parts_in, list(self._records)))
 
     def _send(self, message: Any) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -176,13 +184,14 @@ class IndexBuild:
     def start(self, kept: Sequence[IndexSource], tool_count: int) -> None:
         """Say which servers were kept whole from the previous build (`entries` None)."""
         self._kept = list(kept)
-        self.prefetch(self._kept, tool_count)
+        if not self._prefetched:
+            self.prefetch(self._kept, tool_count)
 
     def finish(
         self, fresh: Sequence[IndexSource], index_path: Path, parts_out: Path, tool_count: int
     ) -> None:
         """Add the servers rendered afresh (`fresh`), and say where the index and parts go."""
-        self.prefetch([], tool_count)
+        self.spawn(tool_count)
         if self._process is None:
             self._inline = (
                 [*self._kept, *fresh],
@@ -190,10 +199,13 @@ class IndexBuild:
                 self._parts_in,
                 parts_out,
                 None,
-                self._previous_index,
+                self.previous_index,
             )
             return
-        message = ([source.key for source in self._kept], list(fresh), index_path, parts_out)
+        if not self._prefetched:
+            self.prefetch([], tool_count)
+        kept = [source.key for source in self._kept]
+        message = (kept, list(fresh), index_path, parts_out, self.previous_index)
         # In a thread: the process may still be reading the parts, and a large message
         # (a first build's every entry) would fill the pipe and block until it has.
         self._sending = threading.Thread(target=self._send_quietly, args=(message,))

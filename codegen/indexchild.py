@@ -5,11 +5,12 @@ heap that either process touches is copied (measured at 10,000 tools: the
 parent's snapshot digest took 0.6 s instead of 0.15 s). It talks pickles over
 its standard input and output:
 
-1. it reads `(parts_in, previous_index, candidates)`, and reads and decodes the
-   previous build's parts of the `candidates` (keys of servers that may be kept);
-   and lays them end to end for scoring (`codegen.postings.merge`);
-2. it reads `(kept, fresh, index_path, parts_out)`: the keys of the servers kept
-   whole and the other servers' `IndexSource`s; if a kept server's part could not
+1. it reads `(parts_in, candidates)`, reads and decodes the previous build's parts
+   of the `candidates` (keys of servers that may be kept), and lays them end to
+   end for scoring (`codegen.postings.merge`);
+2. it reads `(kept, fresh, index_path, parts_out, previous_index)`: the keys of the
+   servers kept whole, the other servers' `IndexSource`s, and the previous index to
+   copy the kept servers' rows from; if a kept server's part could not
    be read it writes `("need", keys)` and reads their entries `{key: entries}`;
 3. it writes the index and the parts file, then `("done", None)`, or
    `("error", message)` if it could not.
@@ -38,12 +39,12 @@ def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
     from .indexbuild import IndexSource, read_candidates, write_index_and_parts
     from .postings import merge
 
-    parts_in, previous_index, candidates = pickle.load(incoming)
+    parts_in, candidates = pickle.load(incoming)
     decoded = read_candidates(candidates, parts_in)
     # While the build renders: the candidates' parts end to end, as if all were kept.
     order = [key for key in candidates if key in decoded]
     base = (order, merge([decoded[key][0] for key in order]))
-    kept, fresh, index_path, parts_out = pickle.load(incoming)
+    kept, fresh, index_path, parts_out, previous_index = pickle.load(incoming)
     missing = [key for key in kept if key not in decoded]
     entries: dict[str, Any] = {}
     if missing:
