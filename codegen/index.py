@@ -450,7 +450,7 @@ def write_index(
             "tool_count": str(len(paths)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-        _insert_tools(db, parts, ids, previous)
+        _insert_tools(db, parts, ids, previous, paths)
         db.executemany(
             "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
             score(
@@ -475,8 +475,11 @@ def _insert_tools(
     parts: Sequence[IndexPart],
     ids: Sequence[Any],
     previous: Path | None,
+    paths: list[str],
 ) -> None:
     """The `tools` rows: made ones inserted, stored ones copied from `previous` if it has them.
+
+    `paths` are all the import paths, sorted (a tool's id is its place in them, from 1).
 
     Raises:
         ValueError: a stored part's rows are damaged (and `previous` lacks them).
@@ -484,27 +487,14 @@ def _insert_tools(
     stored = {i for i, part in enumerate(parts) if not isinstance(part.stored_rows, list)}
     copied = False
     if stored and previous is not None:
-        wanted = [
-            (import_path, rowid)
-            for i in sorted(stored)
-            for import_path, rowid in zip(parts[i].paths, ids[i].tolist(), strict=True)
-        ]
         db.execute("ATTACH DATABASE ? AS previous", (str(previous),))
         try:
-            db.execute("CREATE TEMP TABLE wanted (import_path TEXT PRIMARY KEY, id INTEGER)")
-            db.executemany("INSERT INTO temp.wanted VALUES (?, ?)", wanted)
-            done = db.execute(
-                "INSERT INTO main.tools SELECT w.id, t.import_path, t.server, t.tool, t.title, "
-                "t.summary, t.signature, t.docstring FROM previous.tools AS t "
-                "JOIN temp.wanted AS w ON w.import_path = t.import_path"
-            )
-            copied = done.rowcount == len(wanted)
+            copied = _copy_rows(db, parts, ids, stored, paths)
+        except sqlite3.Error:
+            copied = False
+        finally:
             if not copied:
                 db.execute("DELETE FROM main.tools")
-            db.execute("DROP TABLE temp.wanted")
-        except sqlite3.Error:
-            db.execute("DELETE FROM main.tools")
-        finally:
             db.commit()
             db.execute("DETACH DATABASE previous")
     rows = sorted(
@@ -514,6 +504,48 @@ def _insert_tools(
         for rowid, row in zip(part_ids.tolist(), part.rows(), strict=True)
     )
     db.executemany("INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _copy_rows(
+    db: sqlite3.Connection,
+    parts: Sequence[IndexPart],
+    ids: Sequence[Any],
+    stored: set[int],
+    paths: list[str],
+) -> bool:
+    """Copy the rows of the `stored` parts from the attached `previous` index; whether it
+    had them all (else some were copied, which the caller deletes).
+
+    Raises:
+        sqlite3.Error: the previous index cannot be read.
+    """
+    listed = db.execute("SELECT import_path FROM previous.tools ORDER BY id").fetchall()
+    if [row[0] for row in listed] == paths:
+        # The same tools as last time, so the same ids: every row is copied as it is,
+        # then those of the tools made afresh are taken out (they are inserted after).
+        db.execute("INSERT INTO main.tools SELECT * FROM previous.tools")
+        fresh = [
+            (rowid,)
+            for i, part_ids in enumerate(ids)
+            if i not in stored
+            for rowid in part_ids.tolist()
+        ]
+        db.executemany("DELETE FROM main.tools WHERE id = ?", fresh)
+        return True
+    wanted = [
+        (import_path, rowid)
+        for i in sorted(stored)
+        for import_path, rowid in zip(parts[i].paths, ids[i].tolist(), strict=True)
+    ]
+    db.execute("CREATE TEMP TABLE wanted (import_path TEXT PRIMARY KEY, id INTEGER)")
+    db.executemany("INSERT INTO temp.wanted VALUES (?, ?)", wanted)
+    done = db.execute(
+        "INSERT INTO main.tools SELECT w.id, t.import_path, t.server, t.tool, t.title, "
+        "t.summary, t.signature, t.docstring FROM previous.tools AS t "
+        "JOIN temp.wanted AS w ON w.import_path = t.import_path"
+    )
+    db.execute("DROP TABLE temp.wanted")
+    return bool(done.rowcount == len(wanted))
 
 
 def _vacuum_into(db: sqlite3.Connection, path: Path) -> None:

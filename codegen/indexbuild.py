@@ -59,7 +59,7 @@ def write_index_and_parts(
         IndexBuildError: the index cannot be written, or a kept server's part can be
             neither read from `parts_in` nor made from its cached entries.
     """
-    from .indexparts import encode_part, part_of, write_parts
+    from .indexparts import encode_part, part_of
     from .postings import combine, merge
 
     if decoded is None:
@@ -88,17 +88,31 @@ def write_index_and_parts(
         others.append(part)
     if merged is not None:
         merged = combine(merged, keep, merge(others))
-    write_index(
-        [*parts, *others],
-        index_path,
-        generator_version=__version__,
-        previous=previous_index,
-        merged=merged,
-    )
+    # The parts file is written beside the index (file writes and sqlite release the GIL).
+    failed: list[OSError] = []
+    writing = threading.Thread(target=_write_parts, args=(parts_out, encoded, failed))
+    writing.start()
     try:
-        write_parts(parts_out, encoded)
+        write_index(
+            [*parts, *others],
+            index_path,
+            generator_version=__version__,
+            previous=previous_index,
+            merged=merged,
+        )
+    finally:
+        writing.join()
+    if failed:
+        raise IndexBuildError(f"cannot write {parts_out}: {failed[0].strerror}")
+
+
+def _write_parts(path: Path, encoded: Mapping[str, Any], failed: list[OSError]) -> None:
+    from .indexparts import write_parts
+
+    try:
+        write_parts(path, encoded)
     except OSError as exc:
-        raise IndexBuildError(f"cannot write {parts_out}: {exc.strerror}") from exc
+        failed.append(exc)
 
 
 def _read_kept(
