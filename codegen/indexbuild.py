@@ -10,7 +10,6 @@ writing and formatting of the rest.
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import subprocess
 import sys
@@ -169,15 +168,17 @@ class IndexBuild:
 
         if self._process is not None or tool_count < PARALLEL_THRESHOLD or worker_count() < 2:
             return
+        # Isolated (-I): neither the working directory nor PYTHONPATH can put another
+        # `codegen` package first; this one's parent directory is put there explicitly.
         root = str(Path(__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = dict(os.environ, PYTHONPATH=root + (os.pathsep + path if path else ""))
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); from codegen.indexchild import main; main()"
+        )
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "codegen.indexchild"],
+            [sys.executable, "-I", "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
         )
 
     def prefetch(self, candidates: Sequence[IndexSource], tool_count: int) -> None:

@@ -61,7 +61,16 @@ def _build(out: Path, wire: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize("size", [320, 60])
-def test_rebuilds_after_small_changes_equal_full_builds(tmp_path: Path, size: int) -> None:
+def test_rebuilds_after_small_changes_equal_full_builds(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Built from a directory holding another `codegen` package: the index process must
+    # still run this one.
+    decoy = tmp_path / "project" / "codegen"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('not mcp-codegen')\n", encoding="utf-8")
+    monkeypatch.chdir(decoy.parent)
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
     wire = _wire(size)
     total = sum(len(server["tools"]) for server in wire["servers"])
     # Large: the index is built in its own process; small: in this one. Both keep servers.
