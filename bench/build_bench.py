@@ -191,7 +191,7 @@ def main() -> None:
             [
                 "corpus rebuild, nothing changed, median s",
                 f"{statistics.median(no_change):.2f}",
-                "up-to-date check: snapshot hash + every output file re-hashed",
+                "up-to-date check: snapshot hash + every output file's stamp (size, mtime, inode)",
             ]
         )
         one_tool = []

@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .cache import BuildCache, build_state
+from .cache import CACHE_PATH, INDEX_PARTS_PATH, BuildCache, ServerRecord, build_state
 from .config import ConfigError, load_config
 from .diagnostics import BuildError, Diagnostics
+from .index import INDEX_FILENAME
+from .indexbuild import IndexBuild, IndexSource
 from .introspect import DEFAULT_SERVER_TIMEOUT, introspect, run_introspection
 from .package import DEFAULT_OUT_ROOT
 from .progress import Progress, QuietProgress
 from .render import PackageOptions, render_package
-from .snapshot import Snapshot
+from .snapshot import SNAPSHOT_FILENAME, Snapshot
 from .telemetry import traced_build, traced_progress
-from .versioning import next_version, previous_output
+from .versioning import Comparison, next_version, previous_output
 from .write import check_output_dir, write_package
 
 __all__ = ["BuildReport", "build_package", "introspect_snapshot"]
@@ -126,21 +128,30 @@ def build_package(
     """
     progress = traced_progress(progress or QuietProgress())  # telemetry: a span per stage
     out = out or DEFAULT_OUT_ROOT / options.name
-    cache = BuildCache(out)
-    check_output_dir(out, cache.written)
-    return _build(
-        options=options,
-        out=out,
-        cache=cache,
-        config_path=config_path,
-        snapshot=snapshot,
-        version=version,
-        keep_going=keep_going,
-        fail_on_warning=fail_on_warning,
-        timeout=timeout,
-        jobs=jobs,
-        progress=progress,
-    )
+    index = IndexBuild(out / INDEX_PARTS_PATH)
+    if snapshot is not None and (out / CACHE_PATH).is_file():
+        # A rebuild of a large package: the index process imports while the cache is read.
+        index.spawn(snapshot.tool_count())
+    try:
+        with _collector_paused():  # the cache of a large package is a million small objects
+            cache = BuildCache(out)
+            check_output_dir(out, cache.written)
+        return _build(
+            index=index,
+            options=options,
+            out=out,
+            cache=cache,
+            config_path=config_path,
+            snapshot=snapshot,
+            version=version,
+            keep_going=keep_going,
+            fail_on_warning=fail_on_warning,
+            timeout=timeout,
+            jobs=jobs,
+            progress=progress,
+        )
+    finally:
+        index.stop()
 
 
 @contextlib.contextmanager
@@ -163,6 +174,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _build(
     *,
+    index: IndexBuild,
     options: PackageOptions,
     out: Path,
     cache: BuildCache,
@@ -201,6 +213,7 @@ def _build(
     left_out = {name: _why(diagnostics, name) for name in failed}
     with _collector_paused():
         return _compile(
+            index=index,
             snapshot=snapshot,
             options=options,
             out=out,
@@ -219,6 +232,7 @@ def _build(
 
 def _compile(
     *,
+    index: IndexBuild,
     snapshot: Snapshot,
     options: PackageOptions,
     out: Path,
@@ -234,13 +248,61 @@ def _compile(
     started: float,
 ) -> BuildReport:
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
+    index.previous_index = _intact_index(cache, options.name)
+    return _compile_with(
+        index=index,
+        snapshot=snapshot,
+        options=options,
+        out=out,
+        cache=cache,
+        version=version,
+        keep_going=keep_going,
+        fail_on_warning=fail_on_warning,
+        progress=progress,
+        diagnostics=diagnostics,
+        seconds=seconds,
+        failed=failed,
+        left_out=left_out,
+        started=started,
+    )
+
+
+def _compile_with(
+    *,
+    index: IndexBuild,
+    snapshot: Snapshot,
+    options: PackageOptions,
+    out: Path,
+    cache: BuildCache,
+    version: str | None,
+    keep_going: bool,
+    fail_on_warning: bool,
+    progress: Progress,
+    diagnostics: Diagnostics,
+    seconds: dict[str, float],
+    failed: list[str],
+    left_out: dict[str, str],
+    started: float,
+) -> BuildReport:
     bump: str | None = None
     previous = previous_output(out)
+    comparison: Comparison | None = None
+    # A large package's index starts at once, reading the previous build's parts of
+    # every server it may keep while the snapshot is hashed, compared and rendered (if
+    # the package turns out up to date, it is stopped).
+    candidates = [
+        IndexSource(record.key, None, record)
+        for record in cache.servers.values()
+        if record.reuse is not None
+    ]
+    index.prefetch(candidates, snapshot.tool_count())
     if version is None:
         if previous is not None and cache.state == _state(snapshot, options, previous.version):
             version = previous.version  # unchanged since the last build (no diff needed)
         else:
-            version, bump = next_version(previous, snapshot)
+            if previous is not None:
+                comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
+            version, bump = next_version(previous, snapshot, comparison)
     options = replace(options, version=version)
     state = _state(snapshot, options, version)
     if cache.up_to_date(state):
@@ -260,12 +322,74 @@ def _compile(
             version=options.version,
         )
     mark = time.perf_counter()
-    text = snapshot.text_reusing(previous.text, previous.wire) if previous else None
-    rendered = render_package(snapshot, options, cache, progress, snapshot_text=text)
+    text = None
+    if previous is not None and previous.chunks is not None:
+        if comparison is None:
+            comparison = previous.compare(snapshot, cache.snapshot_digests(SNAPSHOT_FILENAME))
+        text = snapshot.text_reusing(previous.chunks, comparison.same)
+    return _render_and_write(
+        snapshot=snapshot,
+        options=options,
+        out=out,
+        cache=cache,
+        keep_going=keep_going,
+        fail_on_warning=fail_on_warning,
+        progress=progress,
+        diagnostics=diagnostics,
+        seconds=seconds,
+        failed=failed,
+        left_out=left_out,
+        started=started,
+        state=state,
+        text=text,
+        bump=bump,
+        index=index,
+        mark=mark,
+    )
+
+
+def _intact_index(cache: BuildCache, package: str) -> Path | None:
+    """The previous output's search index, if it is as that build wrote it."""
+    name = f"{package}/{INDEX_FILENAME}"
+    entry = cache.top.get(name)
+    if cache.out is None or entry is None or not cache.check(name, entry):
+        return None
+    return cache.out / name
+
+
+def _render_and_write(
+    *,
+    snapshot: Snapshot,
+    options: PackageOptions,
+    out: Path,
+    cache: BuildCache,
+    keep_going: bool,
+    fail_on_warning: bool,
+    progress: Progress,
+    diagnostics: Diagnostics,
+    seconds: dict[str, float],
+    failed: list[str],
+    left_out: dict[str, str],
+    started: float,
+    state: str,
+    text: bytes | None,
+    bump: str | None,
+    index: IndexBuild,
+    mark: float,
+) -> BuildReport:
+    """Render and write the package: the part of `_compile` with an index build under way."""
+
+    def start_index(kept: list[tuple[str, ServerRecord]]) -> None:
+        sources = [IndexSource(key, None, record) for key, record in kept]
+        index.start(sources, snapshot.tool_count())
+
+    rendered = render_package(
+        snapshot, options, cache, progress, snapshot_text=text, on_kept=start_index
+    )
     seconds["render"] = time.perf_counter() - mark
     diagnostics.extend(rendered.diagnostics)
     left_out |= rendered.left_out
-    if snapshot.servers and not rendered.tools and not rendered.entries:
+    if snapshot.servers and not rendered.servers:
         # Not one server built: neither a tool nor a server's resources or prompts.
         raise BuildError("no tool could be generated; nothing was written", diagnostics)
     if diagnostics.errors and not keep_going:
@@ -281,7 +405,7 @@ def _compile(
     progress.stage(f"formatting, verifying and indexing into {out}")
     mark = time.perf_counter()
     try:
-        diagnostics.extend(write_package(rendered, out, options.name, cache, state))
+        diagnostics.extend(write_package(rendered, out, options.name, cache, state, index))
     except BuildError as exc:
         diagnostics.extend(exc.diagnostics)
         raise BuildError(str(exc), diagnostics) from None
@@ -293,8 +417,8 @@ def _compile(
         package=options.name,
         snapshot=snapshot,
         diagnostics=diagnostics,
-        modules=len(rendered.tools),
-        reused=sum(tool.reused for tool in rendered.tools),
+        modules=rendered.tool_count,
+        reused=rendered.reused,
         version=options.version,
         bump=bump,
         failed_servers=failed,

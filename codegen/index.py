@@ -8,12 +8,21 @@ namespaces inside their names (`codegen.namespaces`): a gateway that folds 800
 APIs into one server is indexed as if each API were a server of its own.
 
 Ranking is BM25F: per-field length normalization, one saturation over the
-weighted sum of the fields (`_postings`). Everything in it but the choice of
+weighted sum of the fields (`codegen.postings`). Everything in it but the choice of
 query terms is fixed once the corpus is: a term's idf, a tool's weighted term
 frequencies and field lengths. So the build computes each term's contribution to
 each tool's score and stores, per term, one row of `postings`: the ids of the
 tools holding it and those contributions. A query then only adds up the rows of
-its terms, without scoring every matching row.
+its terms, without scoring every matching row. The contribution of term t to
+tool d:
+
+    idf(t) * F * (K1 + 1) / (F + K1),
+    F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
+
+with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t. Each
+server's share of this (its tools' terms: `codegen.indexparts`) is computed once
+and kept between builds; the scores, which depend on every tool, are computed
+from all the parts at once (`codegen.postings`).
 
 The file is byte-identical for identical input: entries are sorted, nothing
 depends on time or place, and the database is built in memory and written out
@@ -31,20 +40,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .escape import one_line
 from .names import assign_unique
 from .namespaces import Namespaced, namespaces
 from .runtime.search import (
     INDEX_FILENAME,
     INDEX_FORMAT,
-    SCORE_TYPE,
-    idf_of,
     term_pairs,
     tokenize,
     tool_id_type,
 )
-from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .indexparts import IndexPart
+    from .postings import Merged
+    from .snapshot import Snapshot
 
 __all__ = [
     "FIELDS",
@@ -59,6 +70,7 @@ __all__ = [
     "indexed_text",
     "parameters_from_schema",
     "split_names",
+    "write_index",
 ]
 
 SUMMARY_LIMIT = 120
@@ -338,45 +350,7 @@ def indexed_text(
     return texts
 
 
-def _postings(texts: Sequence[dict[str, list[str]]]) -> list[tuple[str, int, bytes, bytes]]:
-    """`(term, holders, tool ids, contributions)` of each term, sorted by term.
-
-    Tool `i` is `texts[i-1]`; `holders` is the number of tools holding the term. The
-    contribution of term t to tool d is BM25F (saturation after the fields are
-    added up, length normalization per field):
-
-        idf(t) * F * (K1 + 1) / (F + K1),
-        F = sum over fields c of weight_c * tf_c / (1 - b_c + b_c * len_c / avglen_c),
-
-    with idf(t) = ln(1 + (N - n + 0.5) / (n + 0.5)), n the tools holding t.
-    """
-    count = len(texts)
-    averages = {
-        field.name: (sum(len(text[field.name]) for text in texts) / count if count else 0.0) or 1.0
-        for field in FIELDS
-    }
-    id_type = tool_id_type(count)
-    tools: dict[str, array[int]] = defaultdict(lambda: array(id_type))
-    weighted: dict[str, list[float]] = defaultdict(list)
-    for tool, text in enumerate(texts, start=1):
-        frequency: dict[str, float] = defaultdict(float)
-        for field in FIELDS:
-            terms = text[field.name]
-            share = field.weight / (1.0 - field.b + field.b * len(terms) / averages[field.name])
-            for term in terms:
-                frequency[term] += share
-        for term, f in frequency.items():
-            tools[term].append(tool)
-            weighted[term].append(f)
-    postings = []
-    for term in sorted(tools):
-        idf = idf_of(count, len(tools[term]))
-        scores = array(SCORE_TYPE, [idf * f * (K1 + 1.0) / (f + K1) for f in weighted[term]])
-        postings.append((term, len(tools[term]), _bytes(tools[term]), _bytes(scores)))
-    return postings
-
-
-def _bytes(values: array[int] | array[float]) -> bytes:
+def _bytes(values: array[int]) -> bytes:
     # Little-endian, so the file does not depend on the byte order of the machine.
     if sys.byteorder == "big":
         values.byteswap()
@@ -415,52 +389,163 @@ def build_index(entries: Sequence[IndexEntry], path: Path, *, generator_version:
     Raises:
         IndexBuildError: two entries share an import path, or the file cannot be written.
     """
-    ordered = sorted(entries, key=lambda entry: entry.import_path)
-    paths = [entry.import_path for entry in ordered]
+    from .indexparts import part_of  # numpy, imported only when an index is built
+
+    by_server: dict[str, list[IndexEntry]] = defaultdict(list)
+    for entry in entries:
+        by_server[entry.server].append(entry)
+    parts = [part_of(by_server[server]) for server in sorted(by_server)]
+    write_index(parts, path, generator_version=generator_version)
+
+
+def write_index(
+    parts: Sequence[IndexPart],
+    path: Path,
+    *,
+    generator_version: str,
+    previous: Path | None = None,
+    merged: Merged | None = None,
+) -> None:
+    """Write the search index of the tools of `parts` (one per server) to `path`, atomically.
+
+    The tools are numbered in sorted order of their import paths, whatever the
+    order of `parts`, so the file is the same for the same tools. `previous` is an
+    index written from the same parts for the parts whose rows were not parsed
+    (read from a parts file): their rows are copied from it, by import path, which
+    reads no JSON; if it lacks any, the rows are parsed after all. `merged` is
+    `codegen.postings.merge(parts)`, if the caller has it.
+
+    Raises:
+        IndexBuildError: two tools share an import path, a part is damaged, or the
+            file cannot be written.
+    """
+    import numpy as np
+
+    from .postings import merge, score
+
+    paths = sorted(import_path for part in parts for import_path in part.paths)
     duplicates = sorted({p for i, p in enumerate(paths) if i and paths[i - 1] == p})
     if duplicates:
         raise IndexBuildError(
             f"import paths listed twice in the search index: {', '.join(duplicates)}"
         )
-    split = split_names(ordered)
-    postings = _postings(indexed_text(ordered, split))
-
+    number = {import_path: rowid for rowid, import_path in enumerate(paths, start=1)}
+    ids = [
+        np.fromiter(map(number.__getitem__, part.paths), np.int64, len(part.paths))
+        for part in parts
+    ]
+    # Each tool's group (`group_numbers`): its (server, namespace) in sorted order, from 1.
+    keys = {(part.server, namespace) for part in parts for namespace in part.namespaces}
+    group_of = {key: group for group, key in enumerate(sorted(keys), start=1)}
+    groups = array(tool_id_type(len(paths)), [0] * (len(paths) + 1))
+    for part, part_ids in zip(parts, ids, strict=True):
+        for rowid, namespace in zip(part_ids.tolist(), part.namespaces, strict=True):
+            groups[rowid] = group_of[part.server, namespace]
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(_SCHEMA)
         meta = {
             "generator_version": generator_version,
             "index_format": str(INDEX_FORMAT),
-            "tool_count": str(len(ordered)),
+            "tool_count": str(len(paths)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+        _insert_tools(db, parts, ids, previous, paths)
         db.executemany(
-            "INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    rowid,
-                    entry.import_path,
-                    entry.server,
-                    entry.tool,
-                    entry.title,
-                    one_line(entry.description or entry.title, SUMMARY_LIMIT),
-                    entry.signature,
-                    entry.docstring,
-                )
-                for rowid, entry in enumerate(ordered, start=1)
+            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
+            score(
+                merged if merged is not None else merge(parts),
+                np.concatenate(ids) if ids else np.zeros(0, np.int64),
+                len(paths),
             ),
         )
-        db.executemany(
-            "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)", postings
-        )
-        groups = array(tool_id_type(len(ordered)), [0, *group_numbers(ordered, split)])
         db.execute("INSERT INTO tool_groups VALUES (?)", (_bytes(groups),))
         db.commit()
         _vacuum_into(db, path)
     except sqlite3.Error as exc:
         raise IndexBuildError(f"cannot write the search index {path}: {exc}") from exc
+    except ValueError as exc:
+        raise IndexBuildError(f"cannot write the search index {path}: {exc}") from exc
     finally:
         db.close()
+
+
+def _insert_tools(
+    db: sqlite3.Connection,
+    parts: Sequence[IndexPart],
+    ids: Sequence[Any],
+    previous: Path | None,
+    paths: list[str],
+) -> None:
+    """The `tools` rows: made ones inserted, stored ones copied from `previous` if it has them.
+
+    `paths` are all the import paths, sorted (a tool's id is its place in them, from 1).
+
+    Raises:
+        ValueError: a stored part's rows are damaged (and `previous` lacks them).
+    """
+    stored = {i for i, part in enumerate(parts) if not isinstance(part.stored_rows, list)}
+    copied = False
+    if stored and previous is not None:
+        db.execute("ATTACH DATABASE ? AS previous", (str(previous),))
+        try:
+            copied = _copy_rows(db, parts, ids, stored, paths)
+        except sqlite3.Error:
+            copied = False
+        finally:
+            if not copied:
+                db.execute("DELETE FROM main.tools")
+            db.commit()
+            db.execute("DETACH DATABASE previous")
+    rows = sorted(
+        (rowid, *row)
+        for i, (part, part_ids) in enumerate(zip(parts, ids, strict=True))
+        if not (copied and i in stored)
+        for rowid, row in zip(part_ids.tolist(), part.rows(), strict=True)
+    )
+    db.executemany("INSERT INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _copy_rows(
+    db: sqlite3.Connection,
+    parts: Sequence[IndexPart],
+    ids: Sequence[Any],
+    stored: set[int],
+    paths: list[str],
+) -> bool:
+    """Copy the rows of the `stored` parts from the attached `previous` index; whether it
+    had them all (else some were copied, which the caller deletes).
+
+    Raises:
+        sqlite3.Error: the previous index cannot be read.
+    """
+    listed = db.execute("SELECT import_path FROM previous.tools ORDER BY id").fetchall()
+    if [row[0] for row in listed] == paths:
+        # The same tools as last time, so the same ids: every row is copied as it is,
+        # then those of the tools made afresh are taken out (they are inserted after).
+        db.execute("INSERT INTO main.tools SELECT * FROM previous.tools")
+        fresh = [
+            (rowid,)
+            for i, part_ids in enumerate(ids)
+            if i not in stored
+            for rowid in part_ids.tolist()
+        ]
+        db.executemany("DELETE FROM main.tools WHERE id = ?", fresh)
+        return True
+    wanted = [
+        (import_path, rowid)
+        for i in sorted(stored)
+        for import_path, rowid in zip(parts[i].paths, ids[i].tolist(), strict=True)
+    ]
+    db.execute("CREATE TEMP TABLE wanted (import_path TEXT PRIMARY KEY, id INTEGER)")
+    db.executemany("INSERT INTO temp.wanted VALUES (?, ?)", wanted)
+    done = db.execute(
+        "INSERT INTO main.tools SELECT w.id, t.import_path, t.server, t.tool, t.title, "
+        "t.summary, t.signature, t.docstring FROM previous.tools AS t "
+        "JOIN temp.wanted AS w ON w.import_path = t.import_path"
+    )
+    db.execute("DROP TABLE temp.wanted")
+    return bool(done.rowcount == len(wanted))
 
 
 def _vacuum_into(db: sqlite3.Connection, path: Path) -> None:

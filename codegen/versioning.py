@@ -11,15 +11,31 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from .drift import diff_snapshots
-from .snapshot import SNAPSHOT_FILENAME, SNAPSHOT_FORMAT, ServerSnapshot, Snapshot
+from .snapshot import (
+    SNAPSHOT_FILENAME,
+    SNAPSHOT_FORMAT,
+    ServerSnapshot,
+    Snapshot,
+    server_chunks,
+    server_from_chunk,
+)
 
-__all__ = ["INITIAL_VERSION", "PreviousOutput", "bump_version", "next_version", "previous_output"]
+__all__ = [
+    "INITIAL_VERSION",
+    "Comparison",
+    "PreviousOutput",
+    "bump_version",
+    "next_version",
+    "previous_output",
+]
 
 INITIAL_VERSION = "0.1.0"
 _VERSION_LINE = re.compile(r'^version = "(\d+)\.(\d+)\.(\d+)"$', re.MULTILINE)
@@ -52,18 +68,18 @@ class PreviousOutput:
         self.version = version
 
     @functools.cached_property
-    def text(self) -> str:
-        """The snapshot file's text ("" if it cannot be read)."""
+    def data(self) -> bytes:
+        """The snapshot file's bytes (empty if it cannot be read)."""
         try:
-            return (self.out / SNAPSHOT_FILENAME).read_text(encoding="utf-8")
+            return (self.out / SNAPSHOT_FILENAME).read_bytes()
         except OSError:
-            return ""
+            return b""
 
     @functools.cached_property
     def wire(self) -> dict[str, Any]:
         """The snapshot file, parsed but not validated (validating 10,000 tools takes a second)."""
         try:
-            wire = json.loads(self.text)
+            wire = json.loads(self.data)
         except ValueError:
             return {}
         return wire if isinstance(wire, dict) and wire.get("format") == SNAPSHOT_FORMAT else {}
@@ -79,6 +95,67 @@ class PreviousOutput:
             if isinstance(server, dict) and isinstance(server.get("name"), str)
         }
 
+    @functools.cached_property
+    def chunks(self) -> dict[str, bytes] | None:
+        """Each server's lines of the snapshot file, by name (see `server_chunks`)."""
+        return server_chunks(self.data) if self.data else None
+
+    def compare(self, snapshot: Snapshot, digests: Mapping[str, str] | None) -> Comparison:
+        """What changed from the previous snapshot to `snapshot`.
+
+        `digests` are the previous servers' `server_content_digest()`s, if known
+        (the build cache records them): then only the changed servers are parsed.
+        """
+        after = {server["name"]: server for server in snapshot.wire()["servers"]}
+        chunks = self.chunks
+        if chunks is not None and digests is not None and digests.keys() == chunks.keys():
+            same = {
+                name for name in after if digests.get(name) == snapshot.server_content_digest(name)
+            }
+            before_names: set[str] = set(chunks)
+            load: Callable[[str], dict[str, Any]] = functools.partial(_from_chunks, chunks)
+        else:
+            before = self.servers()
+            if not before and not self.wire:
+                return Comparison(set(), None, snapshot)
+            same = {name for name, server in after.items() if before.get(name) == server}
+            before_names = set(before)
+            load = before.__getitem__
+        changed = sorted((before_names | after.keys()) - same)
+        try:
+            old = Snapshot(
+                servers=tuple(
+                    ServerSnapshot.model_validate(load(name))
+                    for name in changed
+                    if name in before_names
+                )
+            )
+        except (ValidationError, ValueError):  # no snapshot this version wrote
+            return Comparison(set(), None, snapshot)
+        new = Snapshot(
+            servers=tuple(server for server in snapshot.servers if server.name in changed)
+        )
+        return Comparison(same, old, new)
+
+
+def _from_chunks(chunks: Mapping[str, bytes], name: str) -> dict[str, Any]:
+    return server_from_chunk(chunks[name])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The previous snapshot against the new one.
+
+    Attributes:
+        same: the servers both hold unchanged.
+        old: the previous snapshot's other servers, or None if it could not be read.
+        new: the new snapshot's other servers.
+    """
+
+    same: set[str]
+    old: Snapshot | None
+    new: Snapshot
+
 
 def previous_output(out: Path) -> PreviousOutput | None:
     """The package built in `out`, if there is one with a version."""
@@ -89,27 +166,19 @@ def previous_output(out: Path) -> PreviousOutput | None:
     return PreviousOutput(out, ".".join(match.groups())) if match else None
 
 
-def next_version(previous: PreviousOutput | None, snapshot: Snapshot) -> tuple[str, str | None]:
+def next_version(
+    previous: PreviousOutput | None, snapshot: Snapshot, comparison: Comparison | None = None
+) -> tuple[str, str | None]:
     """The version for building `snapshot` over `previous`, and the bump that led to it.
 
     Without a previous output the version is `INITIAL_VERSION`. Only the servers
-    whose definitions differ are validated and compared.
+    whose definitions differ are validated and compared (`comparison`, made by
+    `PreviousOutput.compare` if not given).
     """
-    if previous is None or not previous.wire:
+    if previous is None:
         return INITIAL_VERSION, None
-    before = previous.servers()
-    after = {server["name"]: server for server in snapshot.wire()["servers"]}
-    changed = sorted(
-        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
-    )
-    try:
-        old = Snapshot(
-            servers=tuple(
-                ServerSnapshot.model_validate(before[name]) for name in changed if name in before
-            )
-        )
-    except ValidationError:  # no snapshot this version wrote: start again, as without one
+    comparison = comparison or previous.compare(snapshot, None)
+    if comparison.old is None:
         return INITIAL_VERSION, None
-    new = Snapshot(servers=tuple(server for server in snapshot.servers if server.name in changed))
-    bump = diff_snapshots(old, new).bump()
+    bump = diff_snapshots(comparison.old, comparison.new).bump()
     return bump_version(previous.version, bump), bump

@@ -32,7 +32,7 @@ from codegen.models import (
     generate_models,
     schema_key,
 )
-from codegen.snapshot import Snapshot, ToolSnapshot
+from codegen.snapshot import Snapshot, ToolSnapshot, server_chunks, server_from_chunk
 from tests.conftest import SHARED_DATA, build
 
 CORPORA = (
@@ -227,7 +227,19 @@ def test_snapshot_text_reusing_unchanged_servers_is_the_text() -> None:
     del changed["servers"][5]
     changed["servers"].append({"name": "~new", "tools": [{"name": "t", "inputSchema": {}}]})
     after = Snapshot.model_validate(changed)
-    assert after.text_reusing(text, json.loads(text)) == Snapshot.model_validate(changed).to_json()
+    chunks = server_chunks(text.encode("utf-8"))
+    assert chunks is not None and list(chunks) == [
+        server["name"] for server in before.wire()["servers"]
+    ]
+    old = {server["name"]: server for server in before.wire()["servers"]}
+    same = {
+        server["name"] for server in after.wire()["servers"] if old.get(server["name"]) == server
+    }
+    assert len(same) == len(after.servers) - 2  # the changed one and the new one are written
+    expected = Snapshot.model_validate(changed).to_json().encode("utf-8")
+    assert after.text_reusing(chunks, same) == expected
+    assert after.text_reusing(chunks, set()) == expected
+    assert all(server_from_chunk(chunks[name]) == old[name] for name in same)
     empty = Snapshot()
-    assert empty.text_reusing(text, json.loads(text)) == empty.to_json()
-    assert before.text_reusing("not a snapshot", {}) == text
+    assert empty.text_reusing(chunks, same) == empty.to_json().encode("utf-8")
+    assert server_chunks(b"not a snapshot") is None
