@@ -13,6 +13,7 @@ import contextlib
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ class IndexBuild:
         self._prefetched = False
         self._sending: threading.Thread | None = None
         self._inline: tuple[Any, ...] | None = None
+        self._stderr: Any = None
 
     def spawn(self, tool_count: int) -> None:
         """Start the index process now if the index is large (it imports while the build reads)."""
@@ -174,12 +176,19 @@ class IndexBuild:
         code = (
             f"import sys; sys.path.insert(0, {root!r}); from codegen.indexchild import main; main()"
         )
-        self._process = subprocess.Popen(
-            [sys.executable, "-I", "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        # Its stderr goes to a file, not a pipe: a pipe nobody reads could fill and stall it.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `stop`)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+            )
+        except OSError:  # no interpreter to start: the index is built here, after the files
+            self._process = None
+            self._stderr.close()
+            self._stderr = None
 
     def prefetch(self, candidates: Sequence[IndexSource], tool_count: int) -> None:
         """Have the index process read the previous parts of `candidates` (servers the build
@@ -189,7 +198,8 @@ class IndexBuild:
             return
         self._prefetched = True
         self._records = {source.key: source.record for source in candidates}
-        self._send((self._parts_in, list(self._records)))
+        with contextlib.suppress(OSError):  # the process ended; `wait` says why
+            self._send((self._parts_in, list(self._records)))
 
     def _send(self, message: Any) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -256,7 +266,10 @@ class IndexBuild:
                     break
         except (EOFError, OSError, pickle.UnpicklingError):
             process.wait()
-            said = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
+            said = ""
+            if self._stderr is not None:
+                self._stderr.seek(0)
+                said = self._stderr.read().decode("utf-8", "replace")
             raise IndexBuildError(
                 said.strip().splitlines()[-1] if said.strip() else "the index process ended"
             ) from None
@@ -281,7 +294,7 @@ class IndexBuild:
         if process.poll() is None:
             process.kill()
         process.wait()
-        for stream in (process.stdin, process.stdout, process.stderr):
+        for stream in (process.stdin, process.stdout, self._stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
