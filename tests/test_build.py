@@ -239,17 +239,20 @@ def test_hang_server_stderr_is_shown(tmp_path: Path) -> None:
 
 
 def test_servers_are_introspected_concurrently(tmp_path: Path) -> None:
-    # Three hanging servers with a 2 s deadline each finish in about 2 s, not 6.
+    # Three hanging servers, each stopped at its deadline: introspected one after another, each
+    # would be stopped before the next started; at once, all three start before any is stopped.
+    log = tmp_path / "hang.log"
     config = write_config(
         tmp_path / "mcp.json",
         {
             "toolbox": {**server_entry("toolbox.py"), "timeout": 60},
-            **{f"h{i}": server_entry("hang.py") for i in range(3)},
+            **{f"h{i}": server_entry("hang.py", HANG_LOG=str(log)) for i in range(3)},
         },
     )
     report = build(tmp_path / "out", name="tb", config_path=config, keep_going=True, timeout=2.0)
-    assert len(report.failed_servers) == 3
-    assert report.seconds["introspect"] < 5.5
+    assert sorted(report.failed_servers) == ["h0", "h1", "h2"]
+    events = [line.split()[0] for line in log.read_text(encoding="utf-8").splitlines()]
+    assert events == ["start"] * 3 + ["stop"] * 3
 
 
 def test_keywords_clashes_and_pagination(tmp_path: Path) -> None:
