@@ -249,41 +249,6 @@ def _compile(
 ) -> BuildReport:
     """Snapshot -> render -> write, the part of a build that is all CPU and files."""
     index.previous_index = _intact_index(cache, options.name)
-    return _compile_with(
-        index=index,
-        snapshot=snapshot,
-        options=options,
-        out=out,
-        cache=cache,
-        version=version,
-        keep_going=keep_going,
-        fail_on_warning=fail_on_warning,
-        progress=progress,
-        diagnostics=diagnostics,
-        seconds=seconds,
-        failed=failed,
-        left_out=left_out,
-        started=started,
-    )
-
-
-def _compile_with(
-    *,
-    index: IndexBuild,
-    snapshot: Snapshot,
-    options: PackageOptions,
-    out: Path,
-    cache: BuildCache,
-    version: str | None,
-    keep_going: bool,
-    fail_on_warning: bool,
-    progress: Progress,
-    diagnostics: Diagnostics,
-    seconds: dict[str, float],
-    failed: list[str],
-    left_out: dict[str, str],
-    started: float,
-) -> BuildReport:
     bump: str | None = None
     previous = previous_output(out)
     comparison: Comparison | None = None
