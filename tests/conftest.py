@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,26 @@ def write_config(path: Path, servers: dict[str, dict[str, object]]) -> Path:
     """Write an mcp.json with `servers` and return its path."""
     path.write_text(json.dumps({"mcpServers": servers}, indent=2), encoding="utf-8")
     return path
+
+
+def serve_url(process: subprocess.Popen[str], seconds: float = 60) -> str:
+    """The URL `serve --transport http` reports on its stderr (a pipe, text mode).
+
+    Raises:
+        AssertionError: none came within `seconds`, or serve ended first; with what it printed.
+    """
+    assert process.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("serve did not report its URL:\n" + "".join(seen))
 
 
 def build(out: Path, name: str = "pkg", **kwargs: object) -> BuildReport:

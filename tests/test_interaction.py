@@ -25,7 +25,7 @@ from mcp import Client, StdioServerParameters
 from codegen.runtime.errors import ConfigError
 from codegen.sandbox.bridge.approval import parse_approval
 from codegen.snapshot import Snapshot
-from tests.conftest import ROOT, SERVERS, build, write_config
+from tests.conftest import ROOT, SERVERS, build, serve_url, write_config
 
 FILESYSTEM = ROOT / ".demo/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
 WRITE = """
@@ -248,13 +248,7 @@ def test_serve_over_http_asks_on_the_request_stream(setup: dict[str, Path]) -> N
         text=True,
     )
     try:
-        assert process.stderr is not None
-        url = None
-        while url is None:
-            line = process.stderr.readline()
-            assert line, "serve exited"
-            match = re.search(r"listening on (http://\S+)", line)
-            url = match.group(1) if match else None
+        url = serve_url(process)
 
         async def elicit(context: Any, params: Any) -> types.ElicitResult:
             return types.ElicitResult(action="accept", content={"approve": True})

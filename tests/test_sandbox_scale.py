@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from codegen.sandbox.inside.worker import learnable
 from codegen.sandbox.runsc import processes_naming
 from codegen.sandbox.warmpool import WarmPool
 from codegen.serve.sessions import Workspaces
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, serve_url, write_config
 
 TIME = ROOT / ".demo/venvs/time/bin/mcp-server-time"
 LARGE = 3000
@@ -256,16 +255,7 @@ def http_serve(packages: Catalogs, config: Path) -> Iterator[tuple[str, Path]]:
     process = subprocess.Popen(
         command, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=dict(os.environ, TMPDIR=str(tmp))
     )
-    assert process.stderr is not None
-    url = None
-    deadline = time.monotonic() + 60
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (http://\S+)", line)
-        url = match.group(1) if match else None
-    assert url, "serve did not report its URL"
+    url = serve_url(process)
     try:
         yield url, tmp
     finally:

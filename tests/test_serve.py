@@ -26,6 +26,7 @@ from codegen.render import PackageOptions
 from codegen.serve.modules import Catalogue, ModuleError
 from codegen.serve.tools import check_code, cut, instructions, tool_list
 from codegen.snapshot import SNAPSHOT_FILENAME, Snapshot
+from tests.conftest import serve_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "demo" / "mcp.json"
@@ -229,16 +230,7 @@ def http_server(
         text=True,
         env=dict(os.environ, TMPDIR=str(tmp)),
     )
-    assert process.stderr is not None
-    url = None
-    deadline = time.monotonic() + 30
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (http://\S+)", line)
-        url = match.group(1) if match else None
-    assert url, "serve did not report its URL"
+    url = serve_url(process, seconds=30)
     try:
         yield url, tmp
     finally:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from codegen.cli.errors import EXIT_CODES
-from tests.conftest import ROOT, SERVERS
+from tests.conftest import ROOT, SERVERS, serve_url
 
 sys.path.insert(0, str(SERVERS))
 import oauth_server
@@ -59,17 +57,7 @@ def serving(
         text=True,
         env=dict(os.environ, TMPDIR=str(tmp), **(env or {})),
     )
-    assert process.stderr is not None
-    url, seen = None, []
-    deadline = time.monotonic() + 60
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
-        url = match.group(1) if match else None
-    assert url, "serve did not start:\n" + "".join(seen)
+    url = serve_url(process)
     try:
         yield url
     finally:

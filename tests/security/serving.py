@@ -15,7 +15,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -35,6 +34,7 @@ from mcp import Client
 from codegen.build import build_package
 from codegen.render import PackageOptions
 from codegen.snapshot import SNAPSHOT_FILENAME, Snapshot
+from tests.conftest import serve_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "demo" / "mcp.json"
@@ -108,16 +108,7 @@ def start_serve(package: Path, *extra: str, config: Path = CONFIG) -> Served:
     ]
     env = dict(os.environ, TMPDIR=str(tmp), MAIL_LOG_PATH=str(mail_log))
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
-    assert process.stderr is not None
-    url = None
-    deadline = time.monotonic() + 60
-    while url is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (http://\S+)", line)
-        url = match.group(1) if match else None
-    assert url, "serve did not report its URL"
+    url = serve_url(process)
     return Served(url, process, tmp, skills, mail_log, package)
 
 
