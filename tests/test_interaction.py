@@ -133,6 +133,9 @@ def test_approval_policy_rules_per_server_and_tool(demo_snapshot: Snapshot) -> N
         ({"servers": {"git": "maybe"}}, "mcp.json: approval.servers.git: must be"),
         ({"unattended": "yes"}, 'approval.unattended must be "deny" or "allow"'),
         ({"timeout": 0}, "approval.timeout must be seconds"),
+        ({"timeout": 0.5}, "approval.timeout must be seconds, from 1 to 3600"),
+        ({"timeout": 3601}, "approval.timeout must be seconds, from 1 to 3600"),
+        ({"timeout": True}, "approval.timeout must be seconds"),
         ({"default": "never", "tool": {}}, "'approval' is a rule"),
     ],
 )

@@ -116,7 +116,11 @@ def parse_approval(raw: Any, source: str = "mcp.json") -> ApprovalPolicy:
     if unattended not in ("deny", "allow"):
         raise ConfigError(f'{source}: approval.unattended must be "deny" or "allow"')
     timeout = raw.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 1 <= timeout <= 3600
+    ):
         raise ConfigError(f"{source}: approval.timeout must be seconds, from 1 to 3600")
     servers = raw.get("servers", {})
     if not isinstance(servers, dict):
