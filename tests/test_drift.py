@@ -220,6 +220,25 @@ def test_tools_and_servers_added_and_removed() -> None:
     assert diff_snapshots(snapshot(a), both).worst() == "compatible"
 
 
+def test_a_server_added_or_removed_says_what_it_offers() -> None:
+    docs = {
+        "name": "docs",
+        "resources": [
+            {"uri": "file:///a.md", "name": "a"},
+            {"uri": "file:///b.md", "name": "b"},
+        ],
+        "prompts": [{"name": "summarize"}],
+    }
+    base = snapshot(tool("a"))
+    grown = Snapshot.model_validate({"servers": [*base.model_dump(by_alias=True)["servers"], docs]})
+    added = {c.message for c in diff_snapshots(base, grown).changes if c.kind == "server-added"}
+    assert added == {"server added with 0 tools, 2 resources, 1 prompt"}
+    removed = {c.message for c in diff_snapshots(grown, base).changes if c.kind == "server-removed"}
+    assert removed == {"server removed with 0 tools, 2 resources, 1 prompt"}
+    plain = diff_snapshots(Snapshot.model_validate({"servers": []}), base).changes
+    assert [c.message for c in plain if c.kind == "server-added"] == ["server added with 1 tool"]
+
+
 def test_a_rename_is_removed_plus_added_with_a_note() -> None:
     report = diff_snapshots(snapshot(tool("old_name")), snapshot(tool("new_name")))
     removed, added = report.changes

@@ -35,7 +35,7 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> DriftReport:
                     name,
                     None,
                     "",
-                    f"server added with {_count(after.tools, 'tool')}",
+                    f"server added with {_offers(after)}",
                 )
             )
             changes.extend(_tool_added(name, tool, "with its server") for tool in after.tools)
@@ -47,7 +47,7 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> DriftReport:
                     name,
                     None,
                     "",
-                    f"server removed with {_count(before.tools, 'tool')}",
+                    f"server removed with {_offers(before)}",
                 )
             )
             changes.extend(_tool_removed(name, tool, "with its server") for tool in before.tools)
@@ -60,8 +60,23 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> DriftReport:
     return DriftReport(tuple(changes))
 
 
-def _count(tools: tuple[ToolSnapshot, ...], noun: str) -> str:
-    return f"{len(tools)} {noun}{'' if len(tools) == 1 else 's'}"
+def _count(items: tuple[object, ...], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _offers(server: ServerSnapshot) -> str:
+    """What a server offers, e.g. "2 tools", or "0 tools, 3 resources, 1 prompt" for one
+    built for its resources or prompts (issue 17)."""
+    offered = [_count(server.tools, "tool")]
+    templates = server.resource_templates or ()
+    for items, noun in (
+        (server.resources or (), "resource"),
+        (templates, "resource template"),
+        (server.prompts or (), "prompt"),
+    ):
+        if items:
+            offered.append(_count(items, noun))
+    return ", ".join(offered)
 
 
 def _tool_added(server: str, tool: ToolSnapshot, why: str = "") -> Change:
