@@ -351,3 +351,20 @@ def test_missing_or_stale_package_is_said_at_start(package: Path, tmp_path: Path
     assert stale_servers(locate_package(package), CONFIG) is None
     stale = stale_servers(locate_package(package), changed)
     assert stale == "not in the package: extra; no longer in the config: fetch"
+
+
+def test_a_package_whose_snapshot_is_broken_is_one_line_at_start(
+    package: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from codegen.cli.serve import serve_command
+
+    broken = tmp_path / "mcp_demo"
+    shutil.copytree(package, broken, symlinks=True)
+    (broken / SNAPSHOT_FILENAME).write_text('{"servers": [', encoding="utf-8")
+    result = CliRunner().invoke(serve_command, ["--config", str(CONFIG), "--package", str(broken)])
+    assert result.exit_code == 4, result.output
+    assert isinstance(result.exception, SystemExit)  # said, not raised
+    said = result.output.strip().splitlines()
+    assert len(said) == 1 and f"{SNAPSHOT_FILENAME}:1: not JSON" in said[0], said
