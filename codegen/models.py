@@ -317,11 +317,21 @@ def _rename_numbered(source: str) -> str:
     names = {node.name for node in classes}
     taken = set(names)
     renames: dict[str, str] = {}
+    referenced: dict[int, frozenset[str]] | None = None
     for node in classes:
         match = _NUMBERED.fullmatch(node.name)
         if match is None or match.group("base") not in names:
             continue
-        for wanted in _variant_names(node, match.group("base"), classes):
+        if referenced is None:
+            # Each class's names, walked once: walking every other class again for each
+            # numbered one was quadratic, seconds of a 10,000-tool build.
+            referenced = {
+                id(other): frozenset(
+                    item.id for item in ast.walk(other) if isinstance(item, ast.Name)
+                )
+                for other in classes
+            }
+        for wanted in _variant_names(node, match.group("base"), classes, referenced):
             if wanted not in taken:
                 renames[node.name] = wanted
                 taken.add(wanted)
@@ -345,7 +355,14 @@ def _rename_numbered(source: str) -> str:
     return b"".join(lines).decode()
 
 
-def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -> list[str]:
+def _variant_names(
+    node: ast.ClassDef,
+    base: str,
+    classes: list[ast.ClassDef],
+    referenced: dict[int, frozenset[str]],
+) -> list[str]:
+    """Names for the numbered class `node`: by its single-valued Literal, then by the first
+    class that refers to it (`referenced`: the names each class uses, by `id` of the class)."""
     wanted: list[str] = []
     for item in node.body:
         if isinstance(item, ast.AnnAssign):
@@ -353,9 +370,7 @@ def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -
             if value is not None and python_identifier(value, fallback="") != "":
                 wanted.append(pascal_case(python_identifier(value, fallback="")) + base)
     for other in classes:
-        if other is not node and any(
-            isinstance(item, ast.Name) and item.id == node.name for item in ast.walk(other)
-        ):
+        if other is not node and node.name in referenced[id(other)]:
             wanted.append(other.name + base)
             break
     return wanted
