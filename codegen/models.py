@@ -286,9 +286,8 @@ def _flat_models(flat: FlatModels, input_class: str, descriptions: dict[str, str
         annotation = field.annotation
         if field.default == "None" and not _optional(annotation):
             annotation += " | None"
-        param = Param(
-            field.name, field.name, annotation, field.default, descriptions.get(field.name, "")
-        )
+        wire = field.alias or field.name
+        param = Param(field.name, wire, annotation, field.default, descriptions.get(wire, ""))
         (required if field.default is None else optional).append(param)
     return ToolModels(
         source=flat.source,
