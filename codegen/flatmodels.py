@@ -2,12 +2,12 @@
 
 datamodel-code-generator costs about 3.5 ms of CPU per call however small the
 schema, and 7 ms on average over real tools: at 10,000 tools, a minute of CPU.
-Yet eleven real input schemas in twelve are flat (2,850 of the 3,099 distinct ones
-of the dev corpora): an object whose properties
-are strings, numbers, integers, booleans, arrays or dicts of those, or unions of
-them with null, with defaults, enums and simple constraints. For exactly those, `flat_source` writes the same module
-text datamodel-code-generator writes for them (with the options `models` gives
-it), in about 0.05 ms; for anything else it returns None and the caller asks
+Yet eleven real input schemas in twelve are flat (2,850 of the 3,099 distinct
+ones of the dev corpora): an object whose properties are strings, numbers,
+integers, booleans, arrays or dicts of those, or unions of them with null, with
+defaults, enums and simple constraints. For exactly those, `flat_source` writes
+the same module text datamodel-code-generator writes for them (with the options
+`models` gives it), in about 0.05 ms; for anything else it returns None and the caller asks
 datamodel-code-generator. It is an optimization, never a second dialect: tests
 compare its output with datamodel-code-generator's, byte for byte, on every
 flat schema of the real tool corpora in ../shared/data, and the cache key of a
