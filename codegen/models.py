@@ -94,8 +94,55 @@ def _simplify(node: Any) -> None:
             _simplify(value)
 
 
+_SECTIONS = ("$defs", "definitions")
+_LOCAL_REF = re.compile(r"#/(\$defs|definitions)/([A-Za-z0-9_.-]+)")
+
+
+def _without_unused_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without the top-level definitions that nothing in it refers to.
+
+    Servers generated from an API spec often give every tool the whole spec's
+    `$defs` (one server of the dev corpus: 34 response models beside a few
+    boolean parameters). datamodel-code-generator writes a class for each: a 70 KB
+    module an agent reads for nothing, and a quarter-second to make it. Only
+    references of the plain form `#/$defs/<name>` (or `#/definitions/<name>`) are
+    followed; with any other, or one to a missing name, the schema is left whole.
+    The original is not modified.
+    """
+    sections = {key: schema[key] for key in _SECTIONS if key in schema}
+    if not sections or not all(isinstance(value, dict) for value in sections.values()):
+        return schema
+    wanted: set[tuple[str, str]] = set()
+    pending: list[Any] = [value for key, value in schema.items() if key not in sections]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "$ref" in node:
+            found = _LOCAL_REF.fullmatch(node["$ref"]) if isinstance(node["$ref"], str) else None
+            if found is None or found.group(2) not in sections.get(found.group(1), {}):
+                return schema
+            target = (found.group(1), found.group(2))
+            if target not in wanted:
+                wanted.add(target)
+                pending.append(sections[target[0]][target[1]])
+        pending.extend(node.values())
+    pruned: dict[str, Any] = {}
+    for key, value in schema.items():  # in the schema's own order, which the output follows
+        if key in sections:
+            kept = {name: item for name, item in value.items() if (key, name) in wanted}
+            if kept:
+                pruned[key] = kept
+        else:
+            pruned[key] = value
+    return pruned
+
+
 def _strip_top_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
-    schema = copy.deepcopy(schema)
+    schema = copy.deepcopy(_without_unused_definitions(schema))
     _simplify(schema)
     for key in ("$schema", "title", "description", "$id"):
         schema.pop(key, None)
@@ -135,7 +182,7 @@ def _entry(tool: ToolSnapshot, ident: str) -> dict[str, Any]:
         "inputSchema": _strip_top_descriptions(tool.input_schema),
     }
     if tool.output_schema is not None:
-        output = copy.deepcopy(tool.output_schema)
+        output = copy.deepcopy(_without_unused_definitions(tool.output_schema))
         for key in ("$schema", "title", "$id"):
             output.pop(key, None)
         _simplify(output)

@@ -331,3 +331,46 @@ def test_snapshot_text_reusing_unchanged_servers_is_the_text() -> None:
     empty = Snapshot()
     assert empty.text_reusing(chunks, same) == empty.to_json().encode("utf-8")
     assert server_chunks(b"not a snapshot") is None
+
+
+def test_definitions_nothing_refers_to_are_left_out() -> None:
+    """A server that gives every tool its whole API's `$defs` gets models for what the tool uses."""
+    used = {"type": "object", "properties": {"x": {"$ref": "#/$defs/Point"}}}
+    schema = {
+        "type": "object",
+        "$defs": {
+            "Unused": {"type": "object", "properties": {"u": {"type": "string"}}},
+            "Shape": used,
+            "Point": {"type": "object", "properties": {"x": {"type": "integer"}}},
+        },
+        "properties": {"shape": {"$ref": "#/$defs/Shape"}, "n": {"type": "integer"}},
+        "required": ["n"],
+    }
+    models_ = generate_models(
+        ToolSnapshot.model_validate({"name": "t", "inputSchema": schema}), "t"
+    )
+    # Point is used by a used definition; Unused by nothing.
+    assert models_.class_names == ("TInputPoint", "TInputShape", "TInput")
+    assert "Unused" not in models_.source
+    # Only unused ones: the schema becomes flat, with the text of one that never had them.
+    only_unused = dict(schema, properties={"n": {"type": "integer"}})
+    plain = {key: value for key, value in only_unused.items() if key != "$defs"}
+    assert flat_source(_entry(_tool(only_unused), "t")["inputSchema"], "TInput") is not None
+    assert generate_models(_tool(only_unused), "t") == generate_models(_tool(plain), "t")
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["#/$defs/Missing", "#/properties/n", "#/$defs/A~1B", "https://example.com/s.json", 7],
+)
+def test_definitions_are_kept_whole_beside_a_reference_they_cannot_follow(ref: object) -> None:
+    schema = {
+        "type": "object",
+        "$defs": {"Unused": {"type": "string"}},
+        "properties": {"n": {"type": "integer"}, "r": {"$ref": ref}},
+    }
+    assert _entry(_tool(schema), "t")["inputSchema"]["$defs"] == {"Unused": {"type": "string"}}
+
+
+def _tool(schema: dict[str, Any]) -> ToolSnapshot:
+    return ToolSnapshot.model_validate({"name": "t", "inputSchema": schema})
