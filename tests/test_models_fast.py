@@ -283,6 +283,48 @@ def test_datamodel_code_generator_runs_once_per_shared_schema(
     assert "class GammaInput(BaseModel)" in source and "Alpha" not in source
 
 
+def test_worker_processes_make_each_shared_schema_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large build spreads tools over worker processes; tools with the same schema go to
+    the same one, so datamodel-code-generator still runs once per schema."""
+    import codegen.toolmodule as toolmodule
+
+    if toolmodule.worker_count() < 2:
+        pytest.skip("one CPU: no worker processes")
+    variants = [
+        {
+            "type": "object",
+            "properties": {"point": {"type": "object", "properties": {name: {"type": "integer"}}}},
+        }
+        for name in ("x", "y", "z")
+    ]
+    count = toolmodule.PARALLEL_THRESHOLD + 40
+    servers = [
+        {
+            "name": f"s{server}",
+            "tools": [
+                {"name": f"t{number}", "inputSchema": variants[number % 3]}
+                for number in range(server, count, 4)
+            ],
+        }
+        for server in range(4)
+    ]
+    snapshot = Snapshot.model_validate({"servers": servers})
+    runs = tmp_path / "runs"  # the workers are other processes: they count in a file
+    real = models.datamodel_source
+
+    def counted(entry: dict[str, Any]) -> str:
+        with runs.open("a", encoding="utf-8") as file:
+            file.write("run\n")
+        return real(entry)
+
+    monkeypatch.setattr(models, "datamodel_source", counted)
+    report = build(tmp_path / "out", name="pkg", snapshot=snapshot)
+    assert report.modules == count
+    assert runs.read_text(encoding="utf-8").count("run") == 3
+
+
 def test_segments_are_the_standard_source_segments() -> None:
     source = (
         "class Ünï(BaseModel):\n"
