@@ -1,11 +1,12 @@
 """Build benchmark: build time from snapshot, tokens per module, import times.
 
-    .venv/bin/python bench/build_bench.py [--runs N] [--catalog-runs N]
+    .venv/bin/python bench/build_bench.py [--runs N] [--catalog-runs N] [--against CHECKOUT]
 
 The dev corpus (2,800 tools), then the 10,000-tool catalog of `bench/catalog.py`:
 full build, rebuild with nothing changed, rebuild with one tool changed. Each
 figure is wall time (the issue's targets) and CPU time of the build and its
-workers (steadier on a shared machine). Writes bench/results/build.md.
+workers (steadier on a shared machine). With --against, full catalog builds of
+another checkout and of this one, taken in turn. Writes bench/results/build.md.
 """
 
 from __future__ import annotations
@@ -138,6 +139,70 @@ def catalog_rows(runs: int) -> list[list[object]]:
     return rows
 
 
+_FULL_BUILD = """
+import resource, sys, tempfile, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+import codegen
+assert codegen.__file__.startswith(sys.argv[1]), codegen.__file__
+from bench.catalog import catalog_snapshot
+from codegen.build import build_package
+from codegen.render import PackageOptions
+snapshot = catalog_snapshot()
+def cpu():
+    return sum(
+        getattr(resource.getrusage(who), field)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for field in ("ru_utime", "ru_stime")
+    )
+with tempfile.TemporaryDirectory() as scratch:
+    spent, started = cpu(), time.perf_counter()
+    build_package(
+        options=PackageOptions(name="catalog"), out=Path(scratch) / "c", snapshot=snapshot,
+        keep_going=True,
+    )
+    print(time.perf_counter() - started, cpu() - spent)
+"""
+
+
+def against_rows(other: Path, runs: int) -> list[list[object]]:
+    """Full catalog builds of another checkout (e.g. main) and of this one, interleaved.
+
+    Each build runs in a fresh interpreter that imports `codegen` from its checkout
+    (making the snapshot is not timed): on a shared machine, only figures taken turn
+    about in one run compare.
+    """
+    samples: dict[Path, list[tuple[float, float]]] = {other: [], ROOT: []}
+    for _ in range(runs):
+        for checkout in (other, ROOT):
+            done = subprocess.run(
+                [sys.executable, "-c", _FULL_BUILD, str(checkout)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=checkout,
+            )
+            wall, cpu = (float(value) for value in done.stdout.split())
+            samples[checkout].append((wall, cpu))
+
+    def median(checkout: Path, field: int) -> float:
+        return statistics.median(sample[field] for sample in samples[checkout])
+
+    def runs_of(checkout: Path) -> str:
+        return ", ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in samples[checkout])
+
+    return [
+        [
+            f"catalog full build, this tree / {other}, interleaved, median wall s",
+            f"{median(ROOT, 0):.2f} / {median(other, 0):.2f}",
+            f"ratio {median(ROOT, 0) / median(other, 0):.2f}; CPU s median "
+            f"{median(ROOT, 1):.2f} / {median(other, 1):.2f} (ratio "
+            f"{median(ROOT, 1) / median(other, 1):.2f}); runs (wall/CPU): this {runs_of(ROOT)}; "
+            f"{other.name} {runs_of(other)}; load {os.getloadavg()[0]:.1f} at the end",
+        ]
+    ]
+
+
 def module_tokens(root: Path) -> list[int]:
     return [
         tokens(path.read_text(encoding="utf-8"))
@@ -150,6 +215,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--catalog-runs", type=int, default=3)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. /work/main): full catalog builds of both, interleaved",
+    )
     args = parser.parse_args()
     snapshot = corpus_snapshot()
     rows: list[list[object]] = []
@@ -236,6 +307,8 @@ def main() -> None:
             ]
         )
     rows += catalog_rows(args.catalog_runs)
+    if args.against is not None:
+        rows += against_rows(args.against.resolve(), args.catalog_runs)
     golden = ROOT / "generated" / "mcp_demo"
     demo_tokens = module_tokens(golden / "mcp_demo")
     rows.append(

@@ -94,8 +94,55 @@ def _simplify(node: Any) -> None:
             _simplify(value)
 
 
+_SECTIONS = ("$defs", "definitions")
+_LOCAL_REF = re.compile(r"#/(\$defs|definitions)/([A-Za-z0-9_.-]+)")
+
+
+def _without_unused_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without the top-level definitions that nothing in it refers to.
+
+    Servers generated from an API spec often give every tool the whole spec's
+    `$defs` (one server of the dev corpus: 34 response models beside a few
+    boolean parameters). datamodel-code-generator writes a class for each: a 70 KB
+    module an agent reads for nothing, and a quarter-second to make it. Only
+    references of the plain form `#/$defs/<name>` (or `#/definitions/<name>`) are
+    followed; with any other, or one to a missing name, the schema is left whole.
+    The original is not modified.
+    """
+    sections = {key: schema[key] for key in _SECTIONS if key in schema}
+    if not sections or not all(isinstance(value, dict) for value in sections.values()):
+        return schema
+    wanted: set[tuple[str, str]] = set()
+    pending: list[Any] = [value for key, value in schema.items() if key not in sections]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "$ref" in node:
+            found = _LOCAL_REF.fullmatch(node["$ref"]) if isinstance(node["$ref"], str) else None
+            if found is None or found.group(2) not in sections.get(found.group(1), {}):
+                return schema
+            target = (found.group(1), found.group(2))
+            if target not in wanted:
+                wanted.add(target)
+                pending.append(sections[target[0]][target[1]])
+        pending.extend(node.values())
+    pruned: dict[str, Any] = {}
+    for key, value in schema.items():  # in the schema's own order, which the output follows
+        if key in sections:
+            kept = {name: item for name, item in value.items() if (key, name) in wanted}
+            if kept:
+                pruned[key] = kept
+        else:
+            pruned[key] = value
+    return pruned
+
+
 def _strip_top_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
-    schema = copy.deepcopy(schema)
+    schema = copy.deepcopy(_without_unused_definitions(schema))
     _simplify(schema)
     for key in ("$schema", "title", "description", "$id"):
         schema.pop(key, None)
@@ -135,7 +182,7 @@ def _entry(tool: ToolSnapshot, ident: str) -> dict[str, Any]:
         "inputSchema": _strip_top_descriptions(tool.input_schema),
     }
     if tool.output_schema is not None:
-        output = copy.deepcopy(tool.output_schema)
+        output = copy.deepcopy(_without_unused_definitions(tool.output_schema))
         for key in ("$schema", "title", "$id"):
             output.pop(key, None)
         _simplify(output)
@@ -286,9 +333,8 @@ def _flat_models(flat: FlatModels, input_class: str, descriptions: dict[str, str
         annotation = field.annotation
         if field.default == "None" and not _optional(annotation):
             annotation += " | None"
-        param = Param(
-            field.name, field.name, annotation, field.default, descriptions.get(field.name, "")
-        )
+        wire = field.alias or field.name
+        param = Param(field.name, wire, annotation, field.default, descriptions.get(wire, ""))
         (required if field.default is None else optional).append(param)
     return ToolModels(
         source=flat.source,
@@ -317,11 +363,21 @@ def _rename_numbered(source: str) -> str:
     names = {node.name for node in classes}
     taken = set(names)
     renames: dict[str, str] = {}
+    referenced: dict[int, frozenset[str]] | None = None
     for node in classes:
         match = _NUMBERED.fullmatch(node.name)
         if match is None or match.group("base") not in names:
             continue
-        for wanted in _variant_names(node, match.group("base"), classes):
+        if referenced is None:
+            # Each class's names, walked once: walking every other class again for each
+            # numbered one was quadratic, seconds of a 10,000-tool build.
+            referenced = {
+                id(other): frozenset(
+                    item.id for item in ast.walk(other) if isinstance(item, ast.Name)
+                )
+                for other in classes
+            }
+        for wanted in _variant_names(node, match.group("base"), classes, referenced):
             if wanted not in taken:
                 renames[node.name] = wanted
                 taken.add(wanted)
@@ -345,7 +401,14 @@ def _rename_numbered(source: str) -> str:
     return b"".join(lines).decode()
 
 
-def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -> list[str]:
+def _variant_names(
+    node: ast.ClassDef,
+    base: str,
+    classes: list[ast.ClassDef],
+    referenced: dict[int, frozenset[str]],
+) -> list[str]:
+    """Names for the numbered class `node`: by its single-valued Literal, then by the first
+    class that refers to it (`referenced`: the names each class uses, by `id` of the class)."""
     wanted: list[str] = []
     for item in node.body:
         if isinstance(item, ast.AnnAssign):
@@ -353,9 +416,7 @@ def _variant_names(node: ast.ClassDef, base: str, classes: list[ast.ClassDef]) -
             if value is not None and python_identifier(value, fallback="") != "":
                 wanted.append(pascal_case(python_identifier(value, fallback="")) + base)
     for other in classes:
-        if other is not node and any(
-            isinstance(item, ast.Name) and item.id == node.name for item in ast.walk(other)
-        ):
+        if other is not node and node.name in referenced[id(other)]:
             wanted.append(other.name + base)
             break
     return wanted

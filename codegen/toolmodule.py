@@ -16,6 +16,7 @@ worker (`models.generate_models` with a memo): real catalogs repeat schemas a lo
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -112,14 +113,21 @@ def build_tools(
                 done()
             return results
         # Fork: the workers start with the templates and the jobs already in memory, so
-        # only an index crosses to them (pickling 10,000 tools would be the parent's work).
+        # only numbers cross to them (pickling 10,000 tools would be the parent's work).
         _jobs = jobs
+        groups = _same_schemas(jobs)
         context = multiprocessing.get_context("fork")
-        chunk = max(1, min(64, len(jobs) // (workers * 8)))
+        chunk = max(1, min(64, len(groups) // (workers * 8)))
+        built: list[BuiltTool | None] = [None] * len(jobs)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for result in pool.map(_build_job, range(len(jobs)), chunksize=chunk):
-                results.append(result)
-                done()
+            for group, tools in zip(
+                groups, pool.map(_build_group, groups, chunksize=chunk), strict=True
+            ):
+                for number, result in zip(group, tools, strict=True):
+                    built[number] = result
+                    done()
+        results = [result for result in built if result is not None]
+        assert len(results) == len(jobs)
         return results
     finally:
         _memo.clear()
@@ -130,8 +138,27 @@ _jobs: Sequence[ToolJob] = ()
 """The jobs of the running `build_tools`, as the forked workers inherit them."""
 
 
-def _build_job(number: int) -> BuiltTool:
-    return build_tool(_jobs[number])
+def _same_schemas(jobs: Sequence[ToolJob]) -> list[list[int]]:
+    """The jobs' numbers in groups of tools with the same schemas, in order of first sight.
+
+    A group goes to one worker, whose memo then runs datamodel-code-generator once for
+    it: spread over the workers, a schema shared by tools of one server was made once
+    per worker (a tenth more runs at 10,000 tools). The key is the schemas' JSON as they
+    are (not sorted: equal schemas of one server list their keys alike); 0.1 s for 10,000.
+    """
+    groups: dict[str, list[int]] = {}
+    for number, job in enumerate(jobs):
+        key = json.dumps(
+            (job.tool.input_schema, job.tool.output_schema),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        groups.setdefault(key, []).append(number)
+    return list(groups.values())
+
+
+def _build_group(numbers: list[int]) -> list[BuiltTool]:
+    return [build_tool(_jobs[number]) for number in numbers]
 
 
 def _signature(ident: str, params: Sequence[Param], returns: str) -> str:
