@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,11 +51,13 @@ def write_index_and_parts(
     parts_out: Path,
     stored: StoredParts | None = None,
     previous_index: Path | None = None,
+    prepared: sqlite3.Connection | None = None,
 ) -> None:
     """Write the index of `sources` to `index_path`, and their parts to `parts_out`.
 
     `stored` is the parts file `parts_in` as already read (`read_stored`), if it
-    was; `previous_index` is the index written with it, if it is intact.
+    was; `previous_index` is the index written with it, if it is intact;
+    `prepared` is `codegen.index.prepare_index(previous_index)`, if already made.
 
     Raises:
         IndexBuildError: the index cannot be written, or a kept server's part can be
@@ -97,6 +100,7 @@ def write_index_and_parts(
             generator_version=__version__,
             previous=previous_index,
             merged=merged,
+            prepared=prepared,
         )
     finally:
         writing.join()
@@ -180,7 +184,7 @@ class IndexBuild:
         self._prefetched = True
         self._records = {source.key: source.record for source in candidates}
         with contextlib.suppress(OSError):  # the process ended; `wait` says why
-            self._send((self._parts_in, list(self._records)))
+            self._send((self._parts_in, list(self._records), self.previous_index))
 
     def _send(self, message: Any) -> None:
         assert self._process is not None and self._process.stdin is not None

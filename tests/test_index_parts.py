@@ -21,6 +21,7 @@ from codegen.index import (
     build_index,
     entries_from_snapshot,
     indexed_text,
+    prepare_index,
     write_index,
 )
 from codegen.indexparts import part_of
@@ -141,6 +142,28 @@ def test_parts_from_the_parts_file_give_the_same_index(tmp_path: Path) -> None:
         merged=stored.merged,
     )
     assert _sha(tmp_path / "parsed") == _sha(tmp_path / "full")
+    # The index begun beforehand with the previous one's rows (`prepare_index`), whether
+    # they are those tools' or not, or with none (no such file): the same bytes.
+    for previous in ("full", "fewer", "missing"):
+        write_index(
+            stored.parts,
+            tmp_path / f"prepared-{previous}",
+            generator_version="1",
+            previous=tmp_path / previous,
+            merged=stored.merged,
+            prepared=prepare_index(tmp_path / previous),
+        )
+        assert _sha(tmp_path / f"prepared-{previous}") == _sha(tmp_path / "full")
+    assert not (tmp_path / "missing").exists()
+    # Parts made afresh (rows not stored) into one begun with every row: taken out.
+    write_index(
+        made,
+        tmp_path / "fresh",
+        generator_version="1",
+        merged=merge(made),
+        prepared=prepare_index(tmp_path / "full"),
+    )
+    assert _sha(tmp_path / "fresh") == _sha(tmp_path / "full")
 
 
 def test_a_damaged_parts_file_is_refused(tmp_path: Path) -> None:
