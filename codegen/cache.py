@@ -479,13 +479,18 @@ def build_state(snapshot_digest: str, *options: str | None) -> str:
 def generated_files(root: str) -> set[str]:
     """Every file under `root` but the cache and tools' caches (`DISPOSABLE`), by relative path."""
     found: set[str] = set()
+    # Each folder's relative prefix, set when its parent is walked: `os.walk` names a
+    # folder by joining its parent's name and its own, and `os.path.relpath` (which
+    # makes both absolute) took half the walk's time over 2,000 folders.
+    prefixes = {root: ""}
     for folder, directories, names in os.walk(root):
-        relative = os.path.relpath(folder, root)
+        prefix = prefixes.pop(folder)
         directories[:] = [
             name
             for name in directories
-            if name not in DISPOSABLE and not (relative == "." and name == CACHE_DIR)
+            if name not in DISPOSABLE and not (not prefix and name == CACHE_DIR)
         ]
-        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        for name in directories:
+            prefixes[os.path.join(folder, name)] = f"{prefix}{name}/"
         found.update(prefix + name for name in names)
     return found

@@ -69,6 +69,7 @@ __all__ = [
     "group_numbers",
     "indexed_text",
     "parameters_from_schema",
+    "prepare_index",
     "split_names",
     "write_index",
 ]
@@ -405,6 +406,7 @@ def write_index(
     generator_version: str,
     previous: Path | None = None,
     merged: Merged | None = None,
+    prepared: sqlite3.Connection | None = None,
 ) -> None:
     """Write the search index of the tools of `parts` (one per server) to `path`, atomically.
 
@@ -413,7 +415,9 @@ def write_index(
     index written from the same parts for the parts whose rows were not parsed
     (read from a parts file): their rows are copied from it, by import path, which
     reads no JSON; if it lacks any, the rows are parsed after all. `merged` is
-    `codegen.postings.merge(parts)`, if the caller has it.
+    `codegen.postings.merge(parts)`, if the caller has it. `prepared` is
+    `prepare_index(previous)`, if the caller made it while waiting for `parts`
+    (the index takes it over, and closes it).
 
     Raises:
         IndexBuildError: two tools share an import path, a part is damaged, or the
@@ -441,16 +445,18 @@ def write_index(
     for part, part_ids in zip(parts, ids, strict=True):
         for rowid, namespace in zip(part_ids.tolist(), part.namespaces, strict=True):
             groups[rowid] = group_of[part.server, namespace]
-    db = sqlite3.connect(":memory:")
     try:
-        db.executescript(_SCHEMA)
+        db = prepare_index(None) if prepared is None else prepared
+    except sqlite3.Error as exc:
+        raise IndexBuildError(f"cannot write the search index {path}: {exc}") from exc
+    try:
         meta = {
             "generator_version": generator_version,
             "index_format": str(INDEX_FORMAT),
             "tool_count": str(len(paths)),
         }
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-        _insert_tools(db, parts, ids, previous, paths)
+        _insert_tools(db, parts, ids, previous, paths, prepared is not None)
         db.executemany(
             "INSERT INTO postings (term, holders, tools, scores) VALUES (?, ?, ?, ?)",
             score(
@@ -470,23 +476,62 @@ def write_index(
         db.close()
 
 
+def prepare_index(previous: Path | None) -> sqlite3.Connection:
+    """A new index in memory, its tables made, holding every `tools` row of `previous`.
+
+    What `write_index` does first, which a rebuild does while the build renders: its
+    tools are mostly those of the last build, with the same ids (`write_index` takes
+    out the rest). Without `previous`, or if it cannot be read, `tools` stays empty.
+
+    Raises:
+        sqlite3.Error: the database cannot be made.
+    """
+    db = sqlite3.connect(":memory:")
+    db.executescript(_SCHEMA)
+    if previous is None or not previous.is_file():  # ATTACH would make the file
+        return db
+    try:
+        db.execute("ATTACH DATABASE ? AS previous", (str(previous),))
+    except sqlite3.Error:
+        return db
+    try:
+        db.execute("INSERT INTO main.tools SELECT * FROM previous.tools")
+        db.commit()
+    except sqlite3.Error:
+        db.rollback()
+    finally:
+        db.execute("DETACH DATABASE previous")
+    return db
+
+
 def _insert_tools(
     db: sqlite3.Connection,
     parts: Sequence[IndexPart],
     ids: Sequence[Any],
     previous: Path | None,
     paths: list[str],
+    prepared: bool = False,
 ) -> None:
     """The `tools` rows: made ones inserted, stored ones copied from `previous` if it has them.
 
     `paths` are all the import paths, sorted (a tool's id is its place in them, from 1).
+    `prepared`: `db` is `prepare_index(previous)`'s, whose `tools` may hold `previous`'s rows.
 
     Raises:
         ValueError: a stored part's rows are damaged (and `previous` lacks them).
     """
     stored = {i for i, part in enumerate(parts) if not isinstance(part.stored_rows, list)}
     copied = False
-    if stored and previous is not None:
+    if prepared:
+        listed = db.execute("SELECT import_path FROM main.tools ORDER BY id").fetchall()
+        if stored and [row[0] for row in listed] == paths:
+            _take_out_fresh(db, ids, stored)
+            copied = True
+        elif listed:
+            db.execute("DELETE FROM main.tools")
+            db.commit()
+    # (Only a file that exists: ATTACH would make one.)
+    if stored and previous is not None and not copied and previous.is_file():
         db.execute("ATTACH DATABASE ? AS previous", (str(previous),))
         try:
             copied = _copy_rows(db, parts, ids, stored, paths)
@@ -524,13 +569,7 @@ def _copy_rows(
         # The same tools as last time, so the same ids: every row is copied as it is,
         # then those of the tools made afresh are taken out (they are inserted after).
         db.execute("INSERT INTO main.tools SELECT * FROM previous.tools")
-        fresh = [
-            (rowid,)
-            for i, part_ids in enumerate(ids)
-            if i not in stored
-            for rowid in part_ids.tolist()
-        ]
-        db.executemany("DELETE FROM main.tools WHERE id = ?", fresh)
+        _take_out_fresh(db, ids, stored)
         return True
     wanted = [
         (import_path, rowid)
@@ -546,6 +585,14 @@ def _copy_rows(
     )
     db.execute("DROP TABLE temp.wanted")
     return bool(done.rowcount == len(wanted))
+
+
+def _take_out_fresh(db: sqlite3.Connection, ids: Sequence[Any], stored: set[int]) -> None:
+    """Delete the rows of the tools of the parts not `stored` (made afresh, inserted after)."""
+    fresh = [
+        (rowid,) for i, part_ids in enumerate(ids) if i not in stored for rowid in part_ids.tolist()
+    ]
+    db.executemany("DELETE FROM main.tools WHERE id = ?", fresh)
 
 
 def _vacuum_into(db: sqlite3.Connection, path: Path) -> None:

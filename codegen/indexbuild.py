@@ -1,9 +1,11 @@
 """The search index of a build, from each server's part: kept from the last build, or made.
 
 A server the build kept whole (`RenderedServer.kept`) has its part in the parts
-file of the previous build, under its cache key; the others' parts are made from
-their index entries. The index is then written from all the parts, and so is the
-new parts file. For a large package this runs in a forked process, beside the
+file of the previous build (`codegen.indexstore`), under its cache key; the
+others' parts are made from their index entries. The stored parts, less those of
+the servers that changed, and the new ones are laid end to end
+(`codegen.postings.combine`); the index is written from them, and so is the new
+parts file. For a large package this runs in a forked process, beside the
 writing and formatting of the rest.
 """
 
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ from .index import IndexBuildError, IndexEntry, write_index
 if TYPE_CHECKING:
     from .cache import ServerRecord
     from .indexparts import IndexPart
+    from .indexstore import StoredParts
     from .postings import Merged
 
 __all__ = ["IndexBuild", "IndexSource"]
@@ -45,35 +49,33 @@ def write_index_and_parts(
     index_path: Path,
     parts_in: Path | None,
     parts_out: Path,
-    decoded: Mapping[str, tuple[IndexPart, Any]] | None = None,
+    stored: StoredParts | None = None,
     previous_index: Path | None = None,
-    base: tuple[list[str], Merged] | None = None,
+    prepared: sqlite3.Connection | None = None,
 ) -> None:
     """Write the index of `sources` to `index_path`, and their parts to `parts_out`.
 
-    `decoded` holds parts already read from `parts_in` (see `read_candidates`);
-    `previous_index` is the index written with `parts_in`, if it is intact; `base`
-    is the keys of decoded parts and those parts merged (`codegen.postings.merge`).
+    `stored` is the parts file `parts_in` as already read (`read_stored`), if it
+    was; `previous_index` is the index written with it, if it is intact;
+    `prepared` is `codegen.index.prepare_index(previous_index)`, if already made.
 
     Raises:
         IndexBuildError: the index cannot be written, or a kept server's part can be
             neither read from `parts_in` nor made from its cached entries.
     """
-    from .indexparts import encode_part, part_of
+    from .indexparts import part_of
+    from .indexstore import read_stored
     from .postings import combine, merge
 
-    if decoded is None:
-        decoded = _read_kept(sources, parts_in)
-    order, merged = base if base is not None else ([], None)
-    kept = {source.key for source in sources if source.entries is None and source.key in decoded}
-    keep = [key in kept for key in order]
-    parts = [decoded[key][0] for key, keeping in zip(order, keep, strict=True) if keeping]
-    encoded: dict[str, Any] = {key: decoded[key][1] for key in kept}
+    if stored is None:
+        stored = read_stored(parts_in)
+    kept = {source.key for source in sources if source.entries is None} & set(stored.keys)
+    keep = [key in kept for key in stored.keys]
+    parts = [part for part, keeping in zip(stored.parts, keep, strict=True) if keeping]
+    keys = [key for key, keeping in zip(stored.keys, keep, strict=True) if keeping]
     others = []
     for source in sources:
         if source.key in kept:
-            if source.key not in order:
-                others.append(decoded[source.key][0])
             continue
         entries = source.entries
         if entries is None:
@@ -83,22 +85,22 @@ def write_index_and_parts(
                     "the build cache is damaged (a server's index entries are unreadable); "
                     "remove the package's .mcp-codegen folder and build again"
                 )
-        part = part_of(entries)
-        encoded[source.key] = encode_part(part)
-        others.append(part)
-    if merged is not None:
-        merged = combine(merged, keep, merge(others))
+        others.append(part_of(entries))
+        keys.append(source.key)
+    merged = combine(stored.merged, keep, merge(others))
+    parts += others
     # The parts file is written beside the index (file writes and sqlite release the GIL).
     failed: list[OSError] = []
-    writing = threading.Thread(target=_write_parts, args=(parts_out, encoded, failed))
+    writing = threading.Thread(target=_write_parts, args=(parts_out, keys, parts, merged, failed))
     writing.start()
     try:
         write_index(
-            [*parts, *others],
+            parts,
             index_path,
             generator_version=__version__,
             previous=previous_index,
             merged=merged,
+            prepared=prepared,
         )
     finally:
         writing.join()
@@ -106,36 +108,19 @@ def write_index_and_parts(
         raise IndexBuildError(f"cannot write {parts_out}: {failed[0].strerror}")
 
 
-def _write_parts(path: Path, encoded: Mapping[str, Any], failed: list[OSError]) -> None:
-    from .indexparts import write_parts
+def _write_parts(
+    path: Path,
+    keys: Sequence[str],
+    parts: Sequence[IndexPart],
+    merged: Merged,
+    failed: list[OSError],
+) -> None:
+    from .indexstore import write_stored
 
     try:
-        write_parts(path, encoded)
+        write_stored(path, keys, parts, merged)
     except OSError as exc:
         failed.append(exc)
-
-
-def _read_kept(
-    sources: Sequence[IndexSource], parts_in: Path | None
-) -> dict[str, tuple[IndexPart, Any]]:
-    """The parts of the kept servers among `sources` that `parts_in` holds."""
-    return read_candidates([source.key for source in sources if source.entries is None], parts_in)
-
-
-def read_candidates(keys: Sequence[str], parts_in: Path | None) -> dict[str, tuple[IndexPart, Any]]:
-    """The parts of `keys` that `parts_in` holds and that read well, with their bytes, by key."""
-    from .indexparts import decode_part, read_parts
-
-    stored = read_parts(parts_in) if parts_in is not None else {}
-    decoded = {}
-    for key in keys:
-        found = stored.get(key)
-        if found is not None:
-            try:
-                decoded[key] = (decode_part(found), bytes(found))
-            except ValueError:
-                continue
-    return decoded
 
 
 class IndexBuild:
@@ -199,7 +184,7 @@ class IndexBuild:
         self._prefetched = True
         self._records = {source.key: source.record for source in candidates}
         with contextlib.suppress(OSError):  # the process ended; `wait` says why
-            self._send((self._parts_in, list(self._records)))
+            self._send((self._parts_in, list(self._records), self.previous_index))
 
     def _send(self, message: Any) -> None:
         assert self._process is not None and self._process.stdin is not None

@@ -5,9 +5,10 @@ heap that either process touches is copied (measured at 10,000 tools: the
 parent's snapshot digest took 0.6 s instead of 0.15 s). It talks pickles over
 its standard input and output:
 
-1. it reads `(parts_in, candidates)`, reads and decodes the previous build's parts
-   of the `candidates` (keys of servers that may be kept), and lays them end to
-   end for scoring (`codegen.postings.merge`);
+1. it reads `(parts_in, candidates, previous_index)`, reads the previous build's
+   parts file (`codegen.indexstore`; `candidates`, the keys of servers that may be
+   kept, say whether that is worth it) and starts the new index with the rows of
+   the previous one (`codegen.index.prepare_index`);
 2. it reads `(kept, fresh, index_path, parts_out, previous_index)`: the keys of the
    servers kept whole, the other servers' `IndexSource`s, and the previous index to
    copy the kept servers' rows from; if a kept server's part could not
@@ -18,6 +19,7 @@ its standard input and output:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import pickle
 import sys
@@ -35,17 +37,26 @@ def _send(stream: BinaryIO, message: Any) -> None:
 
 def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
     """Run the protocol above over `incoming` and `outgoing`."""
-    from .index import IndexBuildError
-    from .indexbuild import IndexSource, read_candidates, write_index_and_parts
-    from .postings import merge
+    import sqlite3
 
-    parts_in, candidates = pickle.load(incoming)
-    decoded = read_candidates(candidates, parts_in)
-    # While the build renders: the candidates' parts end to end, as if all were kept.
-    order = [key for key in candidates if key in decoded]
-    base = (order, merge([decoded[key][0] for key in order]))
+    from .index import IndexBuildError, prepare_index
+    from .indexbuild import IndexSource, write_index_and_parts
+    from .indexstore import empty_stored, read_stored
+
+    parts_in, candidates, previous = pickle.load(incoming)
+    # While the build renders: the parts, already laid end to end as the last build
+    # left them, and the index with the last one's tools.
+    stored = read_stored(parts_in) if candidates else empty_stored()
+    prepared = None
+    if candidates and previous is not None:
+        with contextlib.suppress(sqlite3.Error):  # made again after the parts come
+            prepared = prepare_index(previous)
     kept, fresh, index_path, parts_out, previous_index = pickle.load(incoming)
-    missing = [key for key in kept if key not in decoded]
+    if prepared is not None and previous_index != previous:
+        prepared.close()
+        prepared = None
+    have = set(stored.keys)
+    missing = [key for key in kept if key not in have]
     entries: dict[str, Any] = {}
     if missing:
         _send(outgoing, ("need", missing))
@@ -53,7 +64,7 @@ def serve(incoming: BinaryIO, outgoing: BinaryIO) -> None:
     sources = [IndexSource(key, entries.get(key)) for key in kept]
     try:
         write_index_and_parts(
-            [*sources, *fresh], index_path, parts_in, parts_out, decoded, previous_index, base
+            [*sources, *fresh], index_path, parts_in, parts_out, stored, previous_index, prepared
         )
     except IndexBuildError as exc:
         _send(outgoing, ("error", str(exc)))

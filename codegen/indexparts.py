@@ -6,8 +6,8 @@ namespaces inside its tool names, the `context` of each group, each tool's terms
 term's idf, the fields' average lengths), and those are computed from the parts
 at once (`codegen.postings`). So a rebuild in which one tool changed tokenizes one
 server, and takes every other server's part from the parts file of the previous
-build (`.mcp-codegen/index-parts.bin`), where each is stored under its server's
-cache key.
+build (`.mcp-codegen/index-parts.bin`, `codegen.indexstore`), where each is
+stored under its server's cache key.
 
 A part holds the rows of the `tools` table, each tool's namespace, and the
 server's distinct (tool, term) pairs with the term's frequency in each field and
@@ -18,11 +18,9 @@ read is computed again from the server's entries.
 from __future__ import annotations
 
 import json
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -30,25 +28,13 @@ import numpy.typing as npt
 from .escape import one_line
 from .index import FIELDS, SUMMARY_LIMIT, IndexEntry, indexed_text, split_names
 
-__all__ = [
-    "PARTS_MAGIC",
-    "IndexPart",
-    "Row",
-    "decode_part",
-    "encode_part",
-    "part_of",
-    "read_parts",
-    "write_parts",
-]
+__all__ = ["IndexPart", "Row", "part_of"]
 
 Row = tuple[str, str, str, str | None, str, str, str]
 """A row of the index's `tools` table without its id: import path, server, tool,
 title, summary, signature, docstring."""
 
 IntArray = npt.NDArray[np.integer]
-
-PARTS_MAGIC = b"mcp-codegen index parts 2\n"
-_LENGTH = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -153,139 +139,3 @@ def part_of(entries: Sequence[IndexEntry]) -> IndexPart:
         pair_term=pairs % size,
         frequencies=frequencies,
     )
-
-
-def _narrow(values: IntArray) -> IntArray:
-    """`values` in the smallest unsigned little-endian type that holds them."""
-    top = int(values.max()) if values.size else 0
-    kind = (
-        "<u1" if top <= 0xFF else "<u2" if top <= 0xFFFF else "<u4" if top <= 0xFFFFFFFF else "<u8"
-    )
-    return values.astype(kind)
-
-
-def encode_part(part: IndexPart) -> bytes:
-    """The bytes of `part` in the parts file: a JSON header, its rows' JSON, then its arrays."""
-    arrays = [
-        _narrow(part.lengths.reshape(-1)),
-        _narrow(part.pair_tool),
-        _narrow(part.pair_term),
-        _narrow(part.frequencies.reshape(-1)),
-    ]
-    rows = (
-        json.dumps(part.stored_rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        if isinstance(part.stored_rows, list)
-        else bytes(part.stored_rows)
-    )
-    # The terms as lines, not JSON: a split reads them several times faster than a JSON
-    # parser, and no term holds a line break (they are words, or two joined by a space).
-    joined = "\n".join(part.vocab)
-    lines = joined.count("\n") + 1 if part.vocab else 0
-    vocab: list[str] | str = joined if lines == len(part.vocab) else part.vocab
-    header = json.dumps(
-        {
-            "server": part.server,
-            "paths": part.paths,
-            "namespaces": part.namespaces,
-            "vocab": vocab,
-            "rows": len(rows),
-            "arrays": [[array.dtype.str, int(array.size)] for array in arrays],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
-    return b"".join(
-        [_LENGTH.pack(len(header)), header, rows, *(array.tobytes() for array in arrays)]
-    )
-
-
-def decode_part(data: bytes | memoryview) -> IndexPart:
-    """The part `encode_part` wrote (its rows are parsed when asked: `IndexPart.rows`).
-
-    Raises:
-        ValueError: `data` is not a part (damaged, truncated, or of another layout).
-    """
-    try:
-        (size,) = _LENGTH.unpack_from(data, 0)
-        start = _LENGTH.size + size
-        header = json.loads(bytes(data[_LENGTH.size : start]))
-        rows = bytes(data[start : start + header["rows"]])
-        start += header["rows"]
-        arrays: list[IntArray] = []
-        for kind, count in header["arrays"]:
-            dtype = np.dtype(kind)
-            if dtype.kind != "u":
-                raise ValueError(f"unexpected array type {kind}")
-            arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=start))
-            start += dtype.itemsize * count
-        if start != len(data) or len(arrays) != 4:
-            raise ValueError("a part's arrays do not fill it")
-        server, paths = str(header["server"]), list(header["paths"])
-        namespaces, vocab = list(header["namespaces"]), header["vocab"]
-        if isinstance(vocab, str):
-            vocab = vocab.split("\n") if vocab else []
-        vocab = list(vocab)
-        tools = len(paths)
-        lengths, pair_tool, pair_term, frequencies = arrays
-        pairs = len(pair_tool)
-        shapes_ok = (
-            lengths.size == len(FIELDS) * tools
-            and len(namespaces) == tools
-            and len(pair_term) == pairs
-            and frequencies.size == len(FIELDS) * pairs
-            and (pairs == 0 or (int(pair_tool.max()) < tools and int(pair_term.max()) < len(vocab)))
-        )
-        if not shapes_ok:
-            raise ValueError("a part's arrays do not match its tools")
-    except (struct.error, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not an index part: {exc}") from None
-    return IndexPart(
-        server=server,
-        paths=paths,
-        namespaces=namespaces,
-        vocab=vocab,
-        # Narrow and read-only, as stored: `postings` widens them once, all parts together.
-        lengths=lengths.reshape(len(FIELDS), tools),
-        pair_tool=pair_tool,
-        pair_term=pair_term,
-        frequencies=frequencies.reshape(len(FIELDS), pairs),
-        stored_rows=rows,
-    )
-
-
-def read_parts(path: Path) -> dict[str, memoryview]:
-    """The encoded parts of the parts file at `path` by key; empty if it cannot be read."""
-    try:
-        data = memoryview(path.read_bytes())
-    except OSError:
-        return {}
-    try:
-        if bytes(data[: len(PARTS_MAGIC)]) != PARTS_MAGIC:
-            return {}
-        (size,) = _LENGTH.unpack_from(data, len(PARTS_MAGIC))
-        start = len(PARTS_MAGIC) + _LENGTH.size
-        table = json.loads(bytes(data[start : start + size]).decode("utf-8"))
-        start += size
-        parts: dict[str, memoryview] = {}
-        for key, length in table:
-            if not isinstance(key, str) or not isinstance(length, int) or length < 0:
-                return {}
-            parts[key] = data[start : start + length]
-            start += length
-        return parts if start == len(data) else {}
-    except (struct.error, ValueError, TypeError, UnicodeDecodeError):
-        return {}
-
-
-def write_parts(path: Path, parts: Mapping[str, bytes | memoryview]) -> None:
-    """Write the parts file: `parts` (encoded) by key, in sorted order of keys.
-
-    Raises:
-        OSError: the file cannot be written.
-    """
-    keys = sorted(parts)
-    table = json.dumps([[key, len(parts[key])] for key in keys]).encode("utf-8")
-    with open(path, "wb") as file:
-        file.write(PARTS_MAGIC + _LENGTH.pack(len(table)) + table)
-        for key in keys:
-            file.write(parts[key])

@@ -17,6 +17,7 @@ through `idf_of`; the score is `idf * f * (K1 + 1) / (f + K1)`, left to right.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, pairwise
@@ -29,7 +30,7 @@ from .index import FIELDS, K1
 from .indexparts import IndexPart
 from .runtime.search import idf_of, tool_id_type
 
-__all__ = ["Merged", "Posting", "combine", "merge", "postings", "score"]
+__all__ = ["Merged", "Posting", "combine", "merge", "postings", "score", "sort_order"]
 
 Posting = tuple[str, int, bytes, bytes]
 """A row of `postings`: term, number of tools holding it, their ids, their scores."""
@@ -42,7 +43,7 @@ class Merged:
     """Parts laid end to end: their tools one after the other, their pairs likewise.
 
     Attributes:
-        terms: every term of the parts, sorted; `rank` gives each one's position.
+        terms: every term of the parts, sorted.
         pair_term: each pair's term, as its position in `terms`.
         pair_tool: each pair's tool, as its position among all the parts' tools.
         pair_part: each pair's part, by position.
@@ -52,7 +53,6 @@ class Merged:
     """
 
     terms: list[str]
-    rank: dict[str, int]
     pair_term: Ints
     pair_tool: Ints
     pair_part: Ints
@@ -67,7 +67,6 @@ def merge(parts: Sequence[IndexPart]) -> Merged:
         empty = np.zeros(0, dtype=np.int32)
         return Merged(
             [],
-            {},
             empty,
             empty,
             empty,
@@ -93,7 +92,6 @@ def merge(parts: Sequence[IndexPart]) -> Merged:
 
     return Merged(
         terms=terms,
-        rank=rank,
         pair_term=ranks[
             joined([part.pair_term for part in parts]) + np.repeat(vocab_starts, pair_counts)
         ],
@@ -111,30 +109,49 @@ def combine(base: Merged, keep: Sequence[bool], extra: Merged) -> Merged:
     A term of `base` that only the dropped parts held stays in `terms`, with no
     pair: `score` leaves it out.
     """
-    added = sorted(term for term in extra.terms if term not in base.rank)
+    base_terms = base.terms
+    # By bisection in the sorted terms, not a dict of them: a rebuild adds a few
+    # hundred terms to some 50,000, and a dict of those would cost more than the rest.
+    found = [bisect.bisect_left(base_terms, term) for term in extra.terms]
+    added = sorted(
+        term
+        for term, at in zip(extra.terms, found, strict=True)
+        if at == len(base_terms) or base_terms[at] != term
+    )
     if added:
-        terms = sorted(base.terms + added)  # two sorted runs: merged in linear time
+        terms = list(heapq.merge(base_terms, added))  # two sorted runs
         # A base term moves up by the number of added terms before it.
-        shift = np.zeros(len(base.terms) + 1, dtype=np.int32)
-        np.add.at(shift, [bisect.bisect_left(base.terms, term) for term in added], 1)
+        shift = np.zeros(len(base_terms) + 1, dtype=np.int32)
+        np.add.at(shift, [bisect.bisect_left(base_terms, term) for term in added], 1)
         base_map = (
-            np.arange(len(base.terms), dtype=np.int32) + np.cumsum(shift, dtype=np.int32)[:-1]
+            np.arange(len(base_terms), dtype=np.int32) + np.cumsum(shift, dtype=np.int32)[:-1]
         )
-        rank = {term: number for number, term in enumerate(terms)}
+        extra_map = np.fromiter(
+            (bisect.bisect_left(terms, term) for term in extra.terms), np.int32, len(extra.terms)
+        )
     else:
-        terms, rank, base_map = base.terms, base.rank, np.arange(len(base.terms), dtype=np.int32)
-    extra_map = np.fromiter(map(rank.__getitem__, extra.terms), np.int32, len(extra.terms))
+        terms, base_map = base_terms, None
+        extra_map = np.array(found, dtype=np.int32)
     kept = np.array(list(keep), dtype=bool)
-    pairs = kept[base.pair_part] if len(base.pair_part) else np.zeros(0, dtype=bool)
-    tools = kept[base.tool_part] if len(base.tool_part) else np.zeros(0, dtype=bool)
+    pairs: Any = kept[base.pair_part] if len(base.pair_part) else np.zeros(0, dtype=bool)
+    tools: Any = kept[base.tool_part] if len(base.tool_part) else np.zeros(0, dtype=bool)
+    # Frequencies stay as narrow as stored (a byte): widened, the 7 x 730,000 of
+    # them would be copied eight times over.
+    top = int(extra.frequencies.max()) if extra.frequencies.size else 0
+    wide = np.promote_types(base.frequencies.dtype, np.min_scalar_type(top))
+    frequencies = [base.frequencies[:, pairs], extra.frequencies.astype(wide, copy=False)]
     position = np.cumsum(tools, dtype=np.int32) - 1  # a kept tool's new position
     kept_tools = int(tools.sum())
     parts_kept = int(kept.sum())
     part_position = np.cumsum(kept, dtype=np.int32) - 1
     return Merged(
         terms=terms,
-        rank=rank,
-        pair_term=np.concatenate([base_map[base.pair_term[pairs]], extra_map[extra.pair_term]]),
+        pair_term=np.concatenate(
+            [
+                base.pair_term[pairs] if base_map is None else base_map[base.pair_term[pairs]],
+                extra_map[extra.pair_term],
+            ]
+        ),
         pair_tool=np.concatenate([position[base.pair_tool[pairs]], extra.pair_tool + kept_tools]),
         pair_part=np.concatenate(
             [part_position[base.pair_part[pairs]], extra.pair_part + parts_kept]
@@ -143,8 +160,19 @@ def combine(base: Merged, keep: Sequence[bool], extra: Merged) -> Merged:
             [part_position[base.tool_part[tools]], extra.tool_part + parts_kept]
         ),
         lengths=np.concatenate([base.lengths[:, tools], extra.lengths], axis=1),
-        frequencies=np.concatenate([base.frequencies[:, pairs], extra.frequencies], axis=1),
+        frequencies=np.concatenate(frequencies, axis=1),
     )
+
+
+def sort_order(keys: Ints) -> Ints:
+    """The order that sorts `keys` (distinct): `np.argsort`, with the sort that suits them.
+
+    A rebuild's keys are mostly one sorted run (see `codegen.indexstore`), which a
+    merge sort finds and takes whole: ten times faster than quicksort there, which
+    is the faster on keys in no order (a first build's).
+    """
+    descents = np.count_nonzero(keys[1:] < keys[:-1]) if len(keys) > 1 else 0
+    return np.argsort(keys, kind="stable" if descents * 100 < len(keys) else "quicksort")
 
 
 def postings(parts: Sequence[IndexPart], ids: Sequence[Ints], count: int) -> list[Posting]:
@@ -192,7 +220,7 @@ def score(merged: Merged, tool_ids: Ints, count: int) -> list[Posting]:
     key = pair_term.astype(np.int64) * (count + 1) + pair_tool
     if len(terms) * (count + 1) < 2**31:
         key = key.astype(np.int32)
-    order = np.argsort(key)
+    order = sort_order(key)
     tool_type = "<" + tool_id_type(count)
     tool_bytes = pair_tool[order].astype(tool_type).tobytes()
     score_bytes = scores[order].astype("<f8").tobytes()

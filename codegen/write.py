@@ -124,14 +124,17 @@ def _stray_files(out: Path, written: frozenset[str] | None) -> list[str]:
         written = BuildCache(out).written
     imports = set(import_names(out))
     stray: list[str] = []
-    for directory, subdirectories, files in os.walk(out):
-        relative = os.path.relpath(directory, out).replace(os.sep, "/")
-        prefix = "" if relative == "." else relative + "/"
+    # Each folder's relative prefix, set as its parent is walked (see `generated_files`).
+    prefixes = {str(out): ""}
+    for directory, subdirectories, files in os.walk(str(out)):
+        prefix = prefixes.pop(directory)
         subdirectories[:] = sorted(
             name
             for name in subdirectories
             if name not in DISPOSABLE and not (not prefix and name == CACHE_DIR)
         )
+        for name in subdirectories:
+            prefixes[os.path.join(directory, name)] = f"{prefix}{name}/"
         for name in sorted(files):
             path = prefix + name
             if written is not None:
@@ -304,12 +307,16 @@ def stage_package(
     )
     try:
         problems, entries = _stage(rendered, files, digests, staging, package, index)
+        # The servers' lines of the cache while the index is being written: only the
+        # header needs the index file's stamp.
+        lines = _server_lines(rendered, entries)
+        index.wait()
     finally:
         index.stop()
     index_name = f"{package}/{INDEX_FILENAME}"
     found = os.stat(staging / index_name)
     entries[index_name] = [UNHASHED, found.st_size, found.st_mtime_ns, found.st_ino]
-    _save_cache(rendered, staging, state, entries, kept_top)
+    _save_cache(rendered, staging, state, entries, kept_top, lines)
     new_units = {unit_of(name) for name in entries} | {INDEX_PARTS_PATH.as_posix()}
     kept_units = {server.directory for server in rendered.servers if server.kept} | set(kept_top)
     old_units = {unit_of(name) for name in cache.top}
@@ -359,27 +366,17 @@ def _stage(
         name = relative.as_posix()
         found = os.stat(os.path.join(root, name))
         entries[name] = [hashes[name], found.st_size, found.st_mtime_ns, found.st_ino]
-    index.wait()
     return problems, entries
 
 
-def _save_cache(
-    rendered: RenderedPackage,
-    staging: Path,
-    state: str,
-    entries: dict[str, FileEntry],
-    kept_top: dict[str, FileEntry],
-) -> None:
-    """Write the new build cache into `staging`: the staged files, and those kept in place."""
-    top = dict(kept_top)
+def _server_lines(rendered: RenderedPackage, entries: dict[str, FileEntry]) -> list[bytes]:
+    """Each server's line of the new build cache (`entries`: the staged files)."""
     by_unit: dict[str, dict[str, FileEntry]] = defaultdict(dict)
     for name, entry in entries.items():
         unit = unit_of(name)
-        if unit == name:
-            top[name] = entry
-        else:
+        if unit != name:
             by_unit[unit][name] = entry
-    lines = [cache_header(state, top, rendered.digests, rendered.idents)]
+    lines = []
     for server in rendered.servers:
         record = server.record
         if server.kept and record is not None:
@@ -411,9 +408,27 @@ def _save_cache(
             dict(sorted(keyed.items())), ensure_ascii=False, separators=(",", ":")
         ).encode("utf-8")
         lines.append(server_line(server.name, server.key, files, server.reuse, tools_text))
+    return lines
+
+
+def _save_cache(
+    rendered: RenderedPackage,
+    staging: Path,
+    state: str,
+    entries: dict[str, FileEntry],
+    kept_top: dict[str, FileEntry],
+    lines: list[bytes],
+) -> None:
+    """Write the new build cache into `staging`: the staged files, and those kept in place.
+
+    `lines` are the servers' (`_server_lines`).
+    """
+    top = dict(kept_top)
+    top.update((name, entry) for name, entry in entries.items() if unit_of(name) == name)
+    header = cache_header(state, top, rendered.digests, rendered.idents)
     # The folder ignores itself, so a committed package never commits its cache.
     (staging / CACHE_DIR / ".gitignore").write_text("*\n", encoding="utf-8")
-    (staging / CACHE_PATH).write_bytes(b"\n".join(lines) + b"\n")
+    (staging / CACHE_PATH).write_bytes(b"\n".join([header, *lines]) + b"\n")
 
 
 _ENTRY_FIELDS = tuple(item.name for item in fields(IndexEntry))

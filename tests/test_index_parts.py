@@ -8,6 +8,7 @@ import sqlite3
 from array import array
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,12 @@ from codegen.index import (
     build_index,
     entries_from_snapshot,
     indexed_text,
+    prepare_index,
     write_index,
 )
-from codegen.indexparts import (
-    decode_part,
-    encode_part,
-    part_of,
-    read_parts,
-    write_parts,
-)
+from codegen.indexparts import part_of
+from codegen.indexstore import read_stored, write_stored
+from codegen.postings import combine, merge
 from codegen.runtime.search import SCORE_TYPE, idf_of, tool_id_type
 from codegen.snapshot import ServerSnapshot, Snapshot, ToolSnapshot
 from tests.conftest import SHARED_DATA
@@ -115,57 +113,88 @@ def test_parts_from_the_parts_file_give_the_same_index(tmp_path: Path) -> None:
     for entry in entries:
         by_server[entry.server].append(entry)
     build_index(entries, tmp_path / "full", generator_version="1")
-    write_parts(
-        tmp_path / "parts.bin",
-        {server: encode_part(part_of(group)) for server, group in by_server.items()},
-    )
-    stored = read_parts(tmp_path / "parts.bin")
-    assert sorted(stored) == sorted(by_server)
-    # Any order of parts, read back from the file: the same bytes.
-    parts = [decode_part(stored[server]) for server in sorted(by_server, reverse=True)]
-    write_index(parts, tmp_path / "from-parts", generator_version="1")
+    # Any order of parts, stored merged and read back from the file: the same bytes.
+    servers = sorted(by_server, reverse=True)
+    made = [part_of(by_server[server]) for server in servers]
+    write_stored(tmp_path / "parts.bin", [f"key {s}" for s in servers], made, merge(made))
+    stored = read_stored(tmp_path / "parts.bin")
+    assert stored.keys == [f"key {s}" for s in servers]
+    assert [part.server for part in stored.parts] == servers
+    assert [part.rows() for part in stored.parts] == [part.rows() for part in made]
+    write_index(stored.parts, tmp_path / "from-parts", generator_version="1", merged=stored.merged)
     assert _sha(tmp_path / "from-parts") == _sha(tmp_path / "full")
     # Rows copied from the previous index rather than parsed: the same bytes.
-    write_index(parts, tmp_path / "copied", generator_version="1", previous=tmp_path / "full")
+    write_index(
+        stored.parts,
+        tmp_path / "copied",
+        generator_version="1",
+        previous=tmp_path / "full",
+        merged=stored.merged,
+    )
     assert _sha(tmp_path / "copied") == _sha(tmp_path / "full")
     # A previous index that lacks some of them: the rows are parsed after all.
     build_index(entries[:-5], tmp_path / "fewer", generator_version="1")
-    write_index(parts, tmp_path / "parsed", generator_version="1", previous=tmp_path / "fewer")
-    assert _sha(tmp_path / "parsed") == _sha(tmp_path / "full")
-
-
-def test_a_damaged_parts_file_or_part_is_refused(tmp_path: Path) -> None:
-    entries = entries_from_snapshot(
-        Snapshot(
-            servers=(
-                ServerSnapshot(
-                    name="s",
-                    tools=(
-                        ToolSnapshot(name="get_time", description="Get the time", inputSchema={}),
-                    ),
-                ),
-            )
-        )
+    write_index(
+        stored.parts,
+        tmp_path / "parsed",
+        generator_version="1",
+        previous=tmp_path / "fewer",
+        merged=stored.merged,
     )
-    encoded = encode_part(part_of(entries))
-    assert decode_part(encoded).rows() == part_of(entries).rows()
-    with pytest.raises(ValueError):
-        decode_part(encoded[:-1])
-    with pytest.raises(ValueError):
-        decode_part(encoded + b"\0")
+    assert _sha(tmp_path / "parsed") == _sha(tmp_path / "full")
+    # The index begun beforehand with the previous one's rows (`prepare_index`), whether
+    # they are those tools' or not, or with none (no such file): the same bytes.
+    for previous in ("full", "fewer", "missing"):
+        write_index(
+            stored.parts,
+            tmp_path / f"prepared-{previous}",
+            generator_version="1",
+            previous=tmp_path / previous,
+            merged=stored.merged,
+            prepared=prepare_index(tmp_path / previous),
+        )
+        assert _sha(tmp_path / f"prepared-{previous}") == _sha(tmp_path / "full")
+    assert not (tmp_path / "missing").exists()
+    # Parts made afresh (rows not stored) into one begun with every row: taken out.
+    write_index(
+        made,
+        tmp_path / "fresh",
+        generator_version="1",
+        merged=merge(made),
+        prepared=prepare_index(tmp_path / "full"),
+    )
+    assert _sha(tmp_path / "fresh") == _sha(tmp_path / "full")
+
+
+def test_a_damaged_parts_file_is_refused(tmp_path: Path) -> None:
+    def entries(server: str) -> list[IndexEntry]:
+        tools = (
+            ToolSnapshot(name="get_time", description="Get the time", inputSchema={}),
+            ToolSnapshot(name="set_time", description="Set the clock", inputSchema={}),
+        )
+        return entries_from_snapshot(Snapshot(servers=(ServerSnapshot(name=server, tools=tools),)))
+
+    made = [part_of(entries("a")), part_of(entries("b"))]
     path = tmp_path / "parts.bin"
-    write_parts(path, {"k": encoded})
-    path.write_bytes(path.read_bytes()[:-3])
-    assert read_parts(path) == {}
-    path.write_bytes(b"not a parts file")
-    assert read_parts(path) == {}
-    assert read_parts(tmp_path / "missing") == {}
+    write_stored(path, ["ka", "kb"], made, merge(made))
+    good = path.read_bytes()
+    assert read_stored(path).keys == ["ka", "kb"]
+    assert [part.rows() for part in read_stored(path).parts] == [part.rows() for part in made]
+    for damaged in (good[:-3], good + b"\0", b"not a parts file", good[:40]):
+        path.write_bytes(damaged)
+        assert read_stored(path).keys == []
+    # A pair of the first part pointing at a tool of the second: refused, not scored.
+    merged = merge(made)
+    wrong = merged.pair_tool.copy()
+    wrong[0] = len(made[0].paths)
+    write_stored(path, ["ka", "kb"], made, replace(merged, pair_tool=wrong))
+    assert read_stored(path).keys == []
+    assert read_stored(tmp_path / "missing").keys == []
+    assert read_stored(None).keys == []
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="the shared dev corpus is not beside the repo")
 def test_a_merge_with_servers_swapped_scores_as_a_merge_from_scratch(tmp_path: Path) -> None:
-    from codegen.postings import combine, merge
-
     entries = _corpus(900)
     by_server: dict[str, list[IndexEntry]] = defaultdict(list)
     for entry in entries:
@@ -198,4 +227,21 @@ def test_a_merge_with_servers_swapped_scores_as_a_merge_from_scratch(tmp_path: P
     rest = [entry for server in servers[2:] for entry in by_server[server]]
     build_index([*rest, *changed, *new], tmp_path / "full", generator_version="1")
     assert _sha(tmp_path / "combined") == _sha(tmp_path / "full")
+    # The same through the parts file, twice: stored, read back, combined, stored again
+    # (the terms only the dropped servers held are left out of it), and so on.
+    keys = [f"key {server}" for server in servers]
+    write_stored(tmp_path / "parts.bin", keys, base_parts, merge(base_parts))
+    stored = read_stored(tmp_path / "parts.bin")
+    combined = combine(stored.merged, keep, merge(extra))
+    kept_parts = [part for part, kept in zip(stored.parts, keep, strict=True) if kept]
+    write_index([*kept_parts, *extra], tmp_path / "stored", generator_version="1", merged=combined)
+    assert _sha(tmp_path / "stored") == _sha(tmp_path / "full")
+    kept_keys = [key for key, kept in zip(keys, keep, strict=True) if kept]
+    write_stored(
+        tmp_path / "parts.bin", [*kept_keys, "changed", "new"], [*kept_parts, *extra], combined
+    )
+    again = read_stored(tmp_path / "parts.bin")
+    assert len(again.merged.terms) < len(combined.terms)  # the dropped servers' own terms
+    write_index(again.parts, tmp_path / "again", generator_version="1", merged=again.merged)
+    assert _sha(tmp_path / "again") == _sha(tmp_path / "full")
     assert ("zebra",) in {(row[0],) for row in _rows(tmp_path / "full", "postings")}
