@@ -75,7 +75,7 @@ from .inside.protocol import FAILED_TO_REPORT, DiskQuota, Job, Outcome, ResultMe
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .owner import stale, write_marker
 from .policy import SandboxPolicy
-from .precheck import CheckReport, CodeChecker
+from .precheck import Checking, CheckReport, CodeChecker
 from .quotas import Quotas, TmpfsBudget, tmpfs_budget
 from .result import ExecutionError, ExecutionResult, NetworkConnection
 from .skillsview import refresh_skills_view
@@ -531,11 +531,13 @@ class Executor:
         timeout = limits.timeout if timeout is None else timeout
         memory = limits.memory_mb if memory_mb is None else memory_mb
         checking = time.perf_counter()
-        report = CheckReport()
+        check = Checking(CheckReport())
         if self._checker is not None:
-            report = await self._checker.check(
+            # ty's part runs beside the code when it cannot stop it (see `precheck`).
+            check = await self._checker.begin(
                 code, self.policy.check_code, filename, budget=self.cpu_budget
             )
+            report = check.report
             stopped = _stopped(report, self.policy.check_code, checking)
             if stopped is not None:
                 certain = report.certain
@@ -546,6 +548,30 @@ class Executor:
                     errors=len(certain) or None,
                 )
                 return stopped
+        try:
+            result = await self._run(code, filename, timeout, memory, limits, hooks)
+            report = await check.finish()  # warnings of a check that ran beside the code
+        finally:
+            check.cancel()  # the caller went away, or the run failed: ty ends with it
+        result = result.model_copy(update={"diagnostics": list(report.diagnostics)})
+        if self.privacy is not None:
+            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
+        return result
+
+    async def _run(
+        self,
+        code: str,
+        filename: str,
+        timeout: float,
+        memory: int,
+        limits: Limits,
+        hooks: ExecutionHooks | None,
+    ) -> ExecutionResult:
+        """Run checked code in a sandbox: the result, its network log included.
+
+        Raises:
+            SandboxError: no sandbox can be started.
+        """
         await asyncio.to_thread(self._refresh_skills_view)
         sandbox = await self._acquire()
         assert self._server is not None
@@ -595,16 +621,12 @@ class Executor:
         if direct and not self.unsafe:  # telemetry: tried around the proxy (seen inside)
             security_event("egress_refused", reason="direct", scheme="direct", count=len(direct))
         logged = connections.entries if connections is not None else []
-        result = result.model_copy(
+        return result.model_copy(
             update={
                 "connections": [*logged, *direct],
                 "connections_dropped": connections.dropped if connections is not None else 0,
-                "diagnostics": list(report.diagnostics),
             }
         )
-        if self.privacy is not None:
-            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
-        return result
 
     def _disks(self) -> dict[str, DiskQuota]:
         """The sandbox's file systems and what sets their sizes, for a message when one is full."""
