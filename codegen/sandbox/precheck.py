@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .bridge.limits import CpuBudget
+from .bridge.limits import INLINE_CODE_CHARS, CpuBudget
 from .concurrency import TYPE_CHECK, run_checker
 from .policy import CheckMode
 from .result import CheckDiagnostic
@@ -794,7 +794,9 @@ class CodeChecker:
             return Checking(
                 CheckReport(note=f"code over {MAX_CHECK_BYTES // 1024} KiB is not checked")
             )
-        analysed = await (budget or CpuBudget()).run(self._analyse, code, filename, mode)
+        analysed = await (budget or CpuBudget()).run(
+            self._analyse, code, filename, mode, inline=self._small(code)
+        )
         if isinstance(analysed, str):
             return Checking(CheckReport(syntax_error=analysed))
         if analysed is None:
@@ -809,6 +811,15 @@ class CodeChecker:
             return Checking(await self._typed(code, analysis, lines))
         typing = asyncio.ensure_future(self._typed(code, analysis, lines))
         return Checking(self._report(analysis, lines, None, None), typing)
+
+    def _small(self, code: str) -> bool:
+        """Whether the analysis of `code` is bounded below a thread's hand-over: short
+        code (`INLINE_CODE_CHARS`) that cannot import the package or skills (whose
+        check reads the package's files)."""
+        if len(code) > INLINE_CODE_CHARS:
+            return False
+        names = ("servers", "skills", self.package.name or "servers")
+        return not any(name in code for name in names)
 
     async def _typed(self, code: str, analysis: _Analysis, lines: list[str]) -> CheckReport:
         """The report with ty's findings (or a note saying why there are none)."""

@@ -42,7 +42,7 @@ from ..runtime.errors import ConfigError
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.bridge.approval import ApprovalPolicy, approval_policy
 from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
-from ..sandbox.bridge.limits import CpuBudget
+from ..sandbox.bridge.limits import INLINE_CODE_CHARS, CpuBudget
 from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
 from ..sandbox.egress.proxy import Resolver
@@ -519,7 +519,7 @@ async def _execute(
     timeout = float(given.get("timeout", state.settings.policy.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
-    refusal = await state.budget(key).run(code_refusal, code)
+    refusal = await state.budget(key).run(code_refusal, code, inline=len(code) <= INLINE_CODE_CHARS)
     if refusal is not None:
         reason, message = refusal
         if reason == "syntax":
