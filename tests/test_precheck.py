@@ -235,7 +235,9 @@ def test_ty_runs_first_only_when_it_could_stop_the_code(checker: CodeChecker) ->
         checking = await checker.begin(code, mode)  # type: ignore[arg-type]
         return checking.report, await checking.finish()
 
-    calls = "from servers.time import get_current_time\nawait get_current_time(timezone='UTC', tz=1)"
+    calls = (
+        "from servers.time import get_current_time\nawait get_current_time(timezone='UTC', tz=1)"
+    )
     before, after = asyncio.run(begin(calls, "block"))
     assert [item.rule for item in before.certain] == ["unknown-argument"]
     assert after == before
