@@ -540,6 +540,7 @@ class Executor:
             report = check.report
             stopped = _stopped(report, self.policy.check_code, checking)
             if stopped is not None:
+                check.cancel()
                 certain = report.certain
                 security_event(  # telemetry: why the check stopped it, never the code
                     "code_refused",
