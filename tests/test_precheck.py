@@ -9,6 +9,8 @@ blocked execution calls nothing, is in test_sandbox_policy.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -208,9 +210,77 @@ def test_a_missing_or_failing_checker_lets_the_code_run(tmp_path: Path) -> None:
     broken.chmod(0o755)
     checker = CodeChecker(PACKAGE, tmp_path / "root", ty=str(broken))
     checker.prepare()
-    report = asyncio.run(checker.check("print(1)", "block"))
+    code = "from servers.time import get_current_time\nprint(get_current_time)"
+    report = asyncio.run(checker.check(code, "block"))
     assert report.certain == [] and report.note is not None
     assert "the type checker failed (status 2: boom)" in report.note
+
+
+def test_ty_only_checks_code_that_uses_the_package(checker: CodeChecker) -> None:
+    """ty says nothing a run would not about code that imports neither the package nor
+    skills: it does not run (a trivial execution does not pay for its start)."""
+    plain = "count: int = 'many'\nprint(count)"
+    assert check(checker, plain) == CheckReport()
+    for uses in ("import servers.time", "from mcp_demo.servers import crm", "import skills"):
+        report = check(checker, f"{uses}\n{plain}")  # (this checker has no skills directory)
+        found = {(item.line, item.rule) for item in report.diagnostics}
+        assert (2, "invalid-assignment") in found, (uses, found)
+
+
+def test_ty_runs_first_only_when_it_could_stop_the_code(checker: CodeChecker) -> None:
+    """Certain findings of ty are only at calls of tools: code calling one waits for
+    ty (in `block` mode); other code runs while ty checks it, and gets its warnings after."""
+
+    async def begin(code: str, mode: str) -> tuple[CheckReport, CheckReport]:
+        checking = await checker.begin(code, mode)  # type: ignore[arg-type]
+        return checking.report, await checking.finish()
+
+    calls = (
+        "from servers.time import get_current_time\nawait get_current_time(timezone='UTC', tz=1)"
+    )
+    before, after = asyncio.run(begin(calls, "block"))
+    assert [item.rule for item in before.certain] == ["unknown-argument"]
+    assert after == before
+    before, after = asyncio.run(begin(calls, "warn"))
+    assert before.diagnostics == ()  # the code runs while ty checks it
+    assert [item.rule for item in after.certain] == ["unknown-argument"]
+    imports = "from servers.time import get_current_time\ncount: int = 'many'"
+    before, after = asyncio.run(begin(imports, "block"))
+    assert before.diagnostics == ()
+    assert [(item.line, item.rule, item.certain) for item in after.diagnostics] == [
+        (2, "invalid-assignment", False)
+    ]
+
+
+def test_a_check_beside_the_code_ends_with_it(tmp_path: Path) -> None:
+    """Cancelling a check that runs beside the code kills ty's process."""
+    started = tmp_path / "started"
+    slow = tmp_path / "ty"
+    slow.write_text(f"#!/bin/sh\necho $$ > {started}\nexec sleep 60\n", encoding="utf-8")
+    slow.chmod(0o755)
+    checker = CodeChecker(PACKAGE, tmp_path / "root", ty=str(slow))
+    checker.prepare()
+
+    async def cancelled() -> int:
+        checking = await checker.begin("import servers.time", "block")
+        assert checking.report == CheckReport()
+        while not started.exists() or not started.read_text(encoding="utf-8").strip():
+            await asyncio.sleep(0.01)
+        checking.cancel()
+        await asyncio.sleep(0.2)
+        return int(started.read_text(encoding="utf-8"))
+
+    pid = asyncio.run(asyncio.wait_for(cancelled(), 30))
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            if stat.read().split(") ")[1].startswith("Z"):
+                return  # killed, not yet reaped
+        time.sleep(0.05)
+    raise AssertionError(f"ty ({pid}) still runs after its check was cancelled")
 
 
 @pytest.mark.parametrize(

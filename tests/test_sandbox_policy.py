@@ -223,6 +223,19 @@ def test_warnings_come_beside_the_result(run: Any, mail_log: Path) -> None:
     }
 
 
+def test_code_that_cannot_be_stopped_runs_while_it_is_checked(run: Any) -> None:
+    """Code calling no tool runs beside ty (nothing ty finds could stop it); ty's
+    warnings still come with its result. Code using neither the package nor skills is
+    not type-checked at all: its run says what ty would."""
+    checked = run("import servers.crm as crm\ncount: int = 'many'\nprint(crm.__name__)\ncount")
+    assert checked.error is None and checked.value == "many", checked.error
+    assert [(d.line, d.rule, d.certain) for d in checked.diagnostics] == [
+        (2, "invalid-assignment", False)
+    ]
+    plain = run("count: int = 'many'\ncount")
+    assert plain.error is None and plain.value == "many" and plain.diagnostics == []
+
+
 def test_the_sandbox_gets_its_cpu_share(loop: asyncio.AbstractEventLoop) -> None:
     share = 0.25
     ex = Executor(None, policy=parse_sandbox_policy({"limits": {"cpu": share}}))

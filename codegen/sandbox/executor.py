@@ -75,10 +75,10 @@ from .inside.protocol import FAILED_TO_REPORT, DiskQuota, Job, Outcome, ResultMe
 from .launch import GvisorLauncher, Launcher, SharedDirs, UnsafeLocalLauncher, WorkerSpec
 from .owner import stale, write_marker
 from .policy import SandboxPolicy
-from .precheck import CheckReport, CodeChecker
+from .precheck import Checking, CheckReport, CodeChecker
 from .quotas import Quotas, TmpfsBudget, tmpfs_budget
 from .result import ExecutionError, ExecutionResult, NetworkConnection
-from .skillsview import refresh_skills_view
+from .skillsview import SkillsView
 from .state import StateDir, close_state, open_state, unmount
 
 __all__ = ["Executor", "Limits", "UnsafeLocalExecutor", "sweep_stale_workdirs"]
@@ -216,7 +216,7 @@ class Executor:
         self._server: BridgeServer | None = None
         self._egress: EgressProxy | None = None
         self._checker: CodeChecker | None = None
-        self._skills_view: Path | None = None
+        self._skills_view: SkillsView | None = None
         self._idle: asyncio.Queue[_Sandbox | BaseException] = asyncio.Queue()
         self._live: set[_Sandbox] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -387,24 +387,24 @@ class Executor:
             bounded=not self.unsafe,
         )
         self.state_dir = self._state.path
-        self._skills_view = workdir / "skills-view"
-        self._skills_view.mkdir(mode=0o755, exist_ok=True)
+        view = workdir / "skills-view"
+        view.mkdir(mode=0o755, exist_ok=True)
+        session = self._session.skills if self._session else None
+        self._skills_view = SkillsView(view, self.skills_dir, session)
         shared = SharedDirs(
             skills=self.skills_dir,
-            session_skills=self._session.skills if self._session else None,
+            session_skills=session,
             state=self.state_dir,
-            skills_view=self._skills_view,
+            skills_view=view,
         )
-        self._refresh_skills_view(shared)
+        self._refresh_skills_view()
         return shared
 
-    def _refresh_skills_view(self, shared: SharedDirs | None = None) -> None:
+    def _refresh_skills_view(self) -> None:
         """Point `/skills` at the skills the session imports now (saved or promoted since)."""
-        if self._skills_view is None:
-            return
-        session = self._session.skills if self._session else None
-        with contextlib.suppress(OSError):
-            refresh_skills_view(self._skills_view, self.skills_dir, session)
+        if self._skills_view is not None:
+            with contextlib.suppress(OSError):
+                self._skills_view.refresh()
 
     def _make_checker(self, workdir: Path, shared: SharedDirs) -> CodeChecker:
         """The checker of this session's code: the package, the mounted libraries, the skills.
@@ -531,13 +531,16 @@ class Executor:
         timeout = limits.timeout if timeout is None else timeout
         memory = limits.memory_mb if memory_mb is None else memory_mb
         checking = time.perf_counter()
-        report = CheckReport()
+        check = Checking(CheckReport())
         if self._checker is not None:
-            report = await self._checker.check(
+            # ty's part runs beside the code when it cannot stop it (see `precheck`).
+            check = await self._checker.begin(
                 code, self.policy.check_code, filename, budget=self.cpu_budget
             )
+            report = check.report
             stopped = _stopped(report, self.policy.check_code, checking)
             if stopped is not None:
+                check.cancel()
                 certain = report.certain
                 security_event(  # telemetry: why the check stopped it, never the code
                     "code_refused",
@@ -546,7 +549,32 @@ class Executor:
                     errors=len(certain) or None,
                 )
                 return stopped
-        await asyncio.to_thread(self._refresh_skills_view)
+        try:
+            result = await self._run(code, filename, timeout, memory, limits, hooks)
+            report = await check.finish()  # warnings of a check that ran beside the code
+        finally:
+            check.cancel()  # the caller went away, or the run failed: ty ends with it
+        result = result.model_copy(update={"diagnostics": list(report.diagnostics)})
+        if self.privacy is not None and _may_hide(self.privacy, result):
+            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
+        return result
+
+    async def _run(
+        self,
+        code: str,
+        filename: str,
+        timeout: float,
+        memory: int,
+        limits: Limits,
+        hooks: ExecutionHooks | None,
+    ) -> ExecutionResult:
+        """Run checked code in a sandbox: the result, its network log included.
+
+        Raises:
+            SandboxError: no sandbox can be started.
+        """
+        if self._skills_view is not None and self._skills_view.stale():
+            await asyncio.to_thread(self._refresh_skills_view)
         sandbox = await self._acquire()
         assert self._server is not None
         token, log = self._server.open()
@@ -595,16 +623,12 @@ class Executor:
         if direct and not self.unsafe:  # telemetry: tried around the proxy (seen inside)
             security_event("egress_refused", reason="direct", scheme="direct", count=len(direct))
         logged = connections.entries if connections is not None else []
-        result = result.model_copy(
+        return result.model_copy(
             update={
                 "connections": [*logged, *direct],
                 "connections_dropped": connections.dropped if connections is not None else 0,
-                "diagnostics": list(report.diagnostics),
             }
         )
-        if self.privacy is not None:
-            result = await self.cpu_budget.run(_hide_known, self.privacy, result)
-        return result
 
     def _disks(self) -> dict[str, DiskQuota]:
         """The sandbox's file systems and what sets their sizes, for a message when one is full."""
@@ -685,6 +709,12 @@ def _tokenizer(
 
     loaded = load_config(config)
     return Tokenizer(parse_policy(loaded.privacy, loaded.path))
+
+
+def _may_hide(privacy: Tokenizer, result: ExecutionResult) -> bool:
+    """Whether `_hide_known` could change `result`: the session knows a value, or the
+    value nests (past `MAX_DEPTH` it is cut whatever the session knows)."""
+    return bool(len(privacy.known)) or isinstance(result.value, dict | list)
 
 
 def _hide_known(privacy: Tokenizer, result: ExecutionResult) -> ExecutionResult:

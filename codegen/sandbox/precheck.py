@@ -27,6 +27,13 @@ exist. Those carry the
 tool's signature. With `check_code: block` certain errors stop the execution
 before anything runs; everything else comes back as warnings beside the result.
 
+ty runs only on code that imports the package or `skills` (on other code it has
+nothing to say that the run itself does not), and the code waits for it only
+when ty could stop it: in `block` mode, when the code calls a tool or imports
+what does not exist. Otherwise ty runs beside the code and its warnings join
+the result (`CodeChecker.begin`, `Checking.finish`): a trivial execution does
+not pay for a type checker's start.
+
 ty runs with the limits of `concurrency.TYPE_CHECK` (10 s, 8 s of CPU, 1 GiB of
 address space; checker processes two at a time per event loop); if it is missing,
 fails or passes a limit, the code still runs and the report says why it was not
@@ -36,6 +43,7 @@ type-checked.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import difflib
 import json
@@ -49,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .bridge.limits import CpuBudget
+from .bridge.limits import INLINE_CODE_CHARS, CpuBudget
 from .concurrency import TYPE_CHECK, run_checker
 from .policy import CheckMode
 from .result import CheckDiagnostic
@@ -58,6 +66,7 @@ __all__ = [
     "CERTAIN_RULES",
     "MAX_CHECK_BYTES",
     "CheckReport",
+    "Checking",
     "CodeChecker",
     "find_ty",
     "syntax_error",
@@ -136,6 +145,38 @@ class CheckReport:
         lines = [f"the code was not run: the check found {len(errors)} {noun} before it started"]
         lines += [str(item) for item in errors]
         return "\n".join(lines)
+
+
+class Checking:
+    """A check under way: what was known before the code runs, and ty's part if it runs beside.
+
+    Args:
+        report: what the code must not run without (syntax, imports, and ty's findings
+            when they could block it).
+        typing: ty's check of the code, running while the code does (its findings can
+            only be warnings), or None.
+    """
+
+    def __init__(self, report: CheckReport, typing: asyncio.Future[CheckReport] | None = None):
+        self.report = report
+        self._typing = typing
+
+    async def finish(self) -> CheckReport:
+        """The whole report: `report`, with ty's findings once it is done.
+
+        Cancelling the caller cancels ty too (its process is killed).
+        """
+        if self._typing is None:
+            return self.report
+        try:
+            return await self._typing
+        finally:
+            self._typing.cancel()
+
+    def cancel(self) -> None:
+        """Stop ty if it still runs (the code was refused, or its caller went away)."""
+        if self._typing is not None:
+            self._typing.cancel()
 
 
 # --- the package, as the check sees it -------------------------------------------
@@ -309,6 +350,8 @@ class _Analysis:
         default_factory=list
     )
     """(span, call, (server, tool)) of each call of a tool."""
+    touches: bool = False
+    """Whether the code imports from the package (`servers`, `<package>`) or `skills`."""
 
 
 def _char_column(lines: Sequence[str], line: int, byte_offset: int) -> int:
@@ -379,7 +422,15 @@ class _Imports:
         signature = self.package.signature(server, close) if close else None
         self.problem(node, f"servers.{server} has no tool {tool!r}{hint}", signature)
 
+    def note_import(self, module: str | None) -> None:
+        """Remember an import of the package or of skills (what ty has something to say about)."""
+        top = (module or "").split(".")[0]
+        if top in ("servers", "skills") or (top and top == self.package.name):
+            self.result.touches = True
+
     def visit_import_from(self, node: ast.ImportFrom) -> None:
+        if not node.level:
+            self.note_import(node.module)
         parts = None if node.level else self.package.servers_path(node.module)
         if parts is None:
             return
@@ -423,6 +474,7 @@ class _Imports:
 
     def visit_import(self, node: ast.Import) -> None:
         for alias in node.names:
+            self.note_import(alias.name)
             parts = self.package.servers_path(alias.name)
             if parts is None:
                 continue
@@ -711,27 +763,81 @@ class CodeChecker:
     ) -> CheckReport:
         """Check `code`: syntax always; imports and types unless `mode` is `off`.
 
+        The whole report: `begin` and then `Checking.finish`.
+        Never raises for anything about the code; a checker that cannot run is a note.
+        """
+        checking = await self.begin(code, mode, filename, budget=budget)
+        return await checking.finish()
+
+    async def begin(
+        self,
+        code: str,
+        mode: CheckMode,
+        filename: str = "<code>",
+        *,
+        budget: CpuBudget | None = None,
+    ) -> Checking:
+        """Check what must be known before `code` runs; type-check the rest beside its run.
+
+        ty only runs when the code imports the package or `skills` (on other code
+        it has nothing to say that the run itself does not). Its findings can
+        only be certain inside a call of a tool (see `_classify`), so ty runs
+        before the code when the code calls a tool, or imports something that
+        does not exist, and `mode` is `block`; otherwise the code need not wait
+        for it, and its warnings are added by `Checking.finish`.
+
         The parse and the analysis are host work on hostile input: they run off the
         event loop, charged to the session's `budget` (a fresh one if none is given).
         Never raises for anything about the code; a checker that cannot run is a note.
         """
         if len(code.encode("utf-8", "replace")) > MAX_CHECK_BYTES:
-            return CheckReport(note=f"code over {MAX_CHECK_BYTES // 1024} KiB is not checked")
-        analysed = await (budget or CpuBudget()).run(self._analyse, code, filename, mode)
+            return Checking(
+                CheckReport(note=f"code over {MAX_CHECK_BYTES // 1024} KiB is not checked")
+            )
+        analysed = await (budget or CpuBudget()).run(
+            self._analyse, code, filename, mode, inline=self._small(code)
+        )
         if isinstance(analysed, str):
-            return CheckReport(syntax_error=analysed)
+            return Checking(CheckReport(syntax_error=analysed))
         if analysed is None:
-            return CheckReport()
+            return Checking(CheckReport())
         analysis, lines = analysed
-        diagnostics = list(analysis.problems)
-        note = None
-        found = await self._run_ty(code) if self.ty and self._prepared else None
-        if isinstance(found, str):
-            note = found
-        elif found is not None:
-            diagnostics += self._classify(found, analysis, lines)
-        elif not self.ty:
+        if not self.ty:
             note = "the type checker (ty) is not installed; only syntax and imports were checked"
+            return Checking(self._report(analysis, lines, None, note))
+        if not self._prepared or not analysis.touches:
+            return Checking(self._report(analysis, lines, None, None))
+        if mode == "block" and (analysis.calls or analysis.problems):
+            return Checking(await self._typed(code, analysis, lines))
+        typing = asyncio.ensure_future(self._typed(code, analysis, lines))
+        return Checking(self._report(analysis, lines, None, None), typing)
+
+    def _small(self, code: str) -> bool:
+        """Whether the analysis of `code` is bounded below a thread's hand-over: short
+        code (`INLINE_CODE_CHARS`) that cannot import the package or skills (whose
+        check reads the package's files)."""
+        if len(code) > INLINE_CODE_CHARS:
+            return False
+        names = ("servers", "skills", self.package.name or "servers")
+        return not any(name in code for name in names)
+
+    async def _typed(self, code: str, analysis: _Analysis, lines: list[str]) -> CheckReport:
+        """The report with ty's findings (or a note saying why there are none)."""
+        found = await self._run_ty(code)
+        if isinstance(found, str):
+            return self._report(analysis, lines, None, found)
+        return self._report(analysis, lines, found, None)
+
+    def _report(
+        self,
+        analysis: _Analysis,
+        lines: list[str],
+        found: list[_TyDiagnostic] | None,
+        note: str | None,
+    ) -> CheckReport:
+        diagnostics = list(analysis.problems)
+        if found is not None:
+            diagnostics += self._classify(found, analysis, lines)
         certain = [item for item in diagnostics if item.certain]
         warnings = [item for item in diagnostics if not item.certain][:MAX_WARNINGS]
         ordered = sorted([*certain, *warnings], key=lambda item: (item.line, item.column))
@@ -799,7 +905,10 @@ class CodeChecker:
         assert self.ty is not None
         name = f"check_{secrets.token_hex(6)}.py"
         path = self.root / name
-        path.write_text(code, encoding="utf-8")
+        try:
+            path.write_text(code, encoding="utf-8")
+        except OSError as exc:
+            return f"the type checker could not start ({exc}); the code ran unchecked"
         command = [
             self.ty,
             "check",

@@ -42,7 +42,7 @@ from ..runtime.errors import ConfigError
 from ..runtime.search import INDEX_FILENAME, SearchError, search_tools
 from ..sandbox.bridge.approval import ApprovalPolicy, approval_policy
 from ..sandbox.bridge.host import DEFAULT_MAX_RESULT_BYTES
-from ..sandbox.bridge.limits import CpuBudget
+from ..sandbox.bridge.limits import INLINE_CODE_CHARS, CpuBudget
 from ..sandbox.bridge.privacy import PrivacyPolicy, Tokenizer, parse_policy
 from ..sandbox.bridge.skills import SkillStore, default_skills_dir
 from ..sandbox.egress.proxy import Resolver
@@ -60,6 +60,7 @@ from .interaction import execution_hooks
 from .limits import Admission, disconnected
 from .modules import Catalogue, ModuleError
 from .sessions import Workspaces
+from .stdio import LineReader, LineWriter, event_loop_stdio
 from .tools import (
     MAX_QUERY_CHARS,
     MAX_TEXT_CHARS,
@@ -519,7 +520,7 @@ async def _execute(
     timeout = float(given.get("timeout", state.settings.policy.timeout))
     if not 0 < timeout <= MAX_TIMEOUT:
         return text_result(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} s", error=True)
-    refusal = await state.budget(key).run(code_refusal, code)
+    refusal = await state.budget(key).run(code_refusal, code, inline=len(code) <= INLINE_CODE_CHARS)
     if refusal is not None:
         reason, message = refusal
         if reason == "syntax":
@@ -581,7 +582,11 @@ async def run_stdio(server: Server[State]) -> None:
     try:
         # The handshake era only (issue 17): `Server.run` would let a client open the
         # 2026-07-28 era, which has no back channel for an approval's elicitation.
-        async with stdio_server() as (read_stream, write_stream), server.lifespan(server) as state:
+        async with (
+            event_loop_stdio() as streams,
+            stdio_server(*_sdk_files(streams)) as (read_stream, write_stream),
+            server.lifespan(server) as state,
+        ):
             try:
                 await serve_loop(
                     server,
@@ -598,6 +603,12 @@ async def run_stdio(server: Server[State]) -> None:
         _, rest = group.split((BrokenPipeError, ConnectionError))
         if rest is not None:
             raise rest from None
+
+
+def _sdk_files(streams: tuple[LineReader, LineWriter] | None) -> tuple[Any, Any]:
+    """`stdio_server`'s stdin and stdout: ours, read on the event loop, when there are
+    (it takes any object that iterates lines and writes text; None: its own)."""
+    return streams if streams is not None else (None, None)
 
 
 async def run_http(
