@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ..pyparse import parse
 from .bridge.limits import INLINE_CODE_CHARS, CpuBudget
 from .concurrency import TYPE_CHECK, run_checker
 from .policy import CheckMode
@@ -187,7 +188,7 @@ def _module_names(path: Path, mtime: float) -> tuple[frozenset[str], tuple[str, 
     """(top-level names a module defines or imports, its `__all__`) (mtime: a cache key)."""
     del mtime
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
         return frozenset(), ()
     names: set[str] = set()
@@ -251,7 +252,7 @@ def _format_arguments(args: ast.arguments) -> str:
 def _function(path: Path, mtime: float, name: str) -> _Function | None:
     del mtime
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     for node in tree.body:
@@ -852,7 +853,7 @@ class CodeChecker:
         if mode == "off":
             return None
         try:
-            tree = ast.parse(code, filename)  # the parser takes top-level await as it is
+            tree = parse(code, filename)  # the parser takes top-level await as it is
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
         lines = code.splitlines()

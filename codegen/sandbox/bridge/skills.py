@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ...pyparse import parse
 from ...runtime.skills import SkillEntry, skill_entry, valid_skill_name
 from ...telemetry import security_event
 from ..concurrency import SKILL_CHECK, run_checker
@@ -131,7 +132,7 @@ def parse_skills_policy(raw: Any, source: str = "mcp.json") -> frozenset[str]:
 def _defined_names(path: Path, mtime: float) -> frozenset[str]:
     """Top-level names a generated tool module defines (mtime: a cache key)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
         return frozenset()
     names: set[str] = set()
