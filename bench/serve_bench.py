@@ -168,9 +168,13 @@ def serve_small_quotas(package: str, config: str) -> None:
 
     The defaults reserve 320 MiB of tmpfs per session against half the machine's
     memory (12 GiB here: 37 sessions), and allow 32 sessions; 50 sessions need both
-    raised. Everything else is the real `serve`.
+    raised. The sizes are the policy's (they replace those of `quotas`, as the
+    config's `sandbox` section does): before, these quotas were silently replaced by
+    the policy's defaults, and 50 sessions at once could pass the tmpfs budget.
+    Everything else is the real `serve`.
     """
     from codegen.package import locate_package
+    from codegen.sandbox.policy import SandboxPolicy
     from codegen.sandbox.quotas import Quotas, ServeLimits
     from codegen.serve.app import ServeSettings, build_server, run_http
 
@@ -182,6 +186,7 @@ def serve_small_quotas(package: str, config: str) -> None:
         transport="http",
         skills_dir=tmp / "skills",
         quotas=Quotas(workspace_mb=64, tmp_mb=32, state_mb=32),
+        policy=SandboxPolicy(workspace_mb=64, tmp_mb=32, state_mb=32),
         limits=limits,
     )
     with contextlib.suppress(KeyboardInterrupt):
