@@ -31,11 +31,11 @@ from ruff.__main__ import find_ruff_bin
 from .cache import (
     CACHE_DIR,
     CACHE_PATH,
-    DISPOSABLE,
     INDEX_PARTS_PATH,
     BuildCache,
     FileEntry,
     cache_header,
+    output_files,
     server_line,
     sha256_file,
 )
@@ -124,24 +124,12 @@ def _stray_files(out: Path, written: frozenset[str] | None) -> list[str]:
         written = BuildCache(out).written
     imports = set(import_names(out))
     stray: list[str] = []
-    # Each folder's relative prefix, set as its parent is walked (see `generated_files`).
-    prefixes = {str(out): ""}
-    for directory, subdirectories, files in os.walk(str(out)):
-        prefix = prefixes.pop(directory)
-        subdirectories[:] = sorted(
-            name
-            for name in subdirectories
-            if name not in DISPOSABLE and not (not prefix and name == CACHE_DIR)
-        )
-        for name in subdirectories:
-            prefixes[os.path.join(directory, name)] = f"{prefix}{name}/"
-        for name in sorted(files):
-            path = prefix + name
-            if written is not None:
-                if path not in written:
-                    stray.append(path)
-            elif not _generated_path(PurePosixPath(path), imports):
+    for path in output_files(str(out), ordered=True):
+        if written is not None:
+            if path not in written:
                 stray.append(path)
+        elif not _generated_path(PurePosixPath(path), imports):
+            stray.append(path)
     return stray
 
 
